@@ -1,0 +1,318 @@
+"""The estimator contract every skxmc classifier inherits."""
+
+from __future__ import annotations
+
+import io
+from abc import ABCMeta, abstractmethod
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import (
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
+from tqdm.auto import tqdm
+
+from skxmc._label_info import LabelInfo, as_label_info
+from skxmc.utils._validation import (
+    check_raw_text,
+    check_targets,
+    encode_targets,
+    is_raw_text,
+    reject_bare_string,
+    warn_on_empty_rows_and_labels,
+)
+
+__all__ = ["BaseXMCClassifier"]
+
+
+class BaseXMCClassifier(
+    MultiOutputMixin, ClassifierMixin, BaseEstimator, metaclass=ABCMeta
+):
+    """Base class of the skxmc extreme multi-label classifiers.
+
+    Subclasses list all their parameters in ``__init__`` and implement two hooks:
+
+    - ``_fit(X, Y, *, label_info, seed)``: ``X`` is validated (a CSR float32
+      matrix with ``n_features_in_`` set, or a list of str for estimators with
+      ``_accepts_text = True``), ``Y`` a CSR float32 0/1 matrix of shape
+      (n_samples, n_labels_), ``label_info`` None or a :class:`~skxmc.LabelInfo`
+      aligned with ``classes_``, ``seed`` an int drawn from ``random_state``.
+    - ``_predict_topk(X, k)``: ``(scores, indices)`` float32 / int64 arrays of
+      shape (n_samples, k), best first, padded with ``-inf`` / ``-1``.
+
+    The base class validates inputs, binarizes ``y`` (indicator matrices, lists
+    of label lists with any hashable labels, and 1-D binary/multiclass vectors),
+    and derives ``predict_topk``, ``decision_function``, ``predict`` and
+    ``score`` from ``_predict_topk``.
+    """
+
+    #: Whether ``fit``/``predict`` accept raw text (a sequence of str) as X.
+    _accepts_text = False
+    #: Whether numeric X is accepted (sparse or dense features).
+    _accepts_numeric = True
+
+    _parameter_constraints: dict = {
+        "top_k": [Interval(Integral, 1, None, closed="left")],
+        "threshold": [Real],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, *, label_info=None):
+        """Fit the classifier.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or \
+                sequence of str
+            Training features, or raw documents for estimators that read text.
+        y : {array-like, sparse matrix} of shape (n_samples, n_labels), \
+                sequence of label lists, or array-like of shape (n_samples,)
+            Targets: a 0/1 indicator matrix, a list of label lists (any
+            hashable labels; ``classes_`` holds them) or a binary/multiclass
+            vector.
+        label_info : LabelInfo, sequence of str or mapping, default=None
+            Data about the labels (text, features, graph). Wrap it in
+            :class:`~skxmc.LabelInfo` so that cross-validation never splits it;
+            a sequence of str or a mapping is read as label text.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X = self._validate_X(X, reset=True)
+        label_info = as_label_info(label_info)
+        targets = check_targets(
+            y, labels=None if label_info is None else label_info.labels
+        )
+        check_consistent_length(X, targets.Y)
+        warn_on_empty_rows_and_labels(targets.Y)
+        self.classes_ = targets.classes
+        self.n_labels_ = len(targets.classes)
+        self._y_container = targets.container
+        self._y_dtype = targets.dtype
+        if label_info is not None:
+            label_info = (
+                None if label_info.is_empty else label_info.aligned_to(self.classes_)
+            )
+        seed = int(
+            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        )
+        self._fit(X, targets.Y, label_info=label_info, seed=seed)
+        return self
+
+    @abstractmethod
+    def _fit(self, X, Y: sp.csr_matrix, *, label_info: LabelInfo | None, seed: int):
+        """Fit the engine on validated inputs."""
+
+    @abstractmethod
+    def _predict_topk(self, X, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(scores, indices)`` of the ``k`` best labels for each row."""
+
+    # -------------------------------------------------------------- predict
+    def predict_topk(self, X, k=None, *, return_scores=True):
+        """Return the ``k`` best labels of each sample, best first.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or \
+                sequence of str
+            Samples to rank labels for.
+        k : int, default=None
+            Number of labels per sample; defaults to ``top_k``.
+        return_scores : bool, default=True
+            Whether to return the scores along with the labels.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, k), dtype float32
+            Scores of the retrieved labels; ``-inf`` where fewer than ``k``
+            labels were retrieved. Only returned if ``return_scores``.
+        indices : ndarray of shape (n_samples, k), dtype int64
+            Column indices into ``classes_``; ``-1`` pads missing entries.
+        """
+        check_is_fitted(self)
+        k = self._check_k(self.top_k if k is None else k)
+        X = self._validate_X(X, reset=False)
+        scores, indices = self._predict_topk(X, k)
+        scores = np.asarray(scores, dtype=np.float32)
+        indices = np.asarray(indices, dtype=np.int64)
+        return (scores, indices) if return_scores else indices
+
+    def decision_function(self, X):
+        """Scores of the top ``top_k`` labels of each sample.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or \
+                sequence of str
+            Samples to score.
+
+        Returns
+        -------
+        scores : sparse matrix of shape (n_samples, n_labels) or ndarray
+            For a multi-label fit, a CSR matrix holding the ``top_k`` best
+            scores of each row (absent entries were not retrieved; a dense
+            matrix is out of the question at millions of labels). After a fit
+            on a 1-D ``y``, sklearn's dense shapes: ``(n_samples,)`` for binary
+            (positive means ``classes_[1]``) and ``(n_samples, n_classes)`` for
+            multiclass.
+        """
+        check_is_fitted(self)
+        if self._y_container == "1d":
+            return self._dense_class_scores(X)
+        scores, indices = self.predict_topk(X, self.top_k)
+        return _topk_to_csr(scores, indices, self.n_labels_)
+
+    def predict(self, X):
+        """Predict the labels whose score passes ``threshold``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or \
+                sequence of str
+            Samples to label.
+
+        Returns
+        -------
+        y_pred : sparse matrix, ndarray or list of tuples
+            In the container type ``fit`` received: a CSR matrix for sparse
+            ``y``, a dense 0/1 array for dense ``y``, a list of label tuples for
+            label lists, and class labels for a 1-D ``y``. Only labels among
+            each row's ``top_k`` best can be predicted.
+        """
+        check_is_fitted(self)
+        if self._y_container == "1d":
+            scores = self._dense_class_scores(X)
+            if scores.ndim == 1:
+                return self.classes_[(scores > 0).astype(int)]
+            return self.classes_[np.argmax(scores, axis=1)]
+        decision = _topk_to_csr(*self.predict_topk(X, self.top_k), self.n_labels_)
+        decision.data = (decision.data > self.threshold).astype(np.float32)
+        decision.eliminate_zeros()
+        if self._y_container == "sparse":
+            return decision.astype(self._y_dtype)
+        if self._y_container == "dense":
+            return decision.toarray().astype(self._y_dtype)
+        return [tuple(self.classes_[row.indices]) for row in decision]
+
+    def score(self, X, y, sample_weight=None):
+        """Precision at 1 for multi-label fits, accuracy after a 1-D fit.
+
+        Subset accuracy, sklearn's default for multi-label classifiers, is
+        close to 0 for any model at thousands of labels, so it makes a useless
+        default for model selection; P@1 is the field's headline metric.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or \
+                sequence of str
+            Test samples.
+        y : {array-like, sparse matrix} or sequence of label lists
+            True labels, in any form ``fit`` accepts; labels never seen in
+            ``fit`` raise a ValueError.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Only supported after a 1-D fit.
+
+        Returns
+        -------
+        score : float
+        """
+        check_is_fitted(self)
+        if self._y_container == "1d":
+            encode_targets(y, self.classes_, "1d")
+            return super().score(X, y, sample_weight=sample_weight)
+        if sample_weight is not None:
+            raise ValueError("sample_weight is not supported for multi-label scores.")
+        from skxmc.metrics import precision_at_k
+
+        Y = encode_targets(y, self.classes_, self._y_container)
+        return precision_at_k(Y, self.predict_topk(X, 1), k=1)
+
+    # -------------------------------------------------------------- helpers
+    def _validate_X(self, X, *, reset: bool):
+        reject_bare_string(X)
+        if is_raw_text(X):
+            if not self._accepts_text:
+                raise TypeError(
+                    f"{type(self).__name__} expects numeric features, got raw text. "
+                    "Put a vectorizer in front of it, e.g. "
+                    f"make_pipeline(TfidfVectorizer(), {type(self).__name__}())."
+                )
+            return check_raw_text(X)
+        if not self._accepts_numeric:
+            raise TypeError(
+                f"{type(self).__name__} expects raw text (a sequence of str), got "
+                f"{type(X).__name__}."
+            )
+        return validate_data(
+            self, X, accept_sparse="csr", dtype=np.float32, reset=reset
+        )
+
+    def _check_k(self, k: Any) -> int:
+        if isinstance(k, bool) or not isinstance(k, (Integral, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}.")
+        return int(k)
+
+    def _dense_class_scores(self, X) -> np.ndarray:
+        scores, indices = self.predict_topk(X, self.n_labels_)
+        finite = np.isfinite(scores)
+        floor = (scores[finite].min() if finite.any() else 0.0) - 1.0
+        dense = np.full((scores.shape[0], self.n_labels_), floor, dtype=np.float32)
+        rows = np.nonzero(indices >= 0)
+        dense[rows[0], indices[rows]] = scores[rows]
+        if self.n_labels_ == 2:
+            return dense[:, 1] - dense[:, 0]
+        return dense
+
+    def _progress(self, iterable=None, **kwargs):
+        """A tqdm progress bar shown when ``verbose`` is set."""
+        return tqdm(iterable, disable=not self.verbose, leave=False, **kwargs)
+
+    # -------------------------------------------------------------- pickling
+    def __getstate__(self):
+        # Torch tensors keep their device when pickled; a model fitted on a GPU
+        # would then fail to unpickle on a CPU-only machine. torch.save records
+        # tensors so that torch.load can remap them (see __setstate__).
+        state = super().__getstate__()
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        return {"_skxmc_torch_state": buffer.getvalue()}
+
+    def __setstate__(self, state):
+        if "_skxmc_torch_state" in state:
+            import torch
+
+            map_location = None if torch.cuda.is_available() else "cpu"
+            state = torch.load(
+                io.BytesIO(state["_skxmc_torch_state"]),
+                map_location=map_location,
+                weights_only=False,
+            )
+        super().__setstate__(state)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+def _topk_to_csr(
+    scores: np.ndarray, indices: np.ndarray, n_labels: int
+) -> sp.csr_matrix:
+    from skxmc.utils._sparse import topk_to_csr
+
+    return topk_to_csr(scores, indices, n_labels)

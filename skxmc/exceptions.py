@@ -1,0 +1,12 @@
+"""Warnings and errors raised by skxmc."""
+
+__all__ = ["XMCDataWarning"]
+
+
+class XMCDataWarning(UserWarning):
+    """Training data that is legal but probably not what the user meant.
+
+    Raised, for example, when some training rows have no positive label (they are
+    kept and used as negatives only) or some labels have no positive training row
+    (they are kept in ``classes_`` and can only be reached through label data).
+    """

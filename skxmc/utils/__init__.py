@@ -1,0 +1,1 @@
+"""Utilities shared by skxmc's estimators, engines and tests."""

@@ -1,0 +1,107 @@
+"""Test-only estimators and helpers (not part of the public API)."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.utils._param_validation import StrOptions
+
+from skxmc.base import BaseXMCClassifier
+from skxmc.training import resolve_device
+
+
+class CentroidRanker(BaseXMCClassifier):
+    """A tiny ranker that exercises the base contract in the test suite.
+
+    Each label is the centroid of its positive training rows; a label's score is
+    ``1 / (1 + ||x - centroid||^2)``. The centroids live on ``device`` as a torch
+    tensor, so pickling a GPU fit and loading it on a CPU machine is tested
+    through the same path the deep estimators use.
+
+    Parameters
+    ----------
+    top_k : int, default=5
+        Labels kept per row by ``decision_function``.
+    threshold : float, default=0.5
+        ``predict`` returns the labels scoring above it.
+    device : {"auto", "cpu", "cuda"} or "cuda:N", default="auto"
+        Where the centroids live.
+    accept : {"numeric", "text"}, default="numeric"
+        With ``"text"``, X must be raw text, turned into bag-of-characters
+        counts (to test the raw-text path of the contract).
+    random_state : int, RandomState instance or None, default=None
+        Used to break ties between equidistant labels reproducibly.
+    verbose : int, default=0
+        Shows a progress bar over labels during fit.
+    """
+
+    _parameter_constraints: dict = {
+        **BaseXMCClassifier._parameter_constraints,
+        "device": [str],
+        "accept": [StrOptions({"numeric", "text"})],
+    }
+
+    def __init__(
+        self,
+        *,
+        top_k=5,
+        threshold=0.5,
+        device="auto",
+        accept="numeric",
+        random_state=None,
+        verbose=0,
+    ):
+        self.top_k = top_k
+        self.threshold = threshold
+        self.device = device
+        self.accept = accept
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @property
+    def _accepts_text(self):
+        return self.accept == "text"
+
+    @property
+    def _accepts_numeric(self):
+        return self.accept == "numeric"
+
+    def _features(self, X) -> np.ndarray:
+        if isinstance(X, list):  # raw text: character counts over a-z
+            counts = np.zeros((len(X), 26), dtype=np.float32)
+            for i, doc in enumerate(X):
+                for ch in doc.lower():
+                    if "a" <= ch <= "z":
+                        counts[i, ord(ch) - 97] += 1
+            return counts
+        return X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float32)
+
+    def _fit(self, X, Y, *, label_info, seed):
+        device = resolve_device(self.device)
+        features = self._features(X)
+        counts = np.asarray(Y.sum(axis=0)).ravel()
+        sums = np.zeros((Y.shape[1], features.shape[1]), dtype=np.float32)
+        for label in self._progress(range(Y.shape[1]), desc="centroids"):
+            rows = Y[:, label].nonzero()[0]
+            sums[label] = features[rows].sum(axis=0)
+        centroids = sums / np.maximum(counts, 1)[:, None]
+        # A seeded jitter far below any real distance breaks exact ties.
+        jitter = np.random.default_rng(seed).uniform(0, 1e-6, size=Y.shape[1])
+        self.centroids_ = torch.from_numpy(centroids).to(device)
+        self.tie_breaker_ = torch.from_numpy(jitter.astype(np.float32)).to(device)
+        return self
+
+    def _predict_topk(self, X, k):
+        device = resolve_device(self.device, strict=False)
+        x = torch.from_numpy(self._features(X)).to(device)
+        centroids = self.centroids_.to(device)
+        distances = torch.cdist(x, centroids).pow(2)
+        scores = 1.0 / (1.0 + distances) + self.tie_breaker_.to(device)
+        kk = min(k, centroids.shape[0])
+        top_scores, top_indices = torch.topk(scores, kk, dim=1)
+        out_scores = np.full((x.shape[0], k), -np.inf, dtype=np.float32)
+        out_indices = np.full((x.shape[0], k), -1, dtype=np.int64)
+        out_scores[:, :kk] = top_scores.cpu().numpy()
+        out_indices[:, :kk] = top_indices.cpu().numpy()
+        return out_scores, out_indices

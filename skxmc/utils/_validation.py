@@ -1,0 +1,248 @@
+"""Input validation shared by the estimators: raw text vs numeric X, targets."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.preprocessing import LabelBinarizer, MultiLabelBinarizer
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import column_or_1d
+
+from skxmc.exceptions import XMCDataWarning
+
+_BARE_STRING_MESSAGE = (
+    "Iterable over raw text documents expected, string object received."
+)
+
+
+def reject_bare_string(X: Any) -> None:
+    """Raise sklearn's error for a single string passed where documents are expected."""
+    if isinstance(X, (str, bytes)):
+        raise ValueError(_BARE_STRING_MESSAGE)
+
+
+def is_raw_text(X: Any) -> bool:
+    """True for a 1-D sequence (list, tuple, ndarray, Series) of str."""
+    reject_bare_string(X)
+    if sp.issparse(X):
+        return False
+    if hasattr(X, "iloc") and getattr(X, "ndim", 1) == 1:  # pandas Series
+        X = X.to_numpy()
+    if isinstance(X, np.ndarray):
+        return (
+            X.ndim == 1
+            and X.dtype.kind in "OUS"
+            and X.size > 0
+            and isinstance(X.flat[0], (str, np.str_))
+        )
+    if isinstance(X, (list, tuple)):
+        return len(X) > 0 and isinstance(X[0], str)
+    return False
+
+
+def check_raw_text(X: Any) -> list[str]:
+    """Return the documents as a list of str, with clear errors for bad input."""
+    reject_bare_string(X)
+    if hasattr(X, "iloc"):
+        X = X.to_numpy()
+    documents = list(X)
+    if not documents:
+        raise ValueError(
+            "Found array with 0 sample(s) while a minimum of 1 is required."
+        )
+    for i, doc in enumerate(documents):
+        if not isinstance(doc, str):
+            raise TypeError(
+                f"Raw text input must contain only str; element {i} is "
+                f"{type(doc).__name__}."
+            )
+    return documents
+
+
+def _is_label_lists(y: Any) -> bool:
+    """True for a sequence of label collections (``[["a", "b"], ["c"]]``).
+
+    A rectangular sequence of 0/1 number rows (``y.tolist()`` of an indicator
+    matrix) is an indicator matrix, as in sklearn; rows given as sets are always
+    label collections.
+    """
+    if sp.issparse(y) or (isinstance(y, np.ndarray) and y.dtype != object):
+        return False
+    if isinstance(y, np.ndarray):
+        y = list(y)
+    if not isinstance(y, Sequence) or not len(y):
+        return False
+    first = y[0]
+    if not isinstance(first, Iterable) or isinstance(first, (str, bytes)):
+        return False
+    rows = [row if isinstance(row, (set, frozenset)) else list(row) for row in y]
+    if any(isinstance(row, (set, frozenset)) for row in rows):
+        return True
+    width = len(rows[0])
+    return not all(
+        len(row) == width
+        and all(
+            isinstance(v, (bool, Integral, Real, np.number)) and v in (0, 1)
+            for v in row
+        )
+        for row in rows
+    )
+
+
+@dataclass
+class Targets:
+    """Validated targets: the binary label matrix and how to give predictions back."""
+
+    Y: sp.csr_matrix  # (n_samples, n_labels) float32, 0/1, sorted indices
+    classes: np.ndarray
+    container: str  # "sparse", "dense", "label_lists" or "1d"
+    dtype: np.dtype
+
+
+def _binary_csr(Y: sp.spmatrix) -> sp.csr_matrix:
+    Y = sp.csr_matrix(Y, copy=True)
+    Y.eliminate_zeros()
+    if Y.nnz and not np.all(Y.data == 1):
+        bad = Y.data[Y.data != 1][0]
+        raise ValueError(
+            f"y must be a 0/1 label indicator matrix; found the value {bad!r}."
+        )
+    Y.sort_indices()
+    return Y.astype(np.float32)
+
+
+def check_targets(y: Any, *, labels: Sequence | None = None) -> Targets:
+    """Validate ``y`` and binarize it into a CSR label matrix.
+
+    Accepts a sparse or dense 0/1 indicator matrix, a list of label lists (any
+    hashable labels) or a 1-D binary/multiclass vector (as the sklearn common
+    checks feed every classifier). ``labels`` (from ``LabelInfo.labels``) fixes
+    the label space of label lists.
+    """
+    if y is None:
+        raise ValueError("requires y to be passed, but the target y is None.")
+    if sp.issparse(y):
+        if y.ndim != 2:
+            raise ValueError(f"Sparse y must be 2-D, got shape {y.shape}.")
+        if y.nnz and not np.all(np.isfinite(y.data)):
+            raise ValueError("Input y contains NaN or infinity.")
+        Y = _binary_csr(y)
+        return Targets(Y, np.arange(Y.shape[1]), "sparse", y.dtype)
+    if _is_label_lists(y):
+        rows = [list(row) for row in y]
+        seen = {label for row in rows for label in row}
+        if labels is not None:
+            unknown = seen.difference(labels)
+            if unknown:
+                raise ValueError(
+                    f"y contains {len(unknown)} label(s) that LabelInfo.labels does "
+                    f"not list, e.g. {sorted(map(str, unknown))[:5]}."
+                )
+            binarizer = MultiLabelBinarizer(classes=list(labels), sparse_output=True)
+        else:
+            binarizer = MultiLabelBinarizer(sparse_output=True)
+        Y = binarizer.fit_transform(rows)
+        return Targets(_binary_csr(Y), binarizer.classes_, "label_lists", np.dtype(int))
+    y_array = np.asarray(y)
+    if y_array.ndim == 2 and y_array.shape[1] == 1:
+        y_array = column_or_1d(y_array, warn=True)
+    if y_array.ndim == 1:
+        check_classification_targets(y_array)
+        binarizer = LabelBinarizer().fit(y_array)
+        if len(binarizer.classes_) < 2:
+            raise ValueError(
+                "Classifier can't train when only one class is present: "
+                f"{binarizer.classes_!r}."
+            )
+        codes = np.searchsorted(binarizer.classes_, y_array)
+        # one column per class, binary included (LabelBinarizer keeps only one)
+        Y = sp.csr_matrix(
+            (np.ones(len(codes), np.float32), (np.arange(len(codes)), codes)),
+            shape=(len(codes), len(binarizer.classes_)),
+        )
+        return Targets(_binary_csr(Y), binarizer.classes_, "1d", y_array.dtype)
+    if y_array.ndim != 2:
+        raise ValueError(f"y must be 1-D or 2-D, got {y_array.ndim} dimensions.")
+    check_classification_targets(y_array)
+    kind = type_of_target(y_array)
+    if kind != "multilabel-indicator":
+        raise ValueError(
+            "2-D y must be a 0/1 multi-label indicator matrix, got target type "
+            f"{kind!r}."
+        )
+    Y = _binary_csr(sp.csr_matrix(y_array))
+    return Targets(Y, np.arange(Y.shape[1]), "dense", y_array.dtype)
+
+
+def warn_on_empty_rows_and_labels(Y: sp.csr_matrix) -> None:
+    """Refuse an empty label space; warn (never drop) on empty rows or labels."""
+    if Y.shape[1] == 0 or Y.nnz == 0:
+        raise ValueError(
+            "The label space is empty: y has no positive entry, so there is "
+            "nothing to learn."
+        )
+    empty_rows = int(np.count_nonzero(np.diff(Y.indptr) == 0))
+    empty_labels = int(
+        Y.shape[1] - np.count_nonzero(np.bincount(Y.indices, minlength=Y.shape[1]))
+    )
+    problems = []
+    if empty_rows:
+        problems.append(
+            f"{empty_rows} training row(s) have no positive label (kept, used as "
+            "negatives only)"
+        )
+    if empty_labels:
+        problems.append(
+            f"{empty_labels} label(s) have no positive training row (kept in "
+            "classes_; only label data can make them retrievable)"
+        )
+    if problems:
+        warnings.warn("; ".join(problems) + ".", XMCDataWarning, stacklevel=4)
+
+
+def encode_targets(y: Any, classes: np.ndarray, container: str) -> sp.csr_matrix:
+    """Encode evaluation targets in a fitted label space, refusing unseen labels."""
+    if container == "label_lists" or _is_label_lists(y):
+        index = {label: i for i, label in enumerate(classes.tolist())}
+        rows, cols = [], []
+        unknown = set()
+        for r, row in enumerate(y):
+            for label in row:
+                col = index.get(label)
+                if col is None:
+                    unknown.add(label)
+                else:
+                    rows.append(r)
+                    cols.append(col)
+        if unknown:
+            raise ValueError(
+                f"y contains {len(unknown)} label(s) not seen during fit, e.g. "
+                f"{sorted(map(str, unknown))[:5]}."
+            )
+        Y = sp.csr_matrix(
+            (np.ones(len(rows), np.float32), (rows, cols)), shape=(len(y), len(classes))
+        )
+        return _binary_csr(Y)
+    if container == "1d":
+        y_array = column_or_1d(np.asarray(y))
+        unknown = np.setdiff1d(y_array, classes)
+        if unknown.size:
+            raise ValueError(f"y contains labels not seen during fit: {unknown[:5]!r}.")
+        cols = np.searchsorted(classes, y_array)
+        return sp.csr_matrix(
+            (np.ones(len(cols), np.float32), (np.arange(len(cols)), cols)),
+            shape=(len(cols), len(classes)),
+        )
+    Y = _binary_csr(y if sp.issparse(y) else sp.csr_matrix(np.asarray(y)))
+    if Y.shape[1] != len(classes):
+        raise ValueError(
+            f"y has {Y.shape[1]} label columns but the model was fitted on "
+            f"{len(classes)} labels."
+        )
+    return Y
