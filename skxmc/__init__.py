@@ -1,7 +1,8 @@
 """skxmc: deep extreme multi-label classification with a scikit-learn API."""
 
 from skxmc._label_info import LabelInfo
+from skxmc._pipeline import XMCPipeline, make_xmc_pipeline
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["LabelInfo", "__version__"]
+__all__ = ["LabelInfo", "XMCPipeline", "make_xmc_pipeline", "__version__"]

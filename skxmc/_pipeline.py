@@ -1,0 +1,114 @@
+"""A Pipeline that also forwards ``predict_topk`` to its final estimator."""
+
+from __future__ import annotations
+
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.utils.metaestimators import available_if
+
+__all__ = ["XMCPipeline", "make_xmc_pipeline"]
+
+
+def _final_estimator_has(attr):
+    def check(self):
+        getattr(self._final_estimator, attr)
+        return True
+
+    return check
+
+
+class XMCPipeline(Pipeline):
+    """A :class:`~sklearn.pipeline.Pipeline` with ``predict_topk``.
+
+    sklearn's Pipeline forwards only the methods it knows (``predict``,
+    ``decision_function``, ...). This subclass adds ``predict_topk``, so a
+    vectorizer followed by an skxmc classifier returns ranked labels directly.
+    Everything else is the plain Pipeline (parameters, cloning, grid search).
+
+    Parameters
+    ----------
+    steps : list of tuples
+        ``(name, estimator)`` pairs, as for :class:`~sklearn.pipeline.Pipeline`.
+    transform_input : list of str, default=None
+        See :class:`~sklearn.pipeline.Pipeline`.
+    memory : str or object with the joblib.Memory interface, default=None
+        See :class:`~sklearn.pipeline.Pipeline`.
+    verbose : bool, default=False
+        See :class:`~sklearn.pipeline.Pipeline`.
+
+    See Also
+    --------
+    make_xmc_pipeline : Build an XMCPipeline from estimators, naming the steps.
+
+    Examples
+    --------
+    >>> from sklearn.feature_extraction.text import TfidfVectorizer
+    >>> from skxmc import XMCPipeline
+    >>> from skxmc.utils._testing import CentroidRanker
+    >>> pipe = XMCPipeline([("tfidf", TfidfVectorizer()), ("clf", CentroidRanker())])
+    >>> pipe.fit(["red apple", "green pear", "red cherry"], [["fruit", "red"],
+    ...          ["fruit"], ["fruit", "red"]])
+    XMCPipeline(...)
+    >>> scores, labels = pipe.predict_topk(["red berry"], k=2)
+    >>> pipe.classes_[labels[0]].tolist()
+    ['red', 'fruit']
+    """
+
+    @available_if(_final_estimator_has("predict_topk"))
+    def predict_topk(self, X, k=None, **params):
+        """Transform ``X`` through the steps, then rank labels with the final one.
+
+        Parameters
+        ----------
+        X : iterable
+            Data to predict on; must fulfil the input requirements of the first
+            step.
+        k : int, default=None
+            Number of labels per sample (the final estimator's ``top_k`` if None).
+        **params : dict
+            Passed on to the final estimator's ``predict_topk`` (e.g.
+            ``return_scores``).
+
+        Returns
+        -------
+        result : tuple of ndarray or ndarray
+            What the final estimator's ``predict_topk`` returns.
+        """
+        Xt = X
+        for _, _, transformer in self._iter(with_final=False):
+            Xt = transformer.transform(Xt)
+        return self.steps[-1][1].predict_topk(Xt, k, **params)
+
+
+def make_xmc_pipeline(*steps, memory=None, transform_input=None, verbose=False):
+    """Build an :class:`XMCPipeline` from estimators, naming the steps.
+
+    Parameters
+    ----------
+    *steps : list of estimators
+        As for :func:`sklearn.pipeline.make_pipeline`.
+    memory : str or object with the joblib.Memory interface, default=None
+        See :func:`sklearn.pipeline.make_pipeline`.
+    transform_input : list of str, default=None
+        See :func:`sklearn.pipeline.make_pipeline`.
+    verbose : bool, default=False
+        See :func:`sklearn.pipeline.make_pipeline`.
+
+    Returns
+    -------
+    pipeline : XMCPipeline
+        The pipeline.
+
+    Examples
+    --------
+    >>> from sklearn.feature_extraction.text import TfidfVectorizer
+    >>> from skxmc import make_xmc_pipeline
+    >>> from skxmc.utils._testing import CentroidRanker
+    >>> make_xmc_pipeline(TfidfVectorizer(), CentroidRanker()).steps[1][0]
+    'centroidranker'
+    """
+    pipeline = make_pipeline(
+        *steps, memory=memory, transform_input=transform_input, verbose=verbose
+    )
+    return XMCPipeline(
+        pipeline.steps, memory=memory, transform_input=transform_input, verbose=verbose
+    )
