@@ -1,0 +1,7 @@
+"""Data set loaders and generators for extreme multi-label classification."""
+
+from skxmc.datasets._sample import load_debian_packages_sample
+from skxmc.datasets._synthetic import make_xmc_classification
+from skxmc.datasets._xmc_repo import load_xc_repo
+
+__all__ = ["load_xc_repo", "load_debian_packages_sample", "make_xmc_classification"]
