@@ -23,7 +23,14 @@ extensions = [
 ]
 
 autosummary_generate = True
-autodoc_default_options = {"members": True, "inherited-members": True}
+# Document what skxmc classes inherit from skxmc, not from sklearn's bases, whose
+# docstrings point into sklearn's own glossary.
+SKLEARN_BASES = (
+    "MultiOutputMixin, ClassifierMixin, BaseEstimator, ReprHTMLMixin, "
+    "_HTMLDocumentationLinkMixin, _MetadataRequester, Pipeline, "
+    "CallbackSupportMixin, _BaseComposition, object"
+)
+autodoc_default_options = {"members": True, "inherited-members": SKLEARN_BASES}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 templates_path = ["_templates"]
@@ -40,6 +47,8 @@ sphinx_gallery_conf = {
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
     "download_all_examples": False,
+    "backreferences_dir": "generated/backreferences",
+    "doc_module": ("skxmc",),
     "abort_on_example_error": True,
     "reset_modules": (),
     "remove_config_comments": True,
@@ -47,3 +56,15 @@ sphinx_gallery_conf = {
 
 # Examples print tables; keep their runtime small on CI machines.
 os.environ.setdefault("SKXMC_DOCS_BUILD", "1")
+
+
+def _skip_metadata_request_setters(app, what, name, obj, skip, options):
+    # sklearn generates set_<method>_request methods whose docstrings point into
+    # sklearn's own guide; skxmc does not document them separately.
+    if name.startswith("set_") and name.endswith("_request"):
+        return True
+    return skip
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_metadata_request_setters)

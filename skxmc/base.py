@@ -42,7 +42,7 @@ class BaseXMCClassifier(
     - ``_fit(X, Y, *, label_info, seed)``: ``X`` is validated (a CSR float32
       matrix with ``n_features_in_`` set, or a list of str for estimators with
       ``_accepts_text = True``), ``Y`` a CSR float32 0/1 matrix of shape
-      (n_samples, n_labels_), ``label_info`` None or a :class:`~skxmc.LabelInfo`
+      (n_samples, ``n_labels_``), ``label_info`` None or a :class:`~skxmc.LabelInfo`
       aligned with ``classes_``, ``seed`` an int drawn from ``random_state``.
     - ``_predict_topk(X, k)``: ``(scores, indices)`` float32 / int64 arrays of
       shape (n_samples, k), best first, padded with ``-inf`` / ``-1``.

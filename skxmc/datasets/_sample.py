@@ -21,14 +21,14 @@ def load_debian_packages_sample():
     with the same kind of text. The sample ships with skxmc, so it needs no
     download.
 
-    =================================  ======
-    train items                          4000
-    test items                           1500
-    labels                              10776
-    labels with no train positive        2060
-    positives (train / test)      22070 / 7722
-    filter pairs (train / test)      726 / 256
-    =================================  ======
+    =============================  ============
+    train items                    4000
+    test items                     1500
+    labels                         10776
+    labels with no train positive  2060
+    positives (train / test)       22070 / 7722
+    filter pairs (train / test)    726 / 256
+    =============================  ============
 
     Items were sampled uniformly at random (seed 0); the labels are exactly
     those that are a target of at least one sampled item, so no item and no
