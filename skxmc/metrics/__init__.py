@@ -1,0 +1,26 @@
+"""Ranking metrics and scorers of extreme multi-label classification."""
+
+from skxmc.metrics._ranking import (
+    coverage_at_k,
+    inverse_propensity,
+    ndcg_at_k,
+    precision_at_k,
+    psndcg_at_k,
+    psp_at_k,
+    recall_at_k,
+    xmc_report,
+)
+from skxmc.metrics._scorer import XMC_SCORERS, make_psp_scorer
+
+__all__ = [
+    "precision_at_k",
+    "ndcg_at_k",
+    "recall_at_k",
+    "psp_at_k",
+    "psndcg_at_k",
+    "inverse_propensity",
+    "coverage_at_k",
+    "xmc_report",
+    "XMC_SCORERS",
+    "make_psp_scorer",
+]

@@ -1,0 +1,431 @@
+"""Row-wise top-k of sparse and dense score matrices, and the way back to CSR.
+
+The kernels are serial numba loops (``nogil=True``, so threads can run them
+side by side): one pass over each row's stored entries, keeping the ``k`` best
+in a small binary heap. "Best" means a higher score, and among equal scores a
+lower column index, so every result is deterministic. Scores are compared in
+the input's floating point precision (float32 or float64; other dtypes are
+compared as float64) and returned as float32.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+import scipy.sparse as sp
+from numba import njit
+
+__all__ = ["csr_row_topk", "dense_row_topk", "topk_to_csr"]
+
+
+# --------------------------------------------------------------------- kernels
+@njit(cache=True, nogil=True, inline="always")
+def _worse(s1, c1, s2, c2):
+    """Whether entry (s1, c1) ranks below entry (s2, c2)."""
+    return s1 < s2 or (s1 == s2 and c1 > c2)
+
+
+@njit(cache=True, nogil=True)
+def _sift_down(heap_s, heap_c, size, pos):
+    # min-heap on rank: the root is the worst entry kept
+    s = heap_s[pos]
+    c = heap_c[pos]
+    while True:
+        child = 2 * pos + 1
+        if child >= size:
+            break
+        right = child + 1
+        if right < size and _worse(
+            heap_s[right], heap_c[right], heap_s[child], heap_c[child]
+        ):
+            child = right
+        if not _worse(heap_s[child], heap_c[child], s, c):
+            break
+        heap_s[pos] = heap_s[child]
+        heap_c[pos] = heap_c[child]
+        pos = child
+    heap_s[pos] = s
+    heap_c[pos] = c
+
+
+@njit(cache=True, nogil=True)
+def _insert(heap_s, heap_c, size, s, c):
+    """Add entry (s, c) to a heap holding ``size`` entries (room assumed)."""
+    pos = size
+    while pos > 0:  # sift up
+        parent = (pos - 1) // 2
+        if not _worse(s, c, heap_s[parent], heap_c[parent]):
+            break
+        heap_s[pos] = heap_s[parent]
+        heap_c[pos] = heap_c[parent]
+        pos = parent
+    heap_s[pos] = s
+    heap_c[pos] = c
+
+
+@njit(cache=True, nogil=True)
+def _emit(heap_s, heap_c, size, out_s, out_c):
+    """Empty the heap into out_s[:size], out_c[:size], best first."""
+    while size > 0:
+        size -= 1
+        out_s[size] = heap_s[0]
+        out_c[size] = heap_c[0]
+        heap_s[0] = heap_s[size]
+        heap_c[0] = heap_c[size]
+        _sift_down(heap_s, heap_c, size, 0)
+
+
+# The kernels inline the common case (a full heap whose worst entry beats the
+# candidate: one comparison) and call out only to insert or replace; a call per
+# entry costs several times the comparison itself.
+
+
+@njit(cache=True, nogil=True)
+def _csr_topk_kernel(
+    data, indices, indptr, skip_indptr, skip_indices, heap_s, heap_c, out_s, out_c
+):
+    """Top-k of each CSR row's stored entries into out_s/out_c (pre-padded).
+
+    Entries with a negative column index are ignored (``-1`` padding of top-k
+    pairs), and so are the columns listed in row ``i`` of the CSR pattern
+    ``(skip_indptr, skip_indices)`` (sorted indices).
+    """
+    k = out_s.shape[1]
+    for i in range(indptr.shape[0] - 1):
+        s0 = skip_indptr[i]
+        s1 = skip_indptr[i + 1]
+        size = 0
+        for j in range(indptr[i], indptr[i + 1]):
+            c = indices[j]
+            if c < 0:
+                continue
+            if s1 > s0:
+                lo = s0
+                hi = s1
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if skip_indices[mid] < c:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                if lo < s1 and skip_indices[lo] == c:
+                    continue
+            if size < k:
+                _insert(heap_s, heap_c, size, data[j], c)
+                size += 1
+            elif _worse(heap_s[0], heap_c[0], data[j], c):
+                heap_s[0] = data[j]
+                heap_c[0] = c
+                _sift_down(heap_s, heap_c, size, 0)
+        _emit(heap_s, heap_c, size, out_s[i], out_c[i])
+
+
+@njit(cache=True, nogil=True)
+def _dense_topk_kernel(array, skip_indptr, skip_indices, heap_s, heap_c, out_s, out_c):
+    """Top-k of each dense row into out_s/out_c, ignoring the listed columns."""
+    k = out_s.shape[1]
+    n_cols = array.shape[1]
+    for i in range(array.shape[0]):
+        pos = skip_indptr[i]
+        end = skip_indptr[i + 1]
+        size = 0
+        for c in range(n_cols):
+            while pos < end and skip_indices[pos] < c:
+                pos += 1
+            if pos < end and skip_indices[pos] == c:
+                continue
+            if size < k:
+                _insert(heap_s, heap_c, size, array[i, c], c)
+                size += 1
+            elif _worse(heap_s[0], heap_c[0], array[i, c], c):
+                heap_s[0] = array[i, c]
+                heap_c[0] = c
+                _sift_down(heap_s, heap_c, size, 0)
+        _emit(heap_s, heap_c, size, out_s[i], out_c[i])
+
+
+@njit(cache=True, nogil=True)
+def _csr_entries_in(indptr, indices, other_indptr, other_indices, out):
+    """out[j] = whether stored entry j (row i, column indices[j]) is stored in
+    row i of the other CSR pattern (whose indices must be sorted per row)."""
+    for i in range(indptr.shape[0] - 1):
+        o0 = other_indptr[i]
+        o1 = other_indptr[i + 1]
+        for j in range(indptr[i], indptr[i + 1]):
+            c = indices[j]
+            found = False
+            if o1 > o0 and c >= 0:
+                lo = o0
+                hi = o1
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if other_indices[mid] < c:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                found = lo < o1 and other_indices[lo] == c
+            out[j] = found
+
+
+@njit(cache=True, nogil=True)
+def _first_row_with_duplicates(indices, marks):
+    """First row of a 2-D index array naming a column twice, or -1.
+
+    ``marks`` (one slot per column, filled with -1) records the last row that
+    named each column: one pass, no sorting.
+    """
+    for i in range(indices.shape[0]):
+        for j in range(indices.shape[1]):
+            c = indices[i, j]
+            if c < 0:
+                continue
+            if marks[c] == i:
+                return i
+            marks[c] = i
+    return -1
+
+
+# --------------------------------------------------------------------- helpers
+def _check_k(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, (Integral, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}.")
+    return int(k)
+
+
+def _score_dtype(dtype: np.dtype) -> np.dtype:
+    """float32 and float64 are compared as they are; anything else as float64."""
+    return dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
+
+
+def _empty_pattern(n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros(n_rows + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+
+
+def _padded_output(n_rows: int, k: int, dtype=np.float32):
+    return (
+        np.full((n_rows, k), -np.inf, dtype=dtype),
+        np.full((n_rows, k), -1, dtype=np.int64),
+    )
+
+
+def _csr_topk(
+    data: np.ndarray,
+    indices: np.ndarray,
+    indptr: np.ndarray,
+    k: int,
+    skip: tuple[np.ndarray, np.ndarray] | None = None,
+    out_dtype=np.float32,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unchecked row top-k of a CSR-like triple (negative indices ignored)."""
+    n_rows = indptr.shape[0] - 1
+    data = np.ascontiguousarray(data, dtype=_score_dtype(data.dtype))
+    skip_indptr, skip_indices = _empty_pattern(n_rows) if skip is None else skip
+    out_s, out_c = _padded_output(n_rows, k, out_dtype)
+    heap_s = np.empty(k, dtype=data.dtype)
+    heap_c = np.empty(k, dtype=np.int64)
+    _csr_topk_kernel(
+        data,
+        np.ascontiguousarray(indices),
+        np.ascontiguousarray(indptr),
+        skip_indptr,
+        skip_indices,
+        heap_s,
+        heap_c,
+        out_s,
+        out_c,
+    )
+    return out_s, out_c
+
+
+def _dense_topk(
+    array: np.ndarray, k: int, skip: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unchecked row top-k of a 2-D array (columns listed in ``skip`` ignored)."""
+    array = np.ascontiguousarray(array, dtype=_score_dtype(array.dtype))
+    skip_indptr, skip_indices = _empty_pattern(array.shape[0]) if skip is None else skip
+    out_s, out_c = _padded_output(array.shape[0], k)
+    heap_s = np.empty(k, dtype=array.dtype)
+    heap_c = np.empty(k, dtype=np.int64)
+    _dense_topk_kernel(array, skip_indptr, skip_indices, heap_s, heap_c, out_s, out_c)
+    return out_s, out_c
+
+
+def _canonical_csr(matrix, *, copy: bool = False) -> sp.csr_matrix:
+    """CSR with sorted indices and no duplicates (duplicates are summed)."""
+    matrix = sp.csr_matrix(matrix, copy=copy)
+    if not matrix.has_canonical_format:
+        if not copy:
+            matrix = matrix.copy()
+        matrix.sum_duplicates()
+    return matrix
+
+
+def _entries_in(matrix: sp.csr_matrix, other: sp.csr_matrix) -> np.ndarray:
+    """Boolean mask over ``matrix.data``: entries also stored in ``other``.
+
+    ``other`` must have sorted indices; both must have the same number of rows.
+    """
+    out = np.empty(matrix.nnz, dtype=np.bool_)
+    _csr_entries_in(matrix.indptr, matrix.indices, other.indptr, other.indices, out)
+    return out
+
+
+# ---------------------------------------------------------------------- public
+def csr_row_topk(matrix, k):
+    """Return the ``k`` best stored entries of each row of a sparse matrix.
+
+    Parameters
+    ----------
+    matrix : sparse matrix of shape (n_rows, n_cols)
+        Scores; only the stored entries (explicit zeros included) compete.
+        Any scipy sparse format is accepted and read as CSR; duplicate
+        entries are summed, as scipy does.
+    k : int
+        Number of entries to return per row.
+
+    Returns
+    -------
+    scores : ndarray of shape (n_rows, k), dtype float32
+        Scores of each row's best entries, best first; ``-inf`` pads rows that
+        store fewer than ``k`` entries.
+    indices : ndarray of shape (n_rows, k), dtype int64
+        Column indices of those entries; ties are broken by the lower column
+        index, and ``-1`` pads short rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from skxmc.utils._sparse import csr_row_topk
+    >>> m = sp.csr_matrix(np.array([[0.1, 0.0, 0.7, 0.7], [0.0, 0.3, 0.0, 0.0]]))
+    >>> scores, indices = csr_row_topk(m, 2)
+    >>> indices
+    array([[ 2,  3],
+           [ 1, -1]])
+    >>> scores
+    array([[ 0.7,  0.7],
+           [ 0.3, -inf]], dtype=float32)
+    """
+    if not sp.issparse(matrix):
+        raise TypeError(
+            f"csr_row_topk expects a scipy sparse matrix, got {type(matrix).__name__}; "
+            "use dense_row_topk for arrays."
+        )
+    k = _check_k(k)
+    matrix = _canonical_csr(matrix)
+    if matrix.nnz and np.isnan(matrix.data).any():
+        raise ValueError("The matrix stores NaN scores.")
+    return _csr_topk(matrix.data, matrix.indices, matrix.indptr, k)
+
+
+def dense_row_topk(array, k):
+    """Return the ``k`` best entries of each row of a dense 2-D array.
+
+    Parameters
+    ----------
+    array : array-like of shape (n_rows, n_cols)
+        Scores; every entry competes.
+    k : int
+        Number of entries to return per row.
+
+    Returns
+    -------
+    scores : ndarray of shape (n_rows, k), dtype float32
+        Scores of each row's best entries, best first; ``-inf`` pads the
+        columns beyond ``n_cols`` when ``k > n_cols``.
+    indices : ndarray of shape (n_rows, k), dtype int64
+        Column indices of those entries; ties are broken by the lower column
+        index, and ``-1`` pads.
+
+    Examples
+    --------
+    >>> from skxmc.utils._sparse import dense_row_topk
+    >>> scores, indices = dense_row_topk([[0.2, 0.9, 0.2]], 3)
+    >>> indices
+    array([[1, 0, 2]])
+    """
+    k = _check_k(k)
+    array = np.asarray(array)
+    if array.ndim != 2:
+        raise ValueError(f"Expected a 2-D array, got shape {array.shape}.")
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"Expected numeric scores, got dtype {array.dtype}.")
+    if array.dtype.kind == "f" and np.isnan(array).any():
+        raise ValueError("The array contains NaN scores.")
+    return _dense_topk(array, k)
+
+
+def topk_to_csr(scores, indices, n_cols):
+    """Turn a ``(scores, indices)`` top-k pair into a CSR score matrix.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_rows, k)
+        Scores of the retrieved entries.
+    indices : array-like of int of shape (n_rows, k)
+        Column indices, ``-1`` for padding. A column may appear at most once
+        per row.
+    n_cols : int
+        Number of columns of the result.
+
+    Returns
+    -------
+    matrix : csr_matrix of shape (n_rows, n_cols), dtype float32
+        One stored entry per non-padding index (explicit zero scores are kept
+        as stored entries), with sorted column indices.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skxmc.utils._sparse import topk_to_csr
+    >>> m = topk_to_csr(np.array([[0.9, 0.0]]), np.array([[2, 0]]), 4)
+    >>> m.toarray()
+    array([[0. , 0. , 0.9, 0. ]], dtype=float32)
+    >>> int(m.nnz)
+    2
+    """
+    scores = np.asarray(scores)
+    indices = np.asarray(indices)
+    if scores.ndim != 2 or scores.shape != indices.shape:
+        raise ValueError(
+            "scores and indices must be 2-D arrays of the same shape, got "
+            f"{scores.shape} and {indices.shape}."
+        )
+    if indices.size and indices.dtype.kind not in "iu":
+        raise ValueError(f"indices must be integers, got dtype {indices.dtype}.")
+    if isinstance(n_cols, bool) or not isinstance(n_cols, (Integral, np.integer)):
+        raise ValueError(f"n_cols must be a non-negative integer, got {n_cols!r}.")
+    if n_cols < 0:
+        raise ValueError(f"n_cols must be a non-negative integer, got {n_cols!r}.")
+    indices = indices.astype(np.int64, copy=False)
+    if indices.size and (indices.min() < -1 or indices.max() >= n_cols):
+        raise ValueError(
+            f"indices must lie in [0, {n_cols}) or be -1 (padding); found "
+            f"{indices.min() if indices.min() < -1 else indices.max()}."
+        )
+    _check_no_duplicates(indices, n_cols)
+    keep = indices >= 0
+    indptr = np.zeros(indices.shape[0] + 1, dtype=np.int64)
+    np.cumsum(keep.sum(axis=1), out=indptr[1:])
+    matrix = sp.csr_matrix(
+        (scores[keep].astype(np.float32), indices[keep], indptr),
+        shape=(indices.shape[0], int(n_cols)),
+    )
+    matrix.sort_indices()
+    return matrix
+
+
+def _check_no_duplicates(indices: np.ndarray, n_cols: int | None = None) -> None:
+    """Raise if a row of a top-k index array names a column twice (-1 aside)."""
+    if indices.shape[1] < 2 or indices.size == 0:
+        return
+    if n_cols is None:
+        n_cols = int(indices.max()) + 1
+    marks = np.full(max(n_cols, 1), -1, dtype=np.int64)
+    row = _first_row_with_duplicates(np.ascontiguousarray(indices), marks)
+    if row >= 0:
+        raise ValueError(
+            f"Row {row} of the top-k indices names the same column twice: "
+            f"{indices[row].tolist()}."
+        )

@@ -1,0 +1,244 @@
+"""Row top-k helpers of skxmc.utils._sparse against sort-based oracles."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from skxmc.utils._sparse import csr_row_topk, dense_row_topk, topk_to_csr
+
+
+# ---------------------------------------------------------------------- oracles
+def _oracle_topk(rows, k):
+    """rows: one list of (column, score) per row. Sort by (-score, column)."""
+    scores = np.full((len(rows), k), -np.inf, dtype=np.float32)
+    indices = np.full((len(rows), k), -1, dtype=np.int64)
+    for i, entries in enumerate(rows):
+        best = sorted(entries, key=lambda e: (-e[1], e[0]))[:k]
+        for j, (col, score) in enumerate(best):
+            scores[i, j] = score
+            indices[i, j] = col
+    return scores, indices
+
+
+def _stored_entries(matrix):
+    """Per-row stored entries of a sparse matrix, duplicates summed, via COO."""
+    coo = sp.coo_matrix(matrix)
+    rows = [{} for _ in range(matrix.shape[0])]
+    for r, c, v in zip(coo.row, coo.col, coo.data):
+        rows[r][int(c)] = rows[r].get(int(c), 0) + v
+    return [list(row.items()) for row in rows]
+
+
+# A few distinct values so that ties are frequent; -inf and 0 are legal scores.
+_SCORE_VALUES = st.sampled_from([-np.inf, -1.0, 0.0, 0.25, 0.5, 0.5, 1.0, 3.0])
+
+
+@st.composite
+def _sparse_cases(draw):
+    n_rows = draw(st.integers(0, 7))
+    n_cols = draw(st.integers(1, 9))
+    mask = draw(
+        st.lists(
+            st.lists(st.booleans(), min_size=n_cols, max_size=n_cols),
+            min_size=n_rows,
+            max_size=n_rows,
+        )
+    )
+    values = draw(
+        st.lists(
+            st.lists(_SCORE_VALUES, min_size=n_cols, max_size=n_cols),
+            min_size=n_rows,
+            max_size=n_rows,
+        )
+    )
+    mask = np.array(mask, dtype=bool).reshape(n_rows, n_cols)
+    values = np.array(values, dtype=np.float32).reshape(n_rows, n_cols)
+    rows, cols = np.nonzero(mask)
+    matrix = sp.csr_matrix(
+        (values[rows, cols], (rows, cols)), shape=(n_rows, n_cols), dtype=np.float32
+    )
+    k = draw(st.integers(1, n_cols + 3))
+    return matrix, values, k
+
+
+# ------------------------------------------------------------------ csr_row_topk
+@settings(max_examples=200, deadline=None)
+@given(_sparse_cases())
+def test_csr_row_topk_matches_sort_oracle(case):
+    matrix, _, k = case
+    scores, indices = csr_row_topk(matrix, k)
+    expected_scores, expected_indices = _oracle_topk(_stored_entries(matrix), k)
+    assert scores.dtype == np.float32 and indices.dtype == np.int64
+    assert scores.shape == indices.shape == (matrix.shape[0], k)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_array_equal(scores, expected_scores)
+
+
+def test_csr_row_topk_hand_case_ties_short_and_empty_rows():
+    # row 0: scores 0.5 at columns 4, 1 and 2 -> ties go to lower columns: 1, 2, 4
+    # row 1: empty -> all padding
+    # row 2: one stored explicit zero at column 3 -> (0.0, 3) then padding
+    matrix = sp.csr_matrix(
+        (
+            np.array([0.5, 0.5, 0.5, 0.0], dtype=np.float32),
+            np.array([4, 1, 2, 3]),  # unsorted on purpose
+            np.array([0, 3, 3, 4]),
+        ),
+        shape=(3, 5),
+    )
+    scores, indices = csr_row_topk(matrix, 4)
+    assert indices.tolist() == [[1, 2, 4, -1], [-1, -1, -1, -1], [3, -1, -1, -1]]
+    assert scores[0, :3].tolist() == [0.5, 0.5, 0.5]
+    assert scores[2, 0] == 0.0
+    assert np.isneginf(scores[0, 3]) and np.isneginf(scores[1]).all()
+
+
+def test_csr_row_topk_sums_duplicates_and_accepts_other_formats():
+    # (0, 2) stored twice: 0.25 + 0.5 = 0.75 beats the 0.6 at column 0
+    coo = sp.coo_matrix(
+        (np.array([0.25, 0.6, 0.5]), (np.array([0, 0, 0]), np.array([2, 0, 2]))),
+        shape=(1, 3),
+    )
+    for matrix in (coo, coo.tocsc(), coo.tocsr()):
+        scores, indices = csr_row_topk(matrix, 2)
+        assert indices.tolist() == [[2, 0]]
+        np.testing.assert_allclose(scores, [[0.75, 0.6]], rtol=1e-6)
+    # the caller's matrix is left as it was (duplicates still there)
+    assert coo.nnz == 3
+
+
+def test_csr_row_topk_compares_float64_at_full_precision():
+    # 1 + 1e-12 and 1 are equal in float32 but not in float64: the float64
+    # ranking puts column 1 first although column 0 is lower.
+    matrix = sp.csr_matrix(np.array([[1.0, 1.0 + 1e-12]]))
+    _, indices = csr_row_topk(matrix, 2)
+    assert indices.tolist() == [[1, 0]]
+
+
+def test_csr_row_topk_integer_and_bool_data():
+    matrix = sp.csr_matrix(np.array([[0, 3, 1, 3]], dtype=np.int64))
+    scores, indices = csr_row_topk(matrix, 3)
+    assert indices.tolist() == [[1, 3, 2]]
+    assert scores.tolist() == [[3.0, 3.0, 1.0]]
+    _, indices = csr_row_topk(sp.csr_matrix(np.array([[False, True, True]])), 1)
+    assert indices.tolist() == [[1]]
+
+
+@pytest.mark.parametrize("k", [0, -1, 1.5, True, "3"])
+def test_csr_row_topk_rejects_bad_k(k):
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        csr_row_topk(sp.csr_matrix((2, 3)), k)
+
+
+def test_csr_row_topk_rejects_nan_and_dense():
+    with pytest.raises(ValueError, match="NaN"):
+        csr_row_topk(sp.csr_matrix(np.array([[np.nan, 1.0]])), 1)
+    with pytest.raises(TypeError, match="dense_row_topk"):
+        csr_row_topk(np.ones((2, 2)), 1)
+
+
+def test_csr_row_topk_many_rows_against_argsort():
+    # a bigger random case: continuous scores (no ties), 40 entries per row
+    rng = np.random.default_rng(0)
+    n_rows, n_cols, per_row = 2000, 500, 40
+    cols = np.sort(
+        rng.permuted(np.tile(np.arange(n_cols), (n_rows, 1)), axis=1)[:, :per_row],
+        axis=1,
+    )
+    data = rng.standard_normal((n_rows, per_row))
+    matrix = sp.csr_matrix(
+        (data.ravel(), cols.ravel(), np.arange(n_rows + 1) * per_row),
+        shape=(n_rows, n_cols),
+    )
+    scores, indices = csr_row_topk(matrix, 7)
+    order = np.argsort(-data, axis=1)[:, :7]
+    np.testing.assert_array_equal(indices, np.take_along_axis(cols, order, axis=1))
+    np.testing.assert_array_equal(
+        scores, np.take_along_axis(data, order, axis=1).astype(np.float32)
+    )
+
+
+# ---------------------------------------------------------------- dense_row_topk
+@settings(max_examples=200, deadline=None)
+@given(_sparse_cases())
+def test_dense_row_topk_matches_sort_oracle(case):
+    _, values, k = case
+    scores, indices = dense_row_topk(values, k)
+    rows = [list(enumerate(row)) for row in values.tolist()]
+    expected_scores, expected_indices = _oracle_topk(rows, k)
+    assert scores.shape == indices.shape == (values.shape[0], k)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_array_equal(scores, expected_scores)
+
+
+def test_dense_row_topk_pads_beyond_n_cols_and_reads_lists():
+    scores, indices = dense_row_topk([[2, 7], [5, 5]], 3)
+    assert indices.tolist() == [[1, 0, -1], [0, 1, -1]]
+    assert scores[:, :2].tolist() == [[7.0, 2.0], [5.0, 5.0]]
+    assert np.isneginf(scores[:, 2]).all()
+
+
+def test_dense_row_topk_non_contiguous_input():
+    array = np.arange(24, dtype=np.float64).reshape(4, 6)[:, ::2]  # a strided view
+    _, indices = dense_row_topk(array, 2)
+    assert indices.tolist() == [[2, 1]] * 4
+
+
+def test_dense_row_topk_rejects_bad_input():
+    with pytest.raises(ValueError, match="NaN"):
+        dense_row_topk(np.array([[0.0, np.nan]]), 1)
+    with pytest.raises(ValueError, match="2-D"):
+        dense_row_topk(np.zeros(3), 1)
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        dense_row_topk(np.zeros((1, 3)), 0)
+
+
+# ------------------------------------------------------------------ topk_to_csr
+@settings(max_examples=100, deadline=None)
+@given(_sparse_cases())
+def test_topk_to_csr_inverts_csr_row_topk(case):
+    matrix, _, _ = case
+    width = max(int(np.diff(matrix.indptr).max(initial=0)), 1)
+    back = topk_to_csr(*csr_row_topk(matrix, width), matrix.shape[1])
+    assert back.dtype == np.float32 and back.shape == matrix.shape
+    assert back.has_sorted_indices
+    # same pattern (explicit zeros included) and same values (-inf included)
+    np.testing.assert_array_equal(back.indptr, matrix.indptr)
+    np.testing.assert_array_equal(back.indices, matrix.indices)
+    np.testing.assert_array_equal(back.data, matrix.data)
+
+
+def test_topk_to_csr_hand_case():
+    scores = np.array([[0.9, 0.0, -np.inf], [0.3, 0.2, 0.1]], dtype=np.float32)
+    indices = np.array([[3, 1, -1], [-1, 0, 2]])
+    matrix = topk_to_csr(scores, indices, 4)
+    # row 0 keeps (3, 0.9) and the explicit zero (1, 0.0); row 1 drops the -1
+    assert matrix.nnz == 4
+    assert matrix.indices.tolist() == [1, 3, 0, 2]
+    np.testing.assert_array_equal(matrix.data, np.float32([0.0, 0.9, 0.2, 0.1]))
+    assert matrix.indptr.tolist() == [0, 2, 4]
+
+
+def test_topk_to_csr_empty_and_all_padding():
+    matrix = topk_to_csr(np.zeros((3, 0)), np.zeros((3, 0), dtype=np.int64), 5)
+    assert matrix.shape == (3, 5) and matrix.nnz == 0
+    matrix = topk_to_csr(np.zeros((2, 2)), np.full((2, 2), -1), 5)
+    assert matrix.nnz == 0
+
+
+@pytest.mark.parametrize(
+    "scores, indices, n_cols, message",
+    [
+        (np.zeros((2, 2)), np.zeros((2, 3), dtype=int), 4, "same shape"),
+        (np.zeros((1, 2)), np.array([[0, 4]]), 4, r"\[0, 4\)"),
+        (np.zeros((1, 2)), np.array([[0, -2]]), 4, "-2"),
+        (np.zeros((1, 2)), np.array([[0.0, 1.0]]), 4, "integers"),
+        (np.zeros((1, 3)), np.array([[2, -1, 2]]), 4, "twice"),
+        (np.zeros((1, 2)), np.array([[0, 1]]), -1, "n_cols"),
+    ],
+)
+def test_topk_to_csr_rejects_bad_input(scores, indices, n_cols, message):
+    with pytest.raises(ValueError, match=message):
+        topk_to_csr(scores, indices, n_cols)
