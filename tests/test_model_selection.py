@@ -8,7 +8,6 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 
 from skxmc import make_xmc_pipeline
-
 from skxmc.metrics import XMC_SCORERS, precision_at_k
 from skxmc.utils._testing import CentroidRanker
 
