@@ -1,0 +1,39 @@
+"""Label-side structures: label embeddings, label trees, rankers, beam search.
+
+The engine behind :class:`~skxmc.XRLinearClassifier`, usable on its own; no
+scikit-learn base classes and no torch here.
+"""
+
+from skxmc.indexing._beam import POST_PROCESSORS, TreeScorer, beam_search, post_process
+from skxmc.indexing._label_embedding import (
+    LABEL_EMBEDDINGS,
+    label_embedding,
+    pifa_embedding,
+)
+from skxmc.indexing._linear import LOSSES, fit_binary, fit_level
+from skxmc.indexing._shortlist import LabelShortlist
+from skxmc.indexing._tree import LabelTree, hierarchical_kmeans
+from skxmc.indexing._xr_linear import NEGATIVE_SAMPLING, XRLinearModel
+
+__all__ = [
+    # label embeddings
+    "LABEL_EMBEDDINGS",
+    "label_embedding",
+    "pifa_embedding",
+    # trees
+    "LabelTree",
+    "hierarchical_kmeans",
+    # rankers
+    "LOSSES",
+    "fit_binary",
+    "fit_level",
+    # search
+    "POST_PROCESSORS",
+    "TreeScorer",
+    "beam_search",
+    "post_process",
+    "LabelShortlist",
+    # the engine
+    "NEGATIVE_SAMPLING",
+    "XRLinearModel",
+]

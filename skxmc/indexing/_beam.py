@@ -1,0 +1,481 @@
+"""Beam search over a label tree scored by per-node linear models.
+
+A node's score is its parent's score times ``post(w_node . x + b_node)``, with
+the root scoring 1 (pecos' multiplicative combiner). ``post`` is
+
+- ``"l3-hinge"``: ``exp(-max(1 - s, 0) ** 3)``;
+- ``"sigmoid"``: ``1 / (1 + exp(-s))``.
+
+Both map to (0, 1], so a label's path score is the product over its
+ancestors. The search keeps the ``beam_size`` best nodes of every level and
+scores only their children; at the last level it returns the ``k`` best
+labels. With a beam at least as wide as every level it is exact, i.e. equal to
+scoring every label's full path. Ties are broken by lower node index.
+
+The kernels are numba, parallel over rows, and scatter each query into a
+dense per-thread buffer so that a node costs one pass over its stored weights.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+import scipy.sparse as sp
+from numba import njit, prange
+
+from skxmc.indexing._tree import LabelTree, effective_n_jobs, numba_threads
+
+__all__ = ["POST_PROCESSORS", "TreeScorer", "beam_search", "post_process"]
+
+#: Score transforms understood by the beam search.
+POST_PROCESSORS = ("l3-hinge", "sigmoid")
+_POST_CODE = {"l3-hinge": 0, "sigmoid": 1}
+
+
+def post_process(scores, post_processor: str = "l3-hinge") -> np.ndarray:
+    """Apply a post-processor transform to raw linear scores (NumPy reference).
+
+    Parameters
+    ----------
+    scores : array-like
+        Raw linear scores ``s`` of any shape.
+    post_processor : {"l3-hinge", "sigmoid"}, default="l3-hinge"
+        ``exp(-max(1 - s, 0) ** 3)`` or ``1 / (1 + exp(-s))``.
+
+    Returns
+    -------
+    transformed : ndarray of the shape of ``scores``, dtype float64
+        The transformed scores, in [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skxmc.indexing import post_process
+    >>> post_process(np.array([2.0, 1.0, 0.0]), "l3-hinge").round(4)
+    array([1.    , 1.    , 0.3679])
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if post_processor == "l3-hinge":
+        return np.exp(-(np.maximum(1.0 - s, 0.0) ** 3))
+    if post_processor == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-s))
+    raise ValueError(
+        f"Unknown post_processor {post_processor!r}; expected one of {POST_PROCESSORS}."
+    )
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _post(s, code):
+    if code == 0:
+        h = 1.0 - s
+        if h <= 0.0:
+            return 1.0
+        return math.exp(-h * h * h)
+    if s >= 0.0:
+        return 1.0 / (1.0 + math.exp(-s))
+    e = math.exp(s)
+    return e / (1.0 + e)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _better(s1, n1, s2, n2):
+    return s1 > s2 or (s1 == s2 and n1 < n2)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _push(top_s, top_n, size, keep, s, node):
+    """Insert (s, node) into the sorted top list of length ``size`` (<= keep)."""
+    if size == keep:
+        if not _better(s, node, top_s[size - 1], top_n[size - 1]):
+            return size
+        pos = size - 1
+    else:
+        pos = size
+        size += 1
+    while pos > 0 and _better(s, node, top_s[pos - 1], top_n[pos - 1]):
+        top_s[pos] = top_s[pos - 1]
+        top_n[pos] = top_n[pos - 1]
+        pos -= 1
+    top_s[pos] = s
+    top_n[pos] = node
+    return size
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _score_children(
+    p, i, x_indptr, x_indices, x_data, dense, ch_indptr, ch_indices, w_bias,
+    chunk_indptr, cfeat, centry_ptr, cslot, cval, acc,
+):  # fmt: skip
+    """Raw scores of the children of ``p`` for row ``i`` into ``acc[:m]``.
+
+    The weights of the children of ``p`` are stored feature-major (features
+    ``cfeat[fa:fb]``, each with its (child slot, weight) entries): either walk
+    those features against the dense copy of the query, or, when they are many
+    more than the query's, binary-search each query feature among them.
+    """
+    c0 = ch_indptr[p]
+    m = ch_indptr[p + 1] - c0
+    for s in range(m):
+        acc[s] = w_bias[ch_indices[c0 + s]]
+    fa = chunk_indptr[p]
+    fb = chunk_indptr[p + 1]
+    span = fb - fa
+    n_x = x_indptr[i + 1] - x_indptr[i]
+    if span <= 32 or span <= 2 * n_x * math.log2(span):
+        for q in range(fa, fb):
+            v = dense[cfeat[q]]
+            if v != 0.0:
+                for e in range(centry_ptr[q], centry_ptr[q + 1]):
+                    acc[cslot[e]] += cval[e] * v
+        return m
+    lo = fa
+    for e in range(x_indptr[i], x_indptr[i + 1]):
+        f = x_indices[e]
+        a = lo
+        b = fb
+        while a < b:
+            mid = (a + b) >> 1
+            if cfeat[mid] < f:
+                a = mid + 1
+            else:
+                b = mid
+        if a == fb:
+            break
+        if cfeat[a] == f:
+            v = x_data[e]
+            for q in range(centry_ptr[a], centry_ptr[a + 1]):
+                acc[cslot[q]] += cval[q] * v
+            lo = a + 1
+        else:
+            lo = a
+    return m
+
+
+@njit(nogil=True, cache=True)
+def _beam_rows(
+    start, stop, x_indptr, x_indices, x_data, ch_indptr, ch_indices, w_bias,
+    chunk_indptr, cfeat, centry_ptr, cslot, cval, n_levels, beam, k, post,
+    max_children, dense, out_scores, out_nodes,
+):  # fmt: skip
+    acc = np.empty(max(max_children, 1), dtype=np.float64)
+    width_max = max(beam, k)
+    cur_s = np.empty(width_max, dtype=np.float64)
+    cur_n = np.empty(width_max, dtype=np.int64)
+    nxt_s = np.empty(width_max, dtype=np.float64)
+    nxt_n = np.empty(width_max, dtype=np.int64)
+    for i in range(start, stop):
+        for e in range(x_indptr[i], x_indptr[i + 1]):
+            dense[x_indices[e]] += x_data[e]
+        cur_s[0] = 1.0
+        cur_n[0] = 0
+        width = 1
+        for lvl in range(n_levels):
+            keep = k if lvl == n_levels - 1 else beam
+            size = 0
+            for b in range(width):
+                p = cur_n[b]
+                ps = cur_s[b]
+                m = _score_children(
+                    p, i, x_indptr, x_indices, x_data, dense, ch_indptr, ch_indices,
+                    w_bias, chunk_indptr, cfeat, centry_ptr, cslot, cval, acc,
+                )  # fmt: skip
+                c0 = ch_indptr[p]
+                for s in range(m):
+                    size = _push(
+                        nxt_s, nxt_n, size, keep, ps * _post(acc[s], post),
+                        ch_indices[c0 + s],
+                    )  # fmt: skip
+            cur_s, nxt_s = nxt_s, cur_s
+            cur_n, nxt_n = nxt_n, cur_n
+            width = size
+            if width == 0:
+                break
+        for a in range(width):
+            out_scores[i, a] = cur_s[a]
+            out_nodes[i, a] = cur_n[a]
+        for e in range(x_indptr[i], x_indptr[i + 1]):
+            dense[x_indices[e]] = 0.0
+
+
+@njit(parallel=True, cache=True)
+def _beam_parallel(
+    x_indptr, x_indices, x_data, n_features, ch_indptr, ch_indices, w_bias,
+    chunk_indptr, cfeat, centry_ptr, cslot, cval, n_levels, beam, k, post,
+    max_children, n_chunks, out_scores, out_nodes,
+):  # fmt: skip
+    n = x_indptr.shape[0] - 1
+    for c in prange(n_chunks):
+        start = c * n // n_chunks
+        stop = (c + 1) * n // n_chunks
+        dense = np.zeros(n_features, dtype=np.float32)
+        _beam_rows(
+            start, stop, x_indptr, x_indices, x_data, ch_indptr, ch_indices, w_bias,
+            chunk_indptr, cfeat, centry_ptr, cslot, cval, n_levels, beam, k, post,
+            max_children, dense, out_scores, out_nodes,
+        )  # fmt: skip
+
+
+class TreeScorer:
+    """Per-level node models of a tree, laid out for fast beam search.
+
+    Nodes are numbered globally, level by level (root = 0). The weights of the
+    children of each node are stored together, feature-major (pecos' "chunked"
+    layout): scoring the children of a beam node costs one pass over the
+    features they use, or one binary search per query feature, and never
+    touches the children of nodes outside the beam.
+
+    Parameters
+    ----------
+    tree : LabelTree
+        The tree.
+    weights : list of sparse matrices
+        ``weights[t]`` of shape (n_nodes[t + 1], n_features): the linear models
+        of the nodes of level ``t + 1`` (one per row). May be shorter than
+        ``tree.n_levels`` (a partially trained tree), in which case searches
+        can only go that deep.
+    intercepts : list of ndarray
+        ``intercepts[t]`` of shape (n_nodes[t + 1],).
+    """
+
+    def __init__(self, tree: LabelTree, weights, intercepts):
+        if len(weights) != len(intercepts) or not 1 <= len(weights) <= tree.n_levels:
+            raise ValueError(
+                "weights and intercepts must hold one entry per trained level "
+                f"(1 to {tree.n_levels})."
+            )
+        n_features = sp.csr_matrix(weights[0]).shape[1]
+        n_nodes = tree.n_nodes
+        self.n_levels = len(weights)
+        self.n_features = n_features
+        self.n_nodes = n_nodes[: self.n_levels + 1]
+        self.offsets = np.concatenate([[0], np.cumsum(self.n_nodes)]).astype(np.int64)
+        total = int(self.offsets[-1])
+        biases = [np.zeros(1, dtype=np.float32)]
+        ch_counts = np.zeros(total, dtype=np.int64)
+        chunk_counts = np.zeros(total, dtype=np.int64)
+        child_parts, feat_parts, run_parts, slot_parts, val_parts = [], [], [], [], []
+        self.max_children = 0
+        n_runs = 0
+        for t, (W, b) in enumerate(zip(weights, intercepts)):
+            W = sp.csr_matrix(W, dtype=np.float32)
+            W.sum_duplicates()
+            if W.shape != (n_nodes[t + 1], n_features):
+                raise ValueError(
+                    f"weights[{t}] has shape {W.shape}, expected "
+                    f"{(n_nodes[t + 1], n_features)}."
+                )
+            biases.append(np.asarray(b, dtype=np.float32).reshape(n_nodes[t + 1]))
+            ptr, idx = tree.children(t)
+            ch_counts[self.offsets[t] : self.offsets[t + 1]] = np.diff(ptr)
+            child_parts.append(idx + self.offsets[t + 1])
+            self.max_children = max(self.max_children, int(np.diff(ptr).max()))
+            parent = tree.parents(t + 1)
+            slot = np.empty(n_nodes[t + 1], dtype=np.int64)
+            slot[idx] = np.arange(idx.shape[0]) - np.repeat(ptr[:-1], np.diff(ptr))
+            rows = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+            key = parent[rows] * np.int64(n_features) + W.indices
+            order = np.argsort(key, kind="stable")
+            key = key[order]
+            starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]][: key.shape[0]])
+            run_parent = key[starts] // n_features
+            chunk_counts[self.offsets[t] : self.offsets[t + 1]] = np.bincount(
+                run_parent, minlength=n_nodes[t]
+            )
+            feat_parts.append((key[starts] % n_features).astype(np.int32))
+            run_parts.append(starts + sum(v.shape[0] for v in val_parts))
+            slot_parts.append(slot[rows[order]].astype(np.int32))
+            val_parts.append(W.data[order])
+            n_runs += starts.shape[0]
+        self.w_bias = np.concatenate(biases)
+        self.ch_indptr = np.concatenate([[0], np.cumsum(ch_counts)]).astype(np.int64)
+        self.ch_indices = np.concatenate(child_parts).astype(np.int64)
+        self.chunk_indptr = np.concatenate([[0], np.cumsum(chunk_counts)]).astype(
+            np.int64
+        )
+        self.cfeat = np.concatenate(feat_parts).astype(np.int32)
+        self.cval = np.concatenate(val_parts).astype(np.float32)
+        self.cslot = np.concatenate(slot_parts).astype(np.int32)
+        self.centry_ptr = np.concatenate([*run_parts, [self.cval.shape[0]]]).astype(
+            np.int64
+        )
+
+    def _dense_buffer(self) -> np.ndarray:
+        """A zeroed query buffer owned by the calling thread (the kernels leave
+        it zeroed), so that a single-row search allocates nothing large."""
+        local = self.__dict__.get("_thread_local")
+        if local is None:
+            local = self.__dict__.setdefault("_thread_local", threading.local())
+        buffer = getattr(local, "dense", None)
+        if buffer is None:
+            buffer = local.dense = np.zeros(self.n_features, dtype=np.float32)
+        return buffer
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_thread_local", None)
+        return state
+
+    def level_weights(self, t: int) -> tuple[sp.csr_matrix, np.ndarray]:
+        """Weights (CSR, one row per node) and intercepts of ``weights[t]``."""
+        a, b = self.offsets[t], self.offsets[t + 1]
+        n_runs = np.diff(self.chunk_indptr[a : b + 1])
+        runs = np.arange(self.chunk_indptr[a], self.chunk_indptr[b])
+        run_parent = np.repeat(np.arange(a, b), n_runs)
+        lengths = np.diff(self.centry_ptr)[runs]
+        if runs.size:
+            entries = np.arange(self.centry_ptr[runs[0]], self.centry_ptr[runs[-1] + 1])
+        else:
+            entries = np.zeros(0, dtype=np.int64)
+        parent_of_entry = np.repeat(run_parent, lengths)
+        node = self.ch_indices[self.ch_indptr[parent_of_entry] + self.cslot[entries]]
+        feature = np.repeat(self.cfeat[runs], lengths)
+        c, d = self.offsets[t + 1], self.offsets[t + 2]
+        W = sp.csr_matrix(
+            (self.cval[entries], (node - c, feature)),
+            shape=(d - c, self.n_features),
+        )
+        W.sort_indices()
+        return W, self.w_bias[c:d].copy()
+
+    def search(
+        self,
+        X,
+        *,
+        beam_size: int = 10,
+        k: int = 10,
+        post_processor: str = "l3-hinge",
+        n_levels: int | None = None,
+        n_jobs: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Beam search; returns the ``k`` best nodes of the last searched level.
+
+        Parameters
+        ----------
+        X : csr_matrix of shape (n_samples, n_features)
+            Queries.
+        beam_size : int, default=10
+            Nodes kept at every level but the last.
+        k : int, default=10
+            Nodes returned from the last level.
+        post_processor : {"l3-hinge", "sigmoid"}, default="l3-hinge"
+            Transform of the linear scores.
+        n_levels : int, default=None
+            Search only the first ``n_levels`` levels (default: all trained).
+        n_jobs : int, default=None
+            Threads (None: all cores); at most a few rows run in the calling
+            thread without the parallel runtime.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, k), dtype float32
+            Path scores, best first, ``-inf`` padded.
+        indices : ndarray of shape (n_samples, k), dtype int64
+            Node ids within their level (label ids for the label level),
+            ``-1`` padded.
+        """
+        if post_processor not in _POST_CODE:
+            raise ValueError(
+                f"Unknown post_processor {post_processor!r}; expected one of "
+                f"{POST_PROCESSORS}."
+            )
+        if beam_size < 1 or k < 1:
+            raise ValueError("beam_size and k must be >= 1.")
+        n_levels = self.n_levels if n_levels is None else int(n_levels)
+        if not 1 <= n_levels <= self.n_levels:
+            raise ValueError(f"n_levels must be in [1, {self.n_levels}].")
+        X = X if sp.isspmatrix_csr(X) else sp.csr_matrix(X)
+        if X.dtype != np.float32:
+            X = X.astype(np.float32)
+        if not X.has_canonical_format:
+            X = X.copy()
+            X.sum_duplicates()
+        if X.shape[1] != self.n_features:
+            raise ValueError(
+                f"X has {X.shape[1]} features, the model expects {self.n_features}."
+            )
+        n = X.shape[0]
+        out_scores = np.full((n, k), -np.inf, dtype=np.float64)
+        out_nodes = np.full((n, k), -1, dtype=np.int64)
+        model = (
+            self.ch_indptr, self.ch_indices, self.w_bias, self.chunk_indptr,
+            self.cfeat, self.centry_ptr, self.cslot, self.cval, n_levels,
+            int(beam_size), int(k), _POST_CODE[post_processor], self.max_children,
+        )  # fmt: skip
+        n_threads = effective_n_jobs(n_jobs)
+        if n <= 4 or n_threads == 1:
+            dense = self._dense_buffer()
+            _beam_rows(
+                0, n, X.indptr, X.indices, X.data, *model, dense, out_scores,
+                out_nodes,
+            )  # fmt: skip
+        else:
+            n_chunks = min(n, 4 * n_threads)
+            with numba_threads(n_threads):
+                _beam_parallel(
+                    X.indptr, X.indices, X.data, self.n_features, *model, n_chunks,
+                    out_scores, out_nodes,
+                )  # fmt: skip
+        valid = out_nodes >= 0
+        out_nodes[valid] -= self.offsets[n_levels]
+        return out_scores.astype(np.float32), out_nodes
+
+
+def beam_search(
+    X,
+    tree: LabelTree,
+    weights,
+    intercepts,
+    *,
+    beam_size: int = 10,
+    k: int = 10,
+    post_processor: str = "l3-hinge",
+    n_jobs: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` labels of every row by beam search over ``tree``.
+
+    A convenience wrapper around :class:`TreeScorer` (build it once when
+    searching repeatedly).
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Queries.
+    tree : LabelTree
+        The label tree.
+    weights, intercepts : list
+        Per-level node models, see :class:`TreeScorer`.
+    beam_size : int, default=10
+        Nodes kept at every level but the last.
+    k : int, default=10
+        Labels returned per query.
+    post_processor : {"l3-hinge", "sigmoid"}, default="l3-hinge"
+        Transform of the linear scores before they multiply down a path.
+    n_jobs : int, default=None
+        Threads (None: all cores).
+
+    Returns
+    -------
+    scores : ndarray of shape (n_samples, k), dtype float32
+        Path scores, best first, ``-inf`` padded.
+    indices : ndarray of shape (n_samples, k), dtype int64
+        Label ids, best first, ``-1`` padded.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from skxmc.indexing import LabelTree, beam_search
+    >>> tree = LabelTree.from_leaf_codes([0, 0, 1], 2, branching_factor=2)
+    >>> W = [sp.csr_matrix(np.array([[2.0], [0.0]])),
+    ...      sp.csr_matrix(np.array([[1.0], [3.0], [5.0]]))]
+    >>> b = [np.zeros(2), np.zeros(3)]
+    >>> scores, labels = beam_search(np.array([[1.0]]), tree, W, b, beam_size=1, k=3)
+    >>> labels
+    array([[ 0,  1, -1]])
+    """
+    scorer = TreeScorer(tree, weights, intercepts)
+    return scorer.search(
+        X, beam_size=beam_size, k=k, post_processor=post_processor, n_jobs=n_jobs
+    )

@@ -1,0 +1,568 @@
+"""Sparse binary linear rankers for the nodes of a label tree.
+
+Every node of a tree level gets one binary linear model ``s(x) = w . x + b``,
+trained on the rows its parent is responsible for (the *negative sampling*
+decides which rows those are, see :mod:`skxmc.indexing._xr_linear`). The solvers
+are dual coordinate descent methods in numba (``nogil``), the formulation of
+LIBLINEAR (Hsieh et al., ICML 2008; Yu, Huang and Lin, MLJ 2011):
+
+- ``"squared_hinge"``: L2-regularised L2-loss SVM,
+  ``min_w 1/2 |w|^2 + C sum_i max(0, 1 - y_i w . x_i)^2``, with shrinking;
+- ``"logistic"``: L2-regularised logistic regression,
+  ``min_w 1/2 |w|^2 + C sum_i log(1 + exp(-y_i w . x_i))``.
+
+The bias is learned as the weight of an extra feature of value ``bias`` (so it
+is regularised, as in LIBLINEAR). After training, weights with ``|w| <
+weight_threshold`` are dropped. Nodes sharing a parent share their training
+rows: one task gathers those rows once (features renumbered to the columns
+they use) and trains all the children; tasks run on a thread pool, each task's
+result depending only on its inputs and the seed, so models are identical
+whatever the number of threads.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import scipy.sparse as sp
+from numba import njit
+
+__all__ = ["LOSSES", "fit_binary", "fit_level"]
+
+#: Losses understood by the solvers.
+LOSSES = ("squared_hinge", "logistic")
+_LOSS_CODE = {"squared_hinge": 0, "logistic": 1}
+
+_U64_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_U64_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_U64_M2 = np.uint64(0x94D049BB133111EB)
+_U64_30 = np.uint64(30)
+_U64_27 = np.uint64(27)
+_U64_31 = np.uint64(31)
+
+
+@njit(nogil=True, cache=True)
+def _splitmix(state):
+    """One splitmix64 step: returns (new_state, random uint64)."""
+    state = state + _U64_GOLDEN
+    z = state
+    z = (z ^ (z >> _U64_30)) * _U64_M1
+    z = (z ^ (z >> _U64_27)) * _U64_M2
+    return state, z ^ (z >> _U64_31)
+
+
+@njit(nogil=True, cache=True)
+def _seed_state(seed, stream):
+    state = np.uint64(seed) * _U64_M1 + np.uint64(stream) * _U64_M2
+    state, _ = _splitmix(state)
+    return state
+
+
+@njit(nogil=True, cache=True)
+def _shuffle(index, n, state):
+    for i in range(n - 1, 0, -1):
+        state, r = _splitmix(state)
+        j = np.int64(r % np.uint64(i + 1))
+        tmp = index[i]
+        index[i] = index[j]
+        index[j] = tmp
+    return state
+
+
+# ----------------------------------------------------------------- solvers
+@njit(nogil=True, cache=True)
+def _dcd_squared_hinge(
+    indptr, indices, data, sqnorm, y, w, c_pos, c_neg, bias, max_iter, eps, state
+):
+    """Dual CD for the L2-loss SVM. ``w`` (zeros on entry) receives the weights.
+
+    Returns ``(bias_weight, n_iter)``; the bias term of the model is
+    ``bias_weight * bias``.
+    """
+    n = y.shape[0]
+    alpha = np.zeros(n, dtype=np.float64)
+    diag = np.empty(n, dtype=np.float64)
+    qd = np.empty(n, dtype=np.float64)
+    index = np.arange(n)
+    for i in range(n):
+        diag[i] = 0.5 / (c_pos if y[i] > 0 else c_neg)
+        qd[i] = sqnorm[i] + bias * bias + diag[i]
+    wb = 0.0
+    n_active = n
+    pg_max_old = np.inf  # alpha is never at an upper bound (U = inf)
+    it = 0
+    while it < max_iter:
+        pg_max = -np.inf
+        pg_min = np.inf
+        state = _shuffle(index, n_active, state)
+        s = 0
+        while s < n_active:
+            i = index[s]
+            yi = y[i]
+            acc = wb * bias
+            for e in range(indptr[i], indptr[i + 1]):
+                acc += w[indices[e]] * data[e]
+            g = yi * acc - 1.0 + diag[i] * alpha[i]
+            pg = 0.0
+            if alpha[i] == 0.0:
+                if g > pg_max_old:
+                    n_active -= 1
+                    index[s] = index[n_active]
+                    index[n_active] = i
+                    continue
+                if g < 0.0:
+                    pg = g
+            else:
+                pg = g
+            if pg > pg_max:
+                pg_max = pg
+            if pg < pg_min:
+                pg_min = pg
+            if abs(pg) > 1e-12:
+                old = alpha[i]
+                new = old - g / qd[i]
+                if new < 0.0:
+                    new = 0.0
+                alpha[i] = new
+                d = (new - old) * yi
+                for e in range(indptr[i], indptr[i + 1]):
+                    w[indices[e]] += d * data[e]
+                wb += d * bias
+            s += 1
+        it += 1
+        if pg_max - pg_min <= eps:
+            if n_active == n:
+                break
+            n_active = n
+            pg_max_old = np.inf
+            continue
+        pg_max_old = pg_max if pg_max > 0.0 else np.inf
+    return wb, it
+
+
+@njit(nogil=True, cache=True)
+def _lr_coordinate(a, b, alpha, c):
+    """argmin over z in (0, c) of a/2 (z-alpha)^2 + b z + z log z + (c-z) log(c-z)."""
+    lo = 0.0
+    hi = c
+    z = alpha
+    for _ in range(100):
+        gp = a * (z - alpha) + b + math.log(z / (c - z))
+        if gp == 0.0:
+            break
+        if gp > 0.0:
+            hi = z
+        else:
+            lo = z
+        znew = z - gp / (a + c / (z * (c - z)))
+        if not (lo < znew < hi):
+            znew = 0.5 * (lo + hi)
+        if abs(znew - z) <= 1e-12 * c:
+            z = znew
+            break
+        z = znew
+    if z <= 0.0:
+        z = 1e-300
+    if z >= c:
+        z = c * (1.0 - 1e-16)
+    return z
+
+
+@njit(nogil=True, cache=True)
+def _dcd_logistic(
+    indptr, indices, data, sqnorm, y, w, c_pos, c_neg, bias, max_iter, eps, state
+):
+    """Dual CD for L2-regularised logistic regression (Yu, Huang & Lin 2011).
+
+    ``w`` (zeros on entry) receives the weights; returns ``(bias_weight, n_iter)``.
+    Stops when the largest dual gradient of a sweep falls below ``eps`` times
+    that of the first sweep.
+    """
+    n = y.shape[0]
+    alpha = np.empty(n, dtype=np.float64)
+    cc = np.empty(n, dtype=np.float64)
+    qd = np.empty(n, dtype=np.float64)
+    index = np.arange(n)
+    wb = 0.0
+    for i in range(n):
+        cc[i] = c_pos if y[i] > 0 else c_neg
+        alpha[i] = min(1e-3 * cc[i], 1e-8)
+        qd[i] = sqnorm[i] + bias * bias
+        d = alpha[i] * y[i]
+        for e in range(indptr[i], indptr[i + 1]):
+            w[indices[e]] += d * data[e]
+        wb += d * bias
+    g_init = 0.0
+    it = 0
+    while it < max_iter:
+        state = _shuffle(index, n, state)
+        g_max = 0.0
+        for s in range(n):
+            i = index[s]
+            yi = y[i]
+            acc = wb * bias
+            for e in range(indptr[i], indptr[i + 1]):
+                acc += w[indices[e]] * data[e]
+            b = yi * acc
+            c = cc[i]
+            grad = b + math.log(alpha[i] / (c - alpha[i]))
+            if abs(grad) > g_max:
+                g_max = abs(grad)
+            new = _lr_coordinate(qd[i], b, alpha[i], c)
+            d = (new - alpha[i]) * yi
+            alpha[i] = new
+            if d != 0.0:
+                for e in range(indptr[i], indptr[i + 1]):
+                    w[indices[e]] += d * data[e]
+                wb += d * bias
+        it += 1
+        if it == 1:
+            g_init = g_max
+        if g_max <= eps * g_init:
+            break
+    return wb, it
+
+
+@njit(nogil=True, cache=True)
+def _solve(
+    loss, indptr, indices, data, sqnorm, y, w, c_pos, c_neg, bias, max_iter, eps, state
+):
+    if loss == 0:
+        return _dcd_squared_hinge(
+            indptr, indices, data, sqnorm, y, w, c_pos, c_neg, bias, max_iter, eps,
+            state,
+        )  # fmt: skip
+    return _dcd_logistic(
+        indptr, indices, data, sqnorm, y, w, c_pos, c_neg, bias, max_iter, eps, state
+    )
+
+
+# ------------------------------------------------------------ one binary model
+def fit_binary(
+    X,
+    y,
+    *,
+    loss: str = "squared_hinge",
+    C: float = 1.0,
+    max_iter: int = 100,
+    tol: float = 0.1,
+    bias: float = 1.0,
+    random_state: int = 0,
+):
+    """Train one binary linear model with the dual coordinate descent solver.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Training rows.
+    y : array-like of shape (n_samples,)
+        Binary targets; values > 0 are positive, the others negative.
+    loss : {"squared_hinge", "logistic"}, default="squared_hinge"
+        Loss (see the module docstring for the objectives).
+    C : float, default=1.0
+        Inverse regularisation strength.
+    max_iter : int, default=100
+        Maximum passes over the data.
+    tol : float, default=0.1
+        Stopping tolerance (LIBLINEAR's ``eps``).
+    bias : float, default=1.0
+        Value of the constant feature whose weight is the bias; 0 disables it.
+    random_state : int, default=0
+        Seeds the order of the coordinate updates.
+
+    Returns
+    -------
+    coef : ndarray of shape (n_features,), dtype float64
+        Feature weights.
+    intercept : float
+        ``bias`` times the weight of the constant feature.
+    n_iter : int
+        Solver passes over the data.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skxmc.indexing import fit_binary
+    >>> X = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> coef, intercept, n_iter = fit_binary(X, [1, 0], C=10.0, tol=1e-6)
+    >>> bool(X[0] @ coef + intercept > 0 > X[1] @ coef + intercept)
+    True
+    """
+    if loss not in _LOSS_CODE:
+        raise ValueError(f"Unknown loss {loss!r}; expected one of {LOSSES}.")
+    X = sp.csr_matrix(X, dtype=np.float32, copy=True)
+    X.sum_duplicates()
+    y = np.where(np.asarray(y).ravel() > 0, 1.0, -1.0)
+    if y.shape[0] != X.shape[0]:
+        raise ValueError("X and y have different numbers of rows.")
+    w = np.zeros(X.shape[1], dtype=np.float64)
+    sqnorm = np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).ravel()
+    wb, n_iter = _solve(
+        _LOSS_CODE[loss], X.indptr, X.indices, X.data, sqnorm, y, w, float(C),
+        float(C), float(bias), int(max_iter), float(tol),
+        _seed_state(int(random_state), 0),
+    )  # fmt: skip
+    return w, float(wb * bias), int(n_iter)
+
+
+# ----------------------------------------------------------- tasks of a level
+@njit(nogil=True, cache=True)
+def _grow(array, size):
+    if size <= array.shape[0]:
+        return array
+    out = np.empty(max(size, 2 * array.shape[0]), dtype=array.dtype)
+    out[: array.shape[0]] = array
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _train_task(
+    x_indptr,
+    x_indices,
+    x_data,
+    rows,
+    pos_indptr,
+    pos_indices,
+    children,
+    fmap,
+    loss,
+    c_pos,
+    c_neg,
+    max_iter,
+    eps,
+    bias,
+    threshold,
+    seed,
+    level,
+):
+    """Train the models of ``children`` on the (sorted) training ``rows``.
+
+    ``pos_indptr``/``pos_indices`` list the positive rows of every node of the
+    level (CSC of the level's relevance matrix, sorted). ``fmap`` is an int64
+    scratch of length n_features filled with -1 (restored on return).
+    Returns ``(nnz per child, feature ids, weights, biases, solver passes)``.
+    """
+    n = rows.shape[0]
+    # gather the rows with their features renumbered 0..n_local-1
+    sub_indptr = np.zeros(n + 1, dtype=np.int64)
+    for a in range(n):
+        r = rows[a]
+        sub_indptr[a + 1] = sub_indptr[a] + x_indptr[r + 1] - x_indptr[r]
+    nnz = sub_indptr[n]
+    sub_indices = np.empty(nnz, dtype=np.int32)
+    sub_data = np.empty(nnz, dtype=np.float32)
+    feats = np.empty(min(nnz, fmap.shape[0]), dtype=np.int64)
+    sqnorm = np.zeros(n, dtype=np.float64)
+    n_local = 0
+    for a in range(n):
+        r = rows[a]
+        q = sub_indptr[a]
+        for e in range(x_indptr[r], x_indptr[r + 1]):
+            j = x_indices[e]
+            if fmap[j] < 0:
+                fmap[j] = n_local
+                feats[n_local] = j
+                n_local += 1
+            sub_indices[q] = fmap[j]
+            v = x_data[e]
+            sub_data[q] = v
+            sqnorm[a] += v * v
+            q += 1
+    # renumber local features by decreasing frequency: the weights touched
+    # most often then share cache lines
+    freq = np.zeros(n_local, dtype=np.int64)
+    for q in range(nnz):
+        freq[sub_indices[q]] += 1
+    by_freq = np.argsort(-freq, kind="mergesort")
+    rank = np.empty(n_local, dtype=np.int32)
+    for f in range(n_local):
+        rank[by_freq[f]] = f
+    for q in range(nnz):
+        sub_indices[q] = rank[sub_indices[q]]
+    feats_sorted = np.empty(n_local, dtype=np.int64)
+    for f in range(n_local):
+        feats_sorted[f] = feats[by_freq[f]]
+    for f in range(n_local):
+        fmap[feats[f]] = -1
+    feats = feats_sorted
+    n_children = children.shape[0]
+    counts = np.zeros(n_children, dtype=np.int64)
+    n_iter = np.zeros(n_children, dtype=np.int32)
+    biases = np.zeros(n_children, dtype=np.float32)
+    out_feat = np.empty(16, dtype=np.int64)
+    out_val = np.empty(16, dtype=np.float32)
+    n_out = 0
+    w = np.zeros(n_local, dtype=np.float64)
+    y = np.empty(n, dtype=np.float64)
+    for c in range(n_children):
+        node = children[c]
+        y[:] = -1.0
+        for e in range(pos_indptr[node], pos_indptr[node + 1]):
+            a = np.searchsorted(rows, pos_indices[e])
+            if a < n and rows[a] == pos_indices[e]:
+                y[a] = 1.0
+        if n == 0:
+            continue
+        state = _seed_state(seed, level * 1_000_003 + node + 1)
+        wb, n_iter[c] = _solve(
+            loss, sub_indptr, sub_indices, sub_data, sqnorm, y, w, c_pos, c_neg,
+            bias, max_iter, eps, state,
+        )  # fmt: skip
+        biases[c] = wb * bias
+        kept = 0
+        for f in range(n_local):
+            if w[f] != 0.0 and abs(w[f]) >= threshold:
+                kept += 1
+        out_feat = _grow(out_feat, n_out + kept)
+        out_val = _grow(out_val, n_out + kept)
+        for f in range(n_local):
+            v = w[f]
+            if v != 0.0 and abs(v) >= threshold:
+                out_feat[n_out] = feats[f]
+                out_val[n_out] = v
+                n_out += 1
+            w[f] = 0.0
+        counts[c] = kept
+    return counts, out_feat[:n_out], out_val[:n_out], biases, n_iter
+
+
+def _make_tasks(
+    rows_indptr: np.ndarray,
+    children_indptr: np.ndarray,
+    children_indices: np.ndarray,
+    n_threads: int,
+) -> list[tuple[int, np.ndarray]]:
+    """One task per parent; parents with many children are cut in pieces when
+    there are too few parents to keep the threads busy."""
+    n_parents = children_indptr.shape[0] - 1
+    n_children = children_indptr[-1]
+    piece = max(1, -(-int(n_children) // (8 * n_threads)))
+    tasks = []
+    for p in range(n_parents):
+        kids = children_indices[children_indptr[p] : children_indptr[p + 1]]
+        for start in range(0, kids.shape[0], piece):
+            tasks.append((p, kids[start : start + piece]))
+    n_rows = np.diff(rows_indptr)
+    cost = [-(int(n_rows[p]) + 1) * len(kids) for p, kids in tasks]
+    order = np.argsort(cost, kind="stable")
+    return [tasks[i] for i in order]
+
+
+def fit_level(
+    X: sp.csr_matrix,
+    relevance: sp.csc_matrix,
+    parent_rows: sp.csc_matrix | None,
+    children_indptr: np.ndarray,
+    children_indices: np.ndarray,
+    *,
+    loss: str = "squared_hinge",
+    C: float = 1.0,
+    max_iter: int = 100,
+    tol: float = 0.1,
+    bias: float = 1.0,
+    weight_threshold: float = 0.1,
+    seed: int = 0,
+    level: int = 0,
+    n_threads: int = 1,
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """Train the binary models of every node of one tree level.
+
+    Parameters
+    ----------
+    X : csr_matrix of shape (n_samples, n_features)
+        Training features.
+    relevance : csc_matrix of shape (n_samples, n_nodes)
+        1 where a row is positive for a node of this level.
+    parent_rows : csc_matrix of shape (n_samples, n_parents) or None
+        Column ``p`` marks the training rows of the children of parent ``p``
+        (None: every row, for the children of the root).
+    children_indptr, children_indices : ndarray
+        Children of every parent (see :meth:`LabelTree.children`).
+    loss : {"squared_hinge", "logistic"}, default="squared_hinge"
+        Loss of every node model, see :func:`fit_binary`.
+    C : float, default=1.0
+        Inverse regularisation strength.
+    max_iter : int, default=100
+        Maximum solver passes per node.
+    tol : float, default=0.1
+        Solver stopping tolerance.
+    bias : float, default=1.0
+        Value of the constant feature (0 disables the intercept).
+    weight_threshold : float, default=0.1
+        Weights with a smaller absolute value are dropped.
+    seed : int, default=0
+        Seeds the coordinate orders (one stream per node).
+    level : int, default=0
+        Level number, mixed into the seed streams.
+    n_threads : int, default=1
+        Threads training tasks concurrently.
+
+    Returns
+    -------
+    W : csr_matrix of shape (n_nodes, n_features), dtype float32
+        Row ``j`` holds the pruned weights of node ``j``.
+    intercept : ndarray of shape (n_nodes,), dtype float32
+        Intercept of each node model.
+    n_iter : ndarray of shape (n_nodes,), dtype int32
+        Solver passes per node (0 for nodes without training rows).
+    """
+    if loss not in _LOSS_CODE:
+        raise ValueError(f"Unknown loss {loss!r}; expected one of {LOSSES}.")
+    n_samples, n_features = X.shape
+    n_nodes = relevance.shape[1]
+    n_parents = children_indptr.shape[0] - 1
+    relevance = sp.csc_matrix(relevance)
+    relevance.sort_indices()
+    pos_indptr = relevance.indptr.astype(np.int64)
+    pos_indices = relevance.indices.astype(np.int64)
+    if parent_rows is None:
+        if n_parents != 1:
+            raise ValueError("parent_rows=None is only valid below the root.")
+        rows_indptr = np.array([0, n_samples], dtype=np.int64)
+        rows_indices = np.arange(n_samples, dtype=np.int64)
+    else:
+        parent_rows = sp.csc_matrix(parent_rows)
+        parent_rows.sort_indices()
+        rows_indptr = parent_rows.indptr.astype(np.int64)
+        rows_indices = parent_rows.indices.astype(np.int64)
+    tasks = _make_tasks(rows_indptr, children_indptr, children_indices, n_threads)
+    local = threading.local()
+
+    def run(task):
+        p, kids = task
+        fmap = getattr(local, "fmap", None)
+        if fmap is None:
+            fmap = local.fmap = np.full(n_features, -1, dtype=np.int64)
+        rows = rows_indices[rows_indptr[p] : rows_indptr[p + 1]]
+        return kids, _train_task(
+            X.indptr, X.indices, X.data, rows, pos_indptr, pos_indices, kids, fmap,
+            _LOSS_CODE[loss], float(C), float(C), int(max_iter), float(tol),
+            float(bias), float(weight_threshold), int(seed), int(level),
+        )  # fmt: skip
+
+    if n_threads > 1 and len(tasks) > 1:
+        with ThreadPoolExecutor(max_workers=n_threads) as pool:
+            results = list(pool.map(run, tasks))
+    else:
+        results = [run(task) for task in tasks]
+    intercept = np.zeros(n_nodes, dtype=np.float32)
+    n_iter = np.zeros(n_nodes, dtype=np.int32)
+    for kids, (_, _, _, b, it) in results:
+        intercept[kids] = b
+        n_iter[kids] = it
+    if results:
+        node = np.concatenate([np.repeat(kids, r[0]) for kids, r in results])
+        feat = np.concatenate([r[1] for _, r in results])
+        val = np.concatenate([r[2] for _, r in results])
+    else:
+        node = feat = np.zeros(0, dtype=np.int64)
+        val = np.zeros(0, dtype=np.float32)
+    W = sp.csr_matrix(
+        (val.astype(np.float32, copy=False), (node, feat)),
+        shape=(n_nodes, n_features),
+    )
+    W.sum_duplicates()
+    return W, intercept, n_iter

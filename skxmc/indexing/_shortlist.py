@@ -1,0 +1,179 @@
+"""Label shortlists: the labels whose embedding is most similar to a query.
+
+:class:`LabelShortlist` indexes label embeddings and returns, for each query,
+its ``k`` most cosine-similar labels, either exactly (sparse products in row
+blocks) or approximately with pynndescent's NN-descent graph (the engine
+pattern of ``pynndescent.NNDescent``: build once, query many times).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize
+from sklearn.utils import check_random_state
+
+__all__ = ["LabelShortlist"]
+
+
+def _rows_topk(S: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    n, m = S.shape
+    kk = min(k, m)
+    scores = np.full((n, k), -np.inf, dtype=np.float32)
+    indices = np.full((n, k), -1, dtype=np.int64)
+    if kk == 0:
+        return scores, indices
+    part = np.argpartition(-S, kk - 1, axis=1)[:, :kk] if kk < m else None
+    cand = np.tile(np.arange(m), (n, 1)) if part is None else part
+    cand_s = np.take_along_axis(S, cand, axis=1)
+    # best first, ties by lower label index
+    order = np.lexsort((cand, -cand_s), axis=1)
+    indices[:, :kk] = np.take_along_axis(cand, order, axis=1)
+    scores[:, :kk] = np.take_along_axis(cand_s, order, axis=1)
+    return scores, indices
+
+
+class LabelShortlist:
+    """Top-k labels by cosine similarity between queries and label embeddings.
+
+    Parameters
+    ----------
+    method : {"exact", "ann"}, default="ann"
+        ``"exact"`` scores every label (sparse products in blocks of
+        ``batch_size`` queries); ``"ann"`` queries a pynndescent index.
+    n_neighbors : int, default=30
+        Degree of the NN-descent graph (``"ann"``).
+    epsilon : float, default=0.1
+        Search slack of pynndescent queries; larger is slower and more exact.
+    batch_size : int, default=1024
+        Queries per block in exact search.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the index construction.
+    n_jobs : int, default=None
+        Threads of the index construction (pynndescent's convention).
+
+    Attributes
+    ----------
+    n_labels_ : int
+    index_ : pynndescent.NNDescent or None
+        The ANN index (``"ann"`` only).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skxmc.indexing import LabelShortlist
+    >>> Z = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> sl = LabelShortlist(method="exact").fit(Z)
+    >>> scores, labels = sl.query(np.array([[1.0, 0.1]]), k=2)
+    >>> labels
+    array([[0, 2]])
+    """
+
+    def __init__(
+        self,
+        *,
+        method: str = "ann",
+        n_neighbors: int = 30,
+        epsilon: float = 0.1,
+        batch_size: int = 1024,
+        random_state=None,
+        n_jobs: int | None = None,
+    ):
+        self.method = method
+        self.n_neighbors = n_neighbors
+        self.epsilon = epsilon
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    @staticmethod
+    def _prepare(M):
+        """L2-normalised float32 rows; sparse stays CSR, dense stays dense."""
+        if sp.issparse(M):
+            M = sp.csr_matrix(M, dtype=np.float32, copy=True)
+            M.sum_duplicates()
+        else:
+            M = np.asarray(M, dtype=np.float32)
+            if M.ndim != 2:
+                raise ValueError(f"Expected a 2-D array, got shape {M.shape}.")
+        return normalize(M, norm="l2")
+
+    def fit(self, Z) -> LabelShortlist:
+        """Index the label embeddings.
+
+        Parameters
+        ----------
+        Z : {array-like, sparse matrix} of shape (n_labels, n_features)
+            One embedding per label; rows are L2-normalised for cosine search.
+
+        Returns
+        -------
+        self : LabelShortlist
+            The fitted index.
+        """
+        if self.method not in ("exact", "ann"):
+            raise ValueError(f"method must be 'exact' or 'ann', got {self.method!r}.")
+        Z = self._prepare(Z)
+        if Z.shape[0] == 0:
+            raise ValueError("Cannot index zero labels.")
+        self.labels_ = Z
+        self.n_labels_ = Z.shape[0]
+        self.index_ = None
+        if self.method == "ann":
+            from pynndescent import NNDescent
+
+            seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+            self.index_ = NNDescent(
+                Z,
+                metric="cosine",
+                n_neighbors=min(self.n_neighbors, max(2, self.n_labels_ - 1)),
+                random_state=seed,
+                n_jobs=self.n_jobs,
+            )
+            self.index_.prepare()
+        return self
+
+    def query(self, X, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Return the ``k`` labels most similar to every row of ``X``.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, k), dtype float32
+            Cosine similarities, best first, ``-inf`` padded.
+        indices : ndarray of shape (n_samples, k), dtype int64
+            Label ids, ``-1`` padded.
+        """
+        if not hasattr(self, "labels_"):
+            raise ValueError("This LabelShortlist is not fitted; call fit first.")
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}.")
+        X = self._prepare(X)
+        if X.shape[1] != self.labels_.shape[1]:
+            raise ValueError(
+                f"X has {X.shape[1]} features, the labels have {self.labels_.shape[1]}."
+            )
+        if self.method == "exact" or self.index_ is None:
+            return self._exact(X, k)
+        kk = min(k, self.n_labels_)
+        idx, dist = self.index_.query(X, k=kk, epsilon=self.epsilon)
+        scores = np.full((X.shape[0], k), -np.inf, dtype=np.float32)
+        indices = np.full((X.shape[0], k), -1, dtype=np.int64)
+        sim = (1.0 - dist).astype(np.float32)
+        ok = idx >= 0
+        sim = np.where(ok, sim, -np.inf)
+        order = np.lexsort((np.where(ok, idx, np.iinfo(np.int64).max), -sim), axis=1)
+        indices[:, :kk] = np.where(
+            np.take_along_axis(ok, order, 1), np.take_along_axis(idx, order, 1), -1
+        )
+        scores[:, :kk] = np.take_along_axis(sim, order, 1)
+        return scores, indices
+
+    def _exact(self, X: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores = np.empty((X.shape[0], k), dtype=np.float32)
+        indices = np.empty((X.shape[0], k), dtype=np.int64)
+        ZT = self.labels_.T
+        for a in range(0, X.shape[0], self.batch_size):
+            S = X[a : a + self.batch_size] @ ZT
+            S = S.toarray() if sp.issparse(S) else np.asarray(S)
+            scores[a : a + S.shape[0]], indices[a : a + S.shape[0]] = _rows_topk(S, k)
+        return scores, indices

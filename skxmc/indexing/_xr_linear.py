@@ -1,0 +1,293 @@
+"""The XR-Linear engine: a label tree, one linear ranker per node, beam search.
+
+Training goes down the tree one level at a time (pecos ``HierarchicalMLModel``).
+The children of a node are trained on the rows their parent is responsible
+for, chosen by the negative sampling scheme:
+
+- ``"tfn"`` (teacher-forced negatives): rows positive for the parent, i.e. the
+  positives of the node and of its siblings;
+- ``"man"`` (matcher-aware negatives): rows whose beam, computed with the
+  levels trained so far, holds the parent;
+- ``"tfn+man"``: both.
+
+At the first level (children of the root) every row is used.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+from skxmc.indexing._beam import POST_PROCESSORS, TreeScorer
+from skxmc.indexing._linear import LOSSES, fit_level
+from skxmc.indexing._tree import LabelTree, effective_n_jobs
+
+__all__ = ["NEGATIVE_SAMPLING", "XRLinearModel"]
+
+#: Negative sampling schemes understood by :meth:`XRLinearModel.train`.
+NEGATIVE_SAMPLING = ("tfn", "man", "tfn+man")
+
+
+def _topk_csr(indices: np.ndarray, n_cols: int) -> sp.csr_matrix:
+    valid = indices >= 0
+    rows = np.nonzero(valid)[0]
+    cols = indices[valid]
+    M = sp.csr_matrix(
+        (np.ones(rows.shape[0], np.float32), (rows, cols)),
+        shape=(indices.shape[0], n_cols),
+    )
+    M.sum_duplicates()
+    return M
+
+
+def _binarize(M: sp.spmatrix) -> sp.csr_matrix:
+    M = sp.csr_matrix(M, dtype=np.float32, copy=True)
+    M.sum_duplicates()
+    M.data[:] = 1.0
+    return M
+
+
+class XRLinearModel:
+    """A fitted XR-Linear model (the engine behind ``XRLinearClassifier``).
+
+    Build one with :meth:`train`.
+
+    Parameters
+    ----------
+    tree : LabelTree
+        The label tree.
+    scorer : TreeScorer
+        The node models of every level of ``tree``.
+    post_processor : {"l3-hinge", "sigmoid"}, default="l3-hinge"
+        Default score transform for :meth:`predict_topk`.
+    beam_size : int, default=10
+        Default beam for :meth:`predict_topk`.
+
+    Attributes
+    ----------
+    fit_times_ : dict
+        Seconds spent per training level (``"level_0"``, ...) and on the
+        matcher-aware beams (``"man"``).
+    n_iter_ : list of int
+        Largest number of solver passes of a node model, per level.
+    """
+
+    def __init__(
+        self,
+        tree: LabelTree,
+        scorer: TreeScorer,
+        *,
+        post_processor: str = "l3-hinge",
+        beam_size: int = 10,
+    ):
+        if scorer.n_levels != tree.n_levels:
+            raise ValueError("The scorer must cover every level of the tree.")
+        self.tree = tree
+        self.scorer = scorer
+        self.post_processor = post_processor
+        self.beam_size = beam_size
+        self.fit_times_: dict = {}
+        self.n_iter_: list = []
+
+    @property
+    def n_features(self) -> int:
+        return self.scorer.n_features
+
+    @property
+    def n_labels(self) -> int:
+        return self.tree.n_labels
+
+    def weights(self, level: int) -> tuple[sp.csr_matrix, np.ndarray]:
+        """Weights (CSR, one row per node) and intercepts of tree level ``level``
+        (1 = children of the root, ``tree.n_levels`` = labels)."""
+        return self.scorer.level_weights(level - 1)
+
+    @classmethod
+    def train(
+        cls,
+        X,
+        Y,
+        tree: LabelTree,
+        *,
+        negative_sampling: str = "tfn+man",
+        loss: str = "squared_hinge",
+        C: float = 1.0,
+        max_iter: int = 100,
+        tol: float = 0.1,
+        bias: float = 1.0,
+        weight_threshold: float = 0.1,
+        beam_size: int = 10,
+        post_processor: str = "l3-hinge",
+        seed: int = 0,
+        n_jobs: int | None = None,
+        verbose: int = 0,
+    ) -> XRLinearModel:
+        """Train the rankers of every level of ``tree``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training features.
+        Y : {array-like, sparse matrix} of shape (n_samples, n_labels)
+            0/1 label matrix; its columns are the labels of ``tree``.
+        tree : LabelTree
+            The label tree.
+        negative_sampling : {"tfn", "man", "tfn+man"}, default="tfn+man"
+            Which rows train the children of a node (see the module docstring).
+        loss, C, max_iter, tol, bias : see :func:`~skxmc.indexing.fit_binary`.
+        weight_threshold : float, default=0.1
+            Weights with a smaller absolute value are dropped.
+        beam_size : int, default=10
+            Beam of the matcher-aware negatives, and default beam for
+            prediction.
+        post_processor : {"l3-hinge", "sigmoid"}, default="l3-hinge"
+            Score transform of the beams (training and prediction).
+        seed : int, default=0
+            Seeds the solvers.
+        n_jobs : int, default=None
+            Threads; None means all cores.
+        verbose : int, default=0
+            Print the time spent per level.
+
+        Returns
+        -------
+        model : XRLinearModel
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skxmc.indexing import XRLinearModel, LabelTree
+        >>> X = np.eye(4)
+        >>> Y = np.eye(4)
+        >>> tree = LabelTree.from_leaf_codes([0, 0, 1, 1], 2, branching_factor=2)
+        >>> model = XRLinearModel.train(X, Y, tree, C=10.0, weight_threshold=0.0)
+        >>> model.predict_topk(X, k=1)[1].ravel()
+        array([0, 1, 2, 3])
+        """
+        if negative_sampling not in NEGATIVE_SAMPLING:
+            raise ValueError(
+                f"Unknown negative_sampling {negative_sampling!r}; expected one of "
+                f"{NEGATIVE_SAMPLING}."
+            )
+        if loss not in LOSSES:
+            raise ValueError(f"Unknown loss {loss!r}; expected one of {LOSSES}.")
+        if post_processor not in POST_PROCESSORS:
+            raise ValueError(
+                f"Unknown post_processor {post_processor!r}; expected one of "
+                f"{POST_PROCESSORS}."
+            )
+        X = sp.csr_matrix(X, dtype=np.float32)
+        if not X.has_canonical_format:
+            X = X.copy()
+            X.sum_duplicates()
+        Y = _binarize(Y)
+        if X.shape[0] != Y.shape[0]:
+            raise ValueError(
+                f"X and Y have different numbers of rows: {X.shape[0]} != {Y.shape[0]}."
+            )
+        if Y.shape[1] != tree.n_labels:
+            raise ValueError(
+                f"Y has {Y.shape[1]} labels but the tree has {tree.n_labels}."
+            )
+        n_threads = effective_n_jobs(n_jobs)
+        depth = tree.n_levels
+        # relevance[d]: rows positive for the nodes of level d (1..depth)
+        relevance = [None] * (depth + 1)
+        relevance[depth] = Y
+        for d in range(depth - 1, 0, -1):
+            relevance[d] = _binarize(relevance[d + 1] @ tree.cluster_chain[d])
+        use_tfn = "tfn" in negative_sampling
+        use_man = "man" in negative_sampling
+        weights: list = []
+        intercepts: list = []
+        iterations: list = []
+        times: dict = {"man": 0.0}
+        beam = None  # (n_samples, beam_size) node ids of the previous level
+        for t in range(depth):
+            start = time.perf_counter()
+            if t == 0:
+                parent_rows = None
+            else:
+                parts = []
+                if use_tfn:
+                    parts.append(relevance[t])
+                if use_man:
+                    parts.append(_topk_csr(beam, tree.n_nodes[t]))
+                parent_rows = _binarize(sum(parts[1:], parts[0])).tocsc()
+            ch_ptr, ch_idx = tree.children(t)
+            W, b, n_iter = fit_level(
+                X, relevance[t + 1].tocsc(), parent_rows, ch_ptr, ch_idx,
+                loss=loss, C=C, max_iter=max_iter, tol=tol, bias=bias,
+                weight_threshold=weight_threshold, seed=seed, level=t,
+                n_threads=n_threads,
+            )  # fmt: skip
+            weights.append(W)
+            intercepts.append(b)
+            iterations.append(int(n_iter.max()) if n_iter.size else 0)
+            times[f"level_{t}"] = time.perf_counter() - start
+            if verbose:
+                print(
+                    f"[XRLinear] level {t + 1}/{depth}: {W.shape[0]} nodes, "
+                    f"{W.nnz} weights, {times[f'level_{t}']:.1f} s",
+                    flush=True,
+                )
+            if use_man and t + 1 < depth:
+                start = time.perf_counter()
+                partial = TreeScorer(tree, weights, intercepts)
+                _, beam = partial.search(
+                    X, beam_size=beam_size, k=beam_size, n_levels=t + 1,
+                    post_processor=post_processor, n_jobs=n_threads,
+                )  # fmt: skip
+                times["man"] += time.perf_counter() - start
+        model = cls(
+            tree,
+            TreeScorer(tree, weights, intercepts),
+            post_processor=post_processor,
+            beam_size=beam_size,
+        )
+        model.fit_times_ = times
+        model.n_iter_ = iterations
+        return model
+
+    def predict_topk(
+        self,
+        X,
+        k: int = 10,
+        *,
+        beam_size: int | None = None,
+        post_processor: str | None = None,
+        n_jobs: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best labels of every row by beam search.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Queries.
+        k : int, default=10
+            Labels returned per row.
+        beam_size : int, default=None
+            Beam width (default: the model's).
+        post_processor : {"l3-hinge", "sigmoid"}, default=None
+            Score transform (default: the model's).
+        n_jobs : int, default=None
+            Threads; None means all cores.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, k), dtype float32
+            Best first, ``-inf`` padded.
+        indices : ndarray of shape (n_samples, k), dtype int64
+            Label ids, ``-1`` padded.
+        """
+        return self.scorer.search(
+            X,
+            beam_size=self.beam_size if beam_size is None else beam_size,
+            k=k,
+            post_processor=(
+                self.post_processor if post_processor is None else post_processor
+            ),
+            n_jobs=n_jobs,
+        )

@@ -1,0 +1,58 @@
+"""LabelShortlist (skxmc.indexing._shortlist): exact search and ANN recall."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from skxmc.indexing import LabelShortlist
+
+
+def _cosine(X, Z):
+    X = np.asarray(X.todense() if sp.issparse(X) else X, dtype=np.float64)
+    Z = np.asarray(Z.todense() if sp.issparse(Z) else Z, dtype=np.float64)
+    X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-30)
+    Z = Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-30)
+    return X @ Z.T
+
+
+def test_exact_matches_brute_force():
+    Z = sp.random(70, 40, density=0.2, random_state=0, format="csr")
+    X = sp.random(15, 40, density=0.2, random_state=1, format="csr")
+    S = _cosine(X, Z)
+    scores, labels = LabelShortlist(method="exact", batch_size=4).fit(Z).query(X, k=5)
+    order = np.lexsort((np.broadcast_to(np.arange(70), S.shape), -S), axis=1)[:, :5]
+    np.testing.assert_array_equal(labels, order)
+    np.testing.assert_allclose(scores, np.take_along_axis(S, order, 1), atol=1e-6)
+    # more neighbours than labels: -1 / -inf padding
+    scores, labels = LabelShortlist(method="exact").fit(Z[:3]).query(X[:2], k=5)
+    assert (labels[:, 3:] == -1).all() and np.isneginf(scores[:, 3:]).all()
+
+
+# pynndescent compiles its kernels on first use in a process (~20 s here).
+@pytest.mark.slow
+def test_ann_recall_against_exact():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(20, 32))
+    Z = centers[rng.integers(0, 20, 2000)] + 0.3 * rng.normal(size=(2000, 32))
+    X = centers[rng.integers(0, 20, 100)] + 0.3 * rng.normal(size=(100, 32))
+    k = 10
+    _, exact = LabelShortlist(method="exact").fit(Z).query(X, k=k)
+    scores, approx = LabelShortlist(method="ann", random_state=0).fit(Z).query(X, k=k)
+    recall = np.mean([len(set(a) & set(e)) / k for a, e in zip(approx, exact)])
+    assert recall >= 0.9
+    # returned scores are the true cosine similarities, best first
+    S = _cosine(X, Z)
+    np.testing.assert_allclose(
+        scores, np.take_along_axis(S, approx, 1), rtol=1e-4, atol=1e-4
+    )
+    assert np.all(scores[:, :-1] >= scores[:, 1:])
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="not fitted"):
+        LabelShortlist().query(np.ones((1, 2)))
+    with pytest.raises(ValueError, match="method"):
+        LabelShortlist(method="hnsw").fit(np.eye(3))
+    sl = LabelShortlist(method="exact").fit(np.eye(3))
+    with pytest.raises(ValueError, match="features"):
+        sl.query(np.ones((1, 4)))

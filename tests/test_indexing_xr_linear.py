@@ -1,0 +1,135 @@
+"""The XR-Linear engine (skxmc.indexing._xr_linear): which rows train which node."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from skxmc.datasets import make_xmc_classification
+from skxmc.indexing import (
+    XRLinearModel,
+    fit_binary,
+    hierarchical_kmeans,
+    pifa_embedding,
+    post_process,
+)
+
+TIGHT = {"tol": 1e-9, "max_iter": 100_000, "weight_threshold": 0.0}
+
+
+@pytest.fixture(scope="module")
+def problem():
+    X, Y = make_xmc_classification(
+        n_samples=150, n_labels=24, n_features=60, random_state=0
+    )
+    tree = hierarchical_kmeans(
+        pifa_embedding(X, Y), branching_factor=2, max_leaf_size=3, random_state=0
+    )
+    assert tree.n_levels >= 3
+    return X, Y, tree
+
+
+def _beam_nodes(X, model, tree, depth, beam_size):
+    """Reference beam search (pure Python) returning each row's beam at ``depth``."""
+    raw = []
+    for t in range(depth):
+        W, b = model.weights(t + 1)
+        raw.append(post_process((X @ W.T).toarray() + b))
+    beams = []
+    for i in range(X.shape[0]):
+        cur = [(1.0, 0)]
+        for t in range(depth):
+            parent = tree.parents(t + 1)
+            cand = [
+                (s * raw[t][i, j], j)
+                for s, p in cur
+                for j in np.flatnonzero(parent == p)
+            ]
+            cand.sort(key=lambda c: (-c[0], c[1]))
+            cur = cand[:beam_size]
+        beams.append({node for _, node in cur})
+    return beams
+
+
+@pytest.mark.parametrize("scheme", ["tfn", "man", "tfn+man"])
+def test_training_rows_follow_negative_sampling(problem, scheme):
+    X, Y, tree = problem
+    beam_size = 2
+    model = XRLinearModel.train(
+        X, Y, tree, negative_sampling=scheme, beam_size=beam_size, C=2.0, **TIGHT
+    )
+    schemes_differ = False
+    for t in range(tree.n_levels):  # ranker t trains the nodes of level t + 1
+        W, b = model.weights(t + 1)
+        relevance = tree.project(Y, t + 1).toarray()
+        parent = tree.parents(t + 1)
+        if t > 0:
+            positive_parent = tree.project(Y, t).toarray() > 0
+            beams = _beam_nodes(X, model, tree, t, beam_size)
+        for node in range(0, tree.n_nodes[t + 1], 3):
+            p = parent[node]
+            if t == 0:
+                rows = np.ones(X.shape[0], bool)
+            else:
+                tfn = positive_parent[:, p]
+                man = np.array([p in beam for beam in beams])
+                rows = {"tfn": tfn, "man": man, "tfn+man": tfn | man}[scheme]
+                schemes_differ |= bool(np.any(tfn != man))
+            if not rows.any():
+                assert W[node].nnz == 0 and b[node] == 0
+                continue
+            coef, intercept, _ = fit_binary(
+                X[rows], relevance[rows, node], C=2.0, tol=1e-9, max_iter=100_000
+            )
+            np.testing.assert_allclose(W[node].toarray().ravel(), coef, atol=2e-4)
+            np.testing.assert_allclose(b[node], intercept, atol=2e-4)
+    assert schemes_differ  # the data set tells the schemes apart
+
+
+def test_wide_beam_is_exhaustive_and_pruning(problem):
+    X, Y, tree = problem
+    model = XRLinearModel.train(X, Y, tree, weight_threshold=0.2, seed=3)
+    for level in range(1, tree.n_levels + 1):
+        W, _ = model.weights(level)
+        assert np.all(np.abs(W.data) >= 0.2)
+    P = np.ones((X.shape[0], 1))
+    for t in range(tree.n_levels):
+        W, b = model.weights(t + 1)
+        P = P[:, tree.parents(t + 1)] * post_process((X @ W.T).toarray() + b)
+    scores, labels = model.predict_topk(X, k=5, beam_size=max(tree.n_nodes))
+    top = np.lexsort((np.broadcast_to(np.arange(P.shape[1]), P.shape), -P), axis=1)
+    np.testing.assert_array_equal(labels, top[:, :5])
+    np.testing.assert_allclose(scores, np.take_along_axis(P, top[:, :5], 1), rtol=1e-5)
+
+
+def test_deterministic_and_thread_independent(problem):
+    X, Y, tree = problem
+    a = XRLinearModel.train(X, Y, tree, seed=1, n_jobs=1)
+    b = XRLinearModel.train(X, Y, tree, seed=1, n_jobs=2)
+    for level in range(1, tree.n_levels + 1):
+        Wa, ba = a.weights(level)
+        Wb, bb = b.weights(level)
+        assert (Wa != Wb).nnz == 0 and np.array_equal(ba, bb)
+
+
+def test_logistic_sigmoid_learns(problem):
+    X, Y, tree = problem
+    model = XRLinearModel.train(X, Y, tree, loss="logistic", post_processor="sigmoid")
+    _, labels = model.predict_topk(X, k=1)
+    assert np.mean(np.asarray(Y[np.arange(X.shape[0]), labels[:, 0]])) > 0.8
+
+
+def test_errors(problem):
+    X, Y, tree = problem
+    with pytest.raises(ValueError, match="negative_sampling"):
+        XRLinearModel.train(X, Y, tree, negative_sampling="usn")
+    with pytest.raises(ValueError, match="loss"):
+        XRLinearModel.train(X, Y, tree, loss="hinge")
+    with pytest.raises(ValueError, match="post_processor"):
+        XRLinearModel.train(X, Y, tree, post_processor="noop")
+    with pytest.raises(ValueError, match="labels but the tree"):
+        XRLinearModel.train(X, Y[:, :5], tree)
+    with pytest.raises(ValueError, match="rows"):
+        XRLinearModel.train(X[:10], Y, tree)
+    Y_before = Y.copy()
+    XRLinearModel.train(X, sp.csr_matrix(Y * 3), tree)  # non-binary values
+    assert (Y != Y_before).nnz == 0
