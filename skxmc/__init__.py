@@ -2,7 +2,14 @@
 
 from skxmc._label_info import LabelInfo
 from skxmc._pipeline import XMCPipeline, make_xmc_pipeline
+from skxmc._xr_linear import XRLinearClassifier
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["LabelInfo", "XMCPipeline", "make_xmc_pipeline", "__version__"]
+__all__ = [
+    "XRLinearClassifier",
+    "LabelInfo",
+    "XMCPipeline",
+    "make_xmc_pipeline",
+    "__version__",
+]

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PUBLIC_MODULES = ["skxmc", "skxmc.metrics", "skxmc.datasets", "skxmc.indexing"]
+PUBLIC_MODULES = [
+    "skxmc",
+    "skxmc.metrics",
+    "skxmc.datasets",
+    "skxmc.indexing",
+    "skxmc.utils",
+]
 
 # numpydoc codes we do not enforce: see also sections, examples on every method,
 # and summary wording rules that fight sklearn's own conventions.
