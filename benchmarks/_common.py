@@ -1,0 +1,73 @@
+"""What every benchmark script shares: data per BENCHMARKS.md, the table printer."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from skxmc.datasets import load_xc_repo
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SKXMC_SHARED_DIR", ROOT.parent / "shared"))
+# Columns of xmc_report printed by the accuracy benchmarks, as percentages.
+METRIC_COLUMNS = ["P@1", "P@3", "P@5", "nDCG@5", "PSP@1", "PSP@3", "PSP@5"]
+
+
+def load_benchmark_data(name: str) -> dict:
+    """Features per BENCHMARKS.md: TF-IDF for LF data, L2-normalised BoW for Mulan.
+
+    ``name`` is "debian" (LF-DebianPackages, with raw and label text),
+    "bibtex" or "delicious".
+    """
+    if name == "debian":
+        data = load_xc_repo(SHARED / "data" / "LF-DebianPackages")
+        vectorizer = TfidfVectorizer(
+            sublinear_tf=True,
+            ngram_range=(1, 2),
+            min_df=2,
+            max_features=200_000,
+            dtype=np.float32,
+        )
+        vectorizer.fit(list(data.text_train) + list(data.label_text))
+        return {
+            "X_train": vectorizer.transform(data.text_train),
+            "X_test": vectorizer.transform(data.text_test),
+            "Y_train": data.Y_train,
+            "Y_test": data.Y_test,
+            "label_features": vectorizer.transform(data.label_text),
+            "filter_test": data.filter_test,
+            "text_train": data.text_train,
+            "text_test": data.text_test,
+            "label_text": data.label_text,
+        }
+    folder = {"bibtex": "Bibtex", "delicious": "Delicious"}[name]
+    data = load_xc_repo(SHARED / "data" / folder)
+    return {
+        "X_train": normalize(data.X_train).astype(np.float32),
+        "X_test": normalize(data.X_test).astype(np.float32),
+        "Y_train": data.Y_train,
+        "Y_test": data.Y_test,
+        "label_features": None,
+        "filter_test": None,
+    }
+
+
+def machine_line() -> str:
+    return (
+        f"# machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, numpy {np.__version__}"
+    )
+
+
+def print_table_header(columns: list[str]) -> None:
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns), flush=True)
+
+
+def print_table_row(cells: list[str]) -> None:
+    print("| " + " | ".join(cells) + " |", flush=True)
