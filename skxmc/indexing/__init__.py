@@ -10,6 +10,7 @@ from skxmc.indexing._label_embedding import (
     label_embedding,
     pifa_embedding,
 )
+from skxmc.indexing._label_graph import label_correlation_graph, random_walk_visits
 from skxmc.indexing._linear import LOSSES, fit_binary, fit_level
 from skxmc.indexing._shortlist import LabelShortlist
 from skxmc.indexing._tree import LabelTree, hierarchical_kmeans
@@ -20,6 +21,9 @@ __all__ = [
     "LABEL_EMBEDDINGS",
     "label_embedding",
     "pifa_embedding",
+    # label graphs
+    "label_correlation_graph",
+    "random_walk_visits",
     # trees
     "LabelTree",
     "hierarchical_kmeans",

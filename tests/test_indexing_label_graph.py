@@ -1,0 +1,153 @@
+"""ECLARE's label correlation graph: random walks with restart on labels x docs."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from skxmc.indexing import label_correlation_graph, random_walk_visits
+from skxmc.indexing._label_graph import _normalize_graph
+
+# 5 documents x 5 labels; label 4 has no positive document.
+Y_TOY = np.array(
+    [
+        [1, 1, 0, 0, 0],
+        [1, 0, 1, 0, 0],
+        [0, 1, 1, 1, 0],
+        [0, 0, 0, 1, 0],
+        [1, 1, 0, 0, 0],
+    ]
+)
+
+
+def expected_visits(Y, start, walk_length, restart_prob):
+    """Brute force: the exact expected landing counts of one walk.
+
+    From label l a hop picks one of l's documents uniformly, then one label of
+    that document uniformly, so a hop is the label-to-label transition matrix
+    P = D_labels^-1 Y^T D_docs^-1 Y; before each hop the walker is back at the
+    start with probability ``restart_prob``.
+    """
+    Y = Y.astype(float)
+    to_docs = Y.T / np.maximum(Y.sum(axis=0), 1)[:, None]  # empty labels: no hop
+    to_labels = Y / Y.sum(axis=1)[:, None]
+    P = to_docs @ to_labels
+    here = np.eye(Y.shape[1])[start]
+    total = np.zeros(Y.shape[1])
+    for _ in range(walk_length):
+        before = restart_prob * np.eye(Y.shape[1])[start] + (1 - restart_prob) * here
+        here = before @ P
+        total += here
+    return total
+
+
+@pytest.mark.parametrize("restart_prob", [0.0, 0.3, 0.8, 1.0])
+@pytest.mark.parametrize("start", [0, 3])
+def test_walk_visits_match_brute_force_expectation(start, restart_prob):
+    n_walks, walk_length = 4000, 12
+    visits = random_walk_visits(
+        Y_TOY,
+        np.full(n_walks, start),
+        walk_length=walk_length,
+        restart_prob=restart_prob,
+        random_state=0,
+    )
+    mean = np.asarray(visits.mean(axis=0)).ravel()
+    expected = expected_visits(Y_TOY, start, walk_length, restart_prob)
+    # each per-label count has a standard deviation <= walk_length / 2 per
+    # walk, so the mean over 4000 walks is within ~0.1 at 1 sigma
+    np.testing.assert_allclose(mean, expected, atol=0.35)
+    assert np.all(np.asarray(visits.sum(axis=1)).ravel() == walk_length)
+
+
+def test_walks_never_leave_the_connected_component():
+    Y = sp.block_diag([np.ones((3, 2)), np.ones((2, 3))]).tocsr()
+    visits = random_walk_visits(Y, [0, 1, 2, 3, 4], walk_length=50, random_state=1)
+    assert visits[:2, 2:].nnz == 0 and visits[2:, :2].nnz == 0
+
+
+def test_normalization_matches_the_dense_formula():
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 4, size=(6, 6)).astype(np.float32)
+    counts[np.arange(6), np.arange(6)] = 1
+    rows, cols = counts.sum(axis=1), counts.sum(axis=0)
+    expected = counts / np.sqrt(rows)[:, None] / np.sqrt(cols)[None, :]
+    got = _normalize_graph(sp.csr_matrix(counts)).toarray()
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_graph_on_disconnected_labels_is_the_identity():
+    # every label has its own documents: walks only ever land on themselves
+    Y = np.kron(np.eye(4), np.ones((2, 1)))
+    G = label_correlation_graph(Y, random_state=0)
+    np.testing.assert_allclose(G.toarray(), np.eye(4))
+
+
+def test_frequent_and_empty_labels_keep_only_a_self_loop():
+    G = label_correlation_graph(Y_TOY, n_neighbors=3, max_label_frequency=2)
+    frequency = Y_TOY.sum(axis=0)  # [3, 3, 2, 2, 0]
+    for label in np.flatnonzero((frequency > 2) | (frequency == 0)):
+        assert G[label].indices.tolist() == [label]
+    walked = np.flatnonzero((frequency <= 2) & (frequency > 0))
+    assert all(G[label].nnz > 1 for label in walked)
+
+
+def test_pruning_by_label_feature_distance():
+    Y = np.ones((3, 3))  # every label co-occurs with every other one
+    features = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    G = label_correlation_graph(Y, random_state=0)
+    assert G.nnz == 9
+    pruned = label_correlation_graph(
+        Y, label_features=features, max_distance=0.5, random_state=0
+    )
+    # labels 0 and 1 are close (cosine 0.99), label 2 is orthogonal to label 0
+    # (distance 1) and far from label 1 (distance 0.89): only self-loops join it
+    assert sorted(pruned[0].indices.tolist()) == [0, 1]
+    assert sorted(pruned[1].indices.tolist()) == [0, 1]
+    assert pruned[2].indices.tolist() == [2]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    n_docs=st.integers(1, 12),
+    n_labels=st.integers(1, 8),
+    n_neighbors=st.integers(1, 4),
+)
+def test_property_rows_have_a_self_loop_and_at_most_n_neighbors(
+    seed, n_docs, n_labels, n_neighbors
+):
+    rng = np.random.default_rng(seed)
+    Y = (rng.random((n_docs, n_labels)) < 0.3).astype(int)
+    G = label_correlation_graph(
+        Y, walk_length=20, n_neighbors=n_neighbors, random_state=seed
+    )
+    assert G.shape == (n_labels, n_labels)
+    assert np.all(G.diagonal() > 0)
+    assert np.all(np.diff(G.indptr) <= n_neighbors)
+    assert np.all(G.data > 0) and np.all(np.isfinite(G.data))
+    # neighbours only among labels that share a document path: a label without
+    # documents has only itself
+    for label in np.flatnonzero(Y.sum(axis=0) == 0):
+        assert G[label].indices.tolist() == [label]
+
+
+def test_deterministic_given_random_state():
+    Y = (np.random.default_rng(3).random((40, 15)) < 0.2).astype(int)
+    a = label_correlation_graph(Y, random_state=7)
+    b = label_correlation_graph(Y, random_state=7)
+    assert (a != b).nnz == 0
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="0/1"):
+        label_correlation_graph(np.array([[2, 0], [0, 1]]))
+    with pytest.raises(ValueError, match="without a positive"):
+        random_walk_visits(Y_TOY, [4])
+    with pytest.raises(ValueError, match="label ids"):
+        random_walk_visits(Y_TOY, [5])
+    with pytest.raises(ValueError, match="restart_prob"):
+        label_correlation_graph(Y_TOY, restart_prob=1.5)
+    with pytest.raises(ValueError, match="rows for 5 labels"):
+        label_correlation_graph(Y_TOY, label_features=np.ones((3, 2)))
