@@ -89,7 +89,7 @@ class XRLinearClassifier(BaseXMCClassifier):
         Seeds the tree construction and the solvers; the fitted model does
         not depend on ``n_jobs``.
     verbose : int, default=0
-        Print the progress of training.
+        Show progress bars (tree levels being trained) when set.
 
     Attributes
     ----------

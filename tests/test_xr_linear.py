@@ -166,3 +166,13 @@ def test_errors(data):
     clf = _fit(data)
     with pytest.raises(ValueError, match="features"):
         clf.predict_topk(Xte[:, :10])
+
+
+def test_verbose_shows_a_progress_bar_and_quiet_shows_nothing(data, capsys):
+    X, Y = data[0], data[1]
+    XRLinearClassifier(max_leaf_size=8, random_state=0, verbose=1).fit(X, Y)
+    out = capsys.readouterr()
+    assert "XR-Linear levels" in out.err
+    XRLinearClassifier(max_leaf_size=8, random_state=0).fit(X, Y)
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""

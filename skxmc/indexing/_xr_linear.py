@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import scipy.sparse as sp
+from tqdm.auto import tqdm
 
 from skxmc.indexing._beam import POST_PROCESSORS, TreeScorer
 from skxmc.indexing._linear import LOSSES, fit_level
@@ -149,7 +150,8 @@ class XRLinearModel:
         n_jobs : int, default=None
             Threads; None means all cores.
         verbose : int, default=0
-            Print the time spent per level.
+            Show a progress bar over the tree levels (nodes and weights of
+            each trained level).
 
         Returns
         -------
@@ -205,7 +207,10 @@ class XRLinearModel:
         iterations: list = []
         times: dict = {"man": 0.0}
         beam = None  # (n_samples, beam_size) node ids of the previous level
-        for t in range(depth):
+        levels = tqdm(
+            range(depth), desc="XR-Linear levels", disable=not verbose, leave=False
+        )
+        for t in levels:
             start = time.perf_counter()
             if t == 0:
                 parent_rows = None
@@ -227,12 +232,7 @@ class XRLinearModel:
             intercepts.append(b)
             iterations.append(int(n_iter.max()) if n_iter.size else 0)
             times[f"level_{t}"] = time.perf_counter() - start
-            if verbose:
-                print(
-                    f"[XRLinear] level {t + 1}/{depth}: {W.shape[0]} nodes, "
-                    f"{W.nnz} weights, {times[f'level_{t}']:.1f} s",
-                    flush=True,
-                )
+            levels.set_postfix(nodes=W.shape[0], weights=W.nnz)
             if use_man and t + 1 < depth:
                 start = time.perf_counter()
                 partial = TreeScorer(tree, weights, intercepts)
