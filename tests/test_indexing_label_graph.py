@@ -6,7 +6,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skxmc.indexing import label_correlation_graph, random_walk_visits
+from skxmc.indexing import label_correlation_graph, propagate_topk, random_walk_visits
 from skxmc.indexing._label_graph import _normalize_graph
 
 # 5 documents x 5 labels; label 4 has no positive document.
@@ -151,3 +151,35 @@ def test_errors():
         label_correlation_graph(Y_TOY, restart_prob=1.5)
     with pytest.raises(ValueError, match="rows for 5 labels"):
         label_correlation_graph(Y_TOY, label_features=np.ones((3, 2)))
+
+
+def test_propagate_topk_matches_the_dense_formula():
+    rng = np.random.default_rng(0)
+    n, n_labels, k_in = 7, 9, 3
+    graph = sp.random(n_labels, n_labels, density=0.3, random_state=0, format="csr")
+    graph = graph + sp.eye(n_labels)
+    indices = np.array([rng.choice(n_labels, k_in, replace=False) for _ in range(n)])
+    indices[0, 2] = -1  # padding contributes nothing
+    scores = rng.random((n, k_in)).astype(np.float32)
+    dense = np.zeros((n, n_labels))
+    for i in range(n):
+        for score, label in zip(scores[i], indices[i]):
+            if label >= 0:
+                dense[i] += score * graph[label].toarray().ravel()
+    got_scores, got_indices = propagate_topk(scores, indices, graph, k=4)
+    for i in range(n):
+        order = np.argsort(-dense[i], kind="stable")
+        best = [label for label in order if dense[i, label] > 0][:4]
+        np.testing.assert_allclose(
+            got_scores[i][: len(best)], dense[i, best], rtol=1e-5
+        )
+        assert set(got_indices[i][: len(best)]) == set(best)
+        assert np.all(got_indices[i][len(best) :] == -1)
+
+
+def test_propagate_topk_with_identity_graph_keeps_the_ranking():
+    scores = np.array([[0.9, 0.5, 0.1]], dtype=np.float32)
+    indices = np.array([[4, 0, 2]])
+    got = propagate_topk(scores, indices, sp.eye(5), k=3)
+    np.testing.assert_array_equal(got[1], indices)
+    np.testing.assert_allclose(got[0], scores)

@@ -10,7 +10,11 @@ from skxmc.indexing._label_embedding import (
     label_embedding,
     pifa_embedding,
 )
-from skxmc.indexing._label_graph import label_correlation_graph, random_walk_visits
+from skxmc.indexing._label_graph import (
+    label_correlation_graph,
+    propagate_topk,
+    random_walk_visits,
+)
 from skxmc.indexing._linear import LOSSES, fit_binary, fit_level
 from skxmc.indexing._shortlist import LabelShortlist
 from skxmc.indexing._tree import LabelTree, hierarchical_kmeans
@@ -23,6 +27,7 @@ __all__ = [
     "pifa_embedding",
     # label graphs
     "label_correlation_graph",
+    "propagate_topk",
     "random_walk_visits",
     # trees
     "LabelTree",

@@ -19,9 +19,9 @@ from sklearn.preprocessing import normalize
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
 
-from skxmc.utils._sparse import csr_row_topk
+from skxmc.utils import csr_row_topk, topk_to_csr
 
-__all__ = ["label_correlation_graph", "random_walk_visits"]
+__all__ = ["label_correlation_graph", "propagate_topk", "random_walk_visits"]
 
 
 def _indicator(Y) -> sp.csr_matrix:
@@ -252,3 +252,47 @@ def _normalize_graph(graph: sp.csr_matrix) -> sp.csr_matrix:
     normalized = sp.csr_matrix(row_scale @ graph @ col_scale, dtype=np.float32)
     normalized.sort_indices()
     return normalized
+
+
+def propagate_topk(scores, indices, graph, k):
+    """Spread top-k label scores to graph neighbours and keep the ``k`` best.
+
+    ECLARE widens a shortlist through the label graph at prediction: label
+    ``m`` receives ``sum_l score(l) * graph[l, m]`` over the retrieved labels
+    ``l``, so labels correlated with several retrieved ones rise.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_samples, k_in)
+        Scores of the retrieved labels (non-negative, e.g. probabilities).
+    indices : array-like of int of shape (n_samples, k_in)
+        Retrieved label ids, ``-1`` padded.
+    graph : sparse matrix of shape (n_labels, n_labels)
+        Label graph, e.g. from :func:`label_correlation_graph`; row ``l``
+        holds the neighbours of ``l``.
+    k : int
+        Labels returned per row.
+
+    Returns
+    -------
+    scores : ndarray of shape (n_samples, k), dtype float32
+        Propagated scores, best first, ``-inf`` padded.
+    indices : ndarray of shape (n_samples, k), dtype int64
+        Label ids, ``-1`` padded.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from skxmc.indexing import propagate_topk
+    >>> graph = sp.csr_matrix(np.array([[1.0, 0.5, 0.0], [0.0, 1.0, 0.0],
+    ...                                 [0.0, 0.0, 1.0]]))
+    >>> propagate_topk(np.array([[0.8]]), np.array([[0]]), graph, k=3)
+    (array([[ 0.8,  0.4, -inf]], dtype=float32), array([[ 0,  1, -1]]))
+    """
+    graph = sp.csr_matrix(graph, dtype=np.float32)
+    n_labels = graph.shape[0]
+    if graph.shape != (n_labels, n_labels):
+        raise ValueError(f"graph must be square, got shape {graph.shape}.")
+    retrieved = topk_to_csr(scores, indices, n_labels)
+    return csr_row_topk(retrieved @ graph, k)
