@@ -3,11 +3,13 @@
 from skxmc._label_info import LabelInfo
 from skxmc._pipeline import XMCPipeline, make_xmc_pipeline
 from skxmc._xr_linear import XRLinearClassifier
+from skxmc._xr_transformer import XRTransformerClassifier
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "XRLinearClassifier",
+    "XRTransformerClassifier",
     "LabelInfo",
     "XMCPipeline",
     "make_xmc_pipeline",

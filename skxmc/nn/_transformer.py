@@ -1,0 +1,383 @@
+"""Pretrained transformer encoders: loading, tokenisation, pooling, encoding.
+
+Shared by the transformer-based estimators (XR-Transformer, later ELIAS).
+``transformers`` is imported lazily, inside the functions that need it, so
+that ``import skxmc`` stays light. Models are only read from local folders
+(``save_pretrained`` output) or the local Hugging Face cache: nothing is ever
+downloaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "POOLINGS",
+    "autocast_context",
+    "collate",
+    "encode",
+    "is_oom_error",
+    "load_encoder",
+    "map_batches_with_oom_backoff",
+    "pool",
+    "pooled_forward",
+    "tokenize",
+]
+
+#: Pooling methods understood by :func:`pool`.
+POOLINGS = ("cls", "mean")
+
+
+def load_encoder(name_or_path):
+    """Load a pretrained transformer and its tokenizer from local files.
+
+    Parameters
+    ----------
+    name_or_path : str or path-like
+        A folder written by ``save_pretrained`` (model and tokenizer), or the
+        name of a model already in the local Hugging Face cache.
+
+    Returns
+    -------
+    model : transformers.PreTrainedModel
+        The encoder (``AutoModel``) in float32 and evaluation mode, on the CPU.
+    tokenizer : transformers.PreTrainedTokenizerBase
+        Its tokenizer.
+
+    Raises
+    ------
+    ValueError
+        If nothing loadable is found at ``name_or_path``.
+
+    Examples
+    --------
+    >>> from skxmc.nn._transformer import load_encoder
+    >>> load_encoder("/no/such/model")
+    Traceback (most recent call last):
+    ...
+    ValueError: Could not load a transformer encoder from '/no/such/model'...
+    """
+    try:
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+    except ImportError as exc:  # pragma: no cover - transformers is installed
+        raise ImportError(
+            "Transformer encoders need the `transformers` package: "
+            "pip install transformers"
+        ) from exc
+    path = str(name_or_path) if isinstance(name_or_path, Path) else name_or_path
+    if not isinstance(path, str) or not path:
+        raise ValueError(
+            "encoder must be a local model folder or a cached model name, got "
+            f"{name_or_path!r}."
+        )
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # no "weights not initialised" chatter
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModel.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"Could not load a transformer encoder from {path!r}: expected a "
+            "folder written by save_pretrained (config, weights and tokenizer "
+            "files) or the name of a model in the local Hugging Face cache "
+            f"(nothing is downloaded). Cause: {type(exc).__name__}: {exc}"
+        ) from exc
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    return model.float().eval(), tokenizer
+
+
+# ------------------------------------------------------------ tokenisation
+def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[np.ndarray]:
+    """Token ids of each text, truncated to ``max_length``, without padding.
+
+    Parameters
+    ----------
+    tokenizer : transformers.PreTrainedTokenizerBase
+        The tokenizer.
+    texts : sequence of str
+        The texts.
+    max_length : int
+        Maximum number of tokens per text, special tokens included.
+
+    Returns
+    -------
+    ids : list of ndarray of dtype int64
+        One array of token ids per text.
+    """
+    if len(texts) == 0:
+        return []
+    encoded = tokenizer(
+        list(texts),
+        truncation=True,
+        max_length=max_length,
+        padding=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )["input_ids"]
+    return [np.asarray(ids, dtype=np.int64) for ids in encoded]
+
+
+def collate(ids: Sequence[np.ndarray], pad_id: int, device=None):
+    """Pad a batch of token id arrays to its longest member (dynamic padding).
+
+    Parameters
+    ----------
+    ids : sequence of ndarray
+        Token ids, one array per text.
+    pad_id : int
+        Id of the padding token.
+    device : torch.device or str, default=None
+        Where to put the tensors.
+
+    Returns
+    -------
+    input_ids : Tensor of shape (batch, length), dtype int64
+    attention_mask : Tensor of shape (batch, length), dtype int64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skxmc.nn._transformer import collate
+    >>> input_ids, mask = collate([np.array([5, 6, 7]), np.array([5])], pad_id=0)
+    >>> input_ids.tolist(), mask.tolist()
+    ([[5, 6, 7], [5, 0, 0]], [[1, 1, 1], [1, 0, 0]])
+    """
+    length = max(1, max((len(a) for a in ids), default=1))
+    input_ids = np.full((len(ids), length), pad_id, dtype=np.int64)
+    mask = np.zeros((len(ids), length), dtype=np.int64)
+    for i, a in enumerate(ids):
+        input_ids[i, : len(a)] = a
+        mask[i, : len(a)] = 1
+    return (
+        torch.from_numpy(input_ids).to(device),
+        torch.from_numpy(mask).to(device),
+    )
+
+
+# ----------------------------------------------------------------- pooling
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str = "cls"):
+    """Pool token states into one vector per text.
+
+    Parameters
+    ----------
+    hidden : Tensor of shape (batch, length, dim)
+        Last hidden states.
+    attention_mask : Tensor of shape (batch, length)
+        1 for real tokens, 0 for padding.
+    pooling : {"cls", "mean"}, default="cls"
+        The first token's state, or the mean over real tokens.
+
+    Returns
+    -------
+    pooled : Tensor of shape (batch, dim)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skxmc.nn._transformer import pool
+    >>> hidden = torch.tensor([[[1.0], [3.0], [100.0]]])
+    >>> mask = torch.tensor([[1, 1, 0]])
+    >>> pool(hidden, mask, "cls").tolist(), pool(hidden, mask, "mean").tolist()
+    ([[1.0]], [[2.0]])
+    """
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "mean":
+        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+    raise ValueError(f"Unknown pooling {pooling!r}; expected one of {POOLINGS}.")
+
+
+def pooled_forward(model, input_ids, attention_mask, pooling: str = "cls"):
+    """Run ``model`` on a padded batch and pool its last hidden states."""
+    out = model(input_ids=input_ids, attention_mask=attention_mask)
+    return pool(out.last_hidden_state, attention_mask, pooling)
+
+
+def autocast_context(device, dtype: str | None = "auto"):
+    """Mixed precision on CUDA only (bf16 where supported, else fp16).
+
+    Returns a null context on the CPU or with ``dtype=None``.
+    """
+    device = torch.device(device)
+    if device.type != "cuda" or dtype is None:
+        return contextlib.nullcontext()
+    if dtype == "auto":
+        amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    else:
+        amp = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    return torch.autocast("cuda", dtype=amp)
+
+
+# --------------------------------------------------------- OOM and batches
+def is_oom_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a CUDA out-of-memory error."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc)
+
+
+def map_batches_with_oom_backoff(
+    fn: Callable[[int, int], object],
+    n_items: int,
+    batch_size: int,
+    *,
+    on_oom: Callable[[int], None] | None = None,
+) -> tuple[list, int]:
+    """Apply ``fn(start, stop)`` to consecutive batches, halving them on OOM.
+
+    When ``fn`` raises a CUDA out-of-memory error, the CUDA cache is emptied,
+    the batch size is halved and the same items are tried again; later
+    batches keep the smaller size. An OOM at batch size 1, and any other
+    error, is re-raised.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(start, stop)`` processes items ``start:stop`` and returns a result.
+    n_items : int
+        Number of items.
+    batch_size : int
+        Initial batch size.
+    on_oom : callable, default=None
+        Called with the new batch size after each halving (e.g. to warn).
+
+    Returns
+    -------
+    results : list
+        The results of ``fn``, in order; together they cover every item once.
+    batch_size : int
+        The batch size in use at the end.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skxmc.nn._transformer import map_batches_with_oom_backoff
+    >>> def fn(start, stop):
+    ...     if stop - start > 2:
+    ...         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+    ...     return list(range(start, stop))
+    >>> map_batches_with_oom_backoff(fn, 5, batch_size=8)
+    ([[0, 1], [2, 3], [4]], 2)
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    results = []
+    start = 0
+    while start < n_items:
+        stop = min(start + batch_size, n_items)
+        try:
+            results.append(fn(start, stop))
+        except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is one
+            if not is_oom_error(exc) or stop - start == 1:
+                raise
+            del exc
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            batch_size = max(1, (stop - start) // 2)
+            if on_oom is not None:
+                on_oom(batch_size)
+            continue
+        start = stop
+    return results, batch_size
+
+
+# ---------------------------------------------------------------- encoding
+def encode(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    *,
+    max_length: int = 64,
+    batch_size: int = 64,
+    device="cpu",
+    pooling: str = "cls",
+    normalize: bool = False,
+    token_ids: Sequence[np.ndarray] | None = None,
+    on_oom: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Embed texts with a transformer: one pooled vector per text.
+
+    Texts are sorted by length and batched with dynamic padding (the output
+    follows the order of ``texts``); inference runs under
+    :func:`torch.inference_mode`, with bf16/fp16 autocast on CUDA only. A CUDA
+    out-of-memory error halves the batch size and goes on
+    (:func:`map_batches_with_oom_backoff`).
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+        The encoder; it is moved to ``device`` (and left there).
+    tokenizer : transformers.PreTrainedTokenizerBase
+        Its tokenizer.
+    texts : sequence of str
+        The texts to embed.
+    max_length : int, default=64
+        Tokens per text, special tokens included.
+    batch_size : int, default=64
+        Texts per forward pass.
+    device : str or torch.device, default="cpu"
+        Where the forward passes run.
+    pooling : {"cls", "mean"}, default="cls"
+        See :func:`pool`.
+    normalize : bool, default=False
+        L2-normalise the embeddings.
+    token_ids : sequence of ndarray, default=None
+        Precomputed :func:`tokenize` output for ``texts`` (skips tokenising).
+    on_oom : callable, default=None
+        Called with the new batch size after an out-of-memory halving.
+
+    Returns
+    -------
+    embeddings : ndarray of shape (n_texts, dim), dtype float32
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import transformers
+    >>> from skxmc.nn._transformer import encode
+    >>> vocab = Path(tempfile.mkdtemp()) / "vocab.txt"
+    >>> _ = vocab.write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\nred\\nblue\\n")
+    >>> tokenizer = transformers.BertTokenizerFast(str(vocab))
+    >>> config = transformers.BertConfig(
+    ...     vocab_size=7, hidden_size=8, num_hidden_layers=1,
+    ...     num_attention_heads=2, intermediate_size=16)
+    >>> model = transformers.BertModel(config)
+    >>> encode(model, tokenizer, ["red blue", "blue"], pooling="mean").shape
+    (2, 8)
+    """
+    device = torch.device(device)
+    dim = int(model.config.hidden_size)
+    if token_ids is None:
+        token_ids = tokenize(tokenizer, texts, max_length)
+    n = len(token_ids)
+    out = np.zeros((n, dim), dtype=np.float32)
+    if n == 0:
+        return out
+    order = np.argsort([-len(a) for a in token_ids], kind="stable")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    was_training = model.training
+    model.to(device).eval()
+
+    def run(start, stop):
+        rows = order[start:stop]
+        input_ids, mask = collate([token_ids[i] for i in rows], pad_id, device)
+        with torch.inference_mode(), autocast_context(device):
+            emb = pooled_forward(model, input_ids, mask, pooling).float()
+            if normalize:
+                emb = torch.nn.functional.normalize(emb, dim=-1)
+        out[rows] = emb.cpu().numpy()
+
+    try:
+        map_batches_with_oom_backoff(run, n, batch_size, on_oom=on_oom)
+    finally:
+        model.train(was_training)
+    return out

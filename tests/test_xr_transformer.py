@@ -1,0 +1,390 @@
+"""XRTransformerClassifier and the transformer encoder utilities, on a tiny BERT."""
+
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+import transformers
+from sklearn.model_selection import GridSearchCV, KFold
+
+from skxmc import LabelInfo
+from skxmc._xr_transformer import XRTransformerClassifier
+from skxmc.metrics import XMC_SCORERS, precision_at_k
+from skxmc.nn._transformer import (
+    encode,
+    is_oom_error,
+    load_encoder,
+    map_batches_with_oom_backoff,
+    pool,
+    tokenize,
+)
+
+N_LABELS = 8
+# two keywords per label; documents mix their labels' keywords with noise
+KEYWORDS = [(f"key{j}a", f"key{j}b") for j in range(N_LABELS)]
+NOISE = [f"noise{j}" for j in range(12)]
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def _make_docs(n, seed):
+    rng = np.random.default_rng(seed)
+    docs, rows = [], []
+    for i in range(n):
+        labels = sorted({i % N_LABELS, int(rng.integers(N_LABELS))})
+        words = [KEYWORDS[j][int(rng.integers(2))] for j in labels]
+        words += [NOISE[int(k)] for k in rng.integers(len(NOISE), size=3)]
+        rng.shuffle(words)
+        docs.append(" ".join(words))
+        rows.append(labels)
+    Y = sp.lil_matrix((n, N_LABELS), dtype=np.float32)
+    for i, labels in enumerate(rows):
+        Y[i, labels] = 1
+    return docs, Y.tocsr()
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """A random-init 1-layer BERT (hidden 32) with a WordPiece vocab of the words."""
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    vocab = SPECIAL + [w for pair in KEYWORDS for w in pair] + NOISE + ["label"]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    transformers.BertTokenizerFast(str(folder / "vocab.txt")).save_pretrained(folder)
+    config = transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        transformers.BertModel(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data():
+    return _make_docs(64, seed=0), _make_docs(32, seed=1)
+
+
+def _clf(encoder, **params):
+    defaults = {
+        "max_length": 16,
+        "pooling": "mean",
+        "branching_factor": 2,
+        "max_leaf_size": 2,
+        "n_steps": 25,
+        "batch_size": 16,
+        "learning_rate": 1e-3,
+        "head_learning_rate": 5e-2,
+        "warmup": 0.1,
+        "beam_size": 4,
+        "top_k": 5,
+        "device": "cpu",
+        "n_jobs": 1,
+        "random_state": 0,
+    }
+    defaults.update(params)
+    return XRTransformerClassifier(encoder=encoder, **defaults)
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_bert, data):
+    (docs, Y), _ = data
+    return _clf(tiny_bert).fit(docs, Y)
+
+
+# ------------------------------------------------------------ the estimator
+def test_every_level_is_fine_tuned_and_its_loss_falls(fitted):
+    tree = fitted.matcher_tree_
+    assert tree.n_nodes == [1, 2, 4, N_LABELS]  # 8 labels, leaves of 2, binary
+    assert len(fitted.loss_history_) == tree.n_levels == 3
+    for level, history in enumerate(fitted.loss_history_, start=1):
+        assert len(history) == 25
+        assert np.all(np.isfinite(history))
+        assert np.mean(history[-5:]) < 0.8 * np.mean(history[:5]), level
+    dim = fitted.encoder_.config.hidden_size
+    for (W, b), n in zip(fitted.matcher_weights_, tree.n_nodes[1:]):
+        assert W.shape == (n, dim) and b.shape == (n,)
+    assert set(fitted.fit_times_) == {
+        "tfidf",
+        "preliminary_tree",
+        "fine_tuning",
+        "encoding",
+        "refined_tree",
+        "ranker",
+    }
+
+
+def test_children_start_from_their_parent_row(tiny_bert, data):
+    (docs, Y), _ = data
+    # without fine-tuning steps, every level is its parent's copy
+    clf = _clf(tiny_bert, n_steps=[3, 0, 0]).fit(docs, Y)
+    tree = clf.matcher_tree_
+    for t in (2, 3):
+        W, b = clf.matcher_weights_[t - 1]
+        W_parent, b_parent = clf.matcher_weights_[t - 2]
+        np.testing.assert_array_equal(W, W_parent[tree.parents(t)])
+        np.testing.assert_array_equal(b, b_parent[tree.parents(t)])
+    assert [len(h) for h in clf.loss_history_] == [3, 0, 0]
+
+
+def test_refined_tree_covers_every_label_exactly_once(fitted):
+    tree = fitted.label_tree_
+    assert tree.n_labels == N_LABELS
+    leaves = tree.cluster_chain[-1]
+    np.testing.assert_array_equal(np.diff(leaves.indptr), 1)  # one leaf per label
+    assert sorted(np.nonzero(tree.project(sp.identity(N_LABELS), 1).sum(0))[1]) == [
+        0,
+        1,
+    ]
+    assert fitted.model_.n_labels == N_LABELS
+    # the ranker reads [TF-IDF, embedding]
+    n_tfidf = len(fitted.vectorizer_.vocabulary_)
+    assert fitted.model_.n_features == n_tfidf + fitted.encoder_.config.hidden_size
+
+
+def test_predict_topk_shapes_order_and_padding(fitted, data):
+    _, (docs, _) = data
+    scores, indices = fitted.predict_topk(docs[:5], k=3)
+    assert scores.shape == indices.shape == (5, 3)
+    assert scores.dtype == np.float32 and indices.dtype == np.int64
+    assert np.all(np.diff(scores, axis=1) <= 0)  # best first
+    scores, indices = fitted.predict_topk(docs[:5], k=N_LABELS + 4)
+    assert np.all(indices[:, N_LABELS:] == -1)
+    assert np.all(np.isneginf(scores[:, N_LABELS:]))
+    assert np.all(indices[:, :1] >= 0)
+    decision = fitted.decision_function(docs[:5])
+    assert sp.issparse(decision) and decision.shape == (5, N_LABELS)
+
+
+def test_learns_a_separable_problem_far_above_popularity(fitted, data):
+    (_, Y_train), (docs, Y) = data
+    p1 = precision_at_k(Y, fitted.predict_topk(docs), k=1)
+    popular = np.argsort(-np.asarray(Y_train.sum(0)).ravel())[:1]
+    indices = np.tile(popular, (len(docs), 1))
+    baseline = precision_at_k(Y, (np.ones(indices.shape), indices), k=1)
+    assert p1 > 0.9 and p1 > baseline + 0.5
+
+
+def test_transform_returns_normalised_fine_tuned_embeddings(fitted, tiny_bert, data):
+    (docs, _), _ = data
+    emb = fitted.transform(docs[:6])
+    assert emb.shape == (6, fitted.encoder_.config.hidden_size)
+    assert emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
+    model, tokenizer = load_encoder(tiny_bert)
+    pretrained = encode(model, tokenizer, docs[:6], normalize=True)
+    assert not np.allclose(emb, pretrained, atol=1e-3)  # the encoder moved
+    assert next(fitted.encoder_.parameters()).device.type == "cpu"
+
+
+def test_same_random_state_same_model_and_global_rng_untouched(tiny_bert, data):
+    (docs, Y), (test_docs, _) = data
+    torch_state = torch.get_rng_state()
+    numpy_state = np.random.get_state()[1].copy()
+    a = _clf(tiny_bert, n_steps=8).fit(docs, Y)
+    b = _clf(tiny_bert, n_steps=8).fit(docs, Y)
+    assert torch.equal(torch_state, torch.get_rng_state())
+    np.testing.assert_array_equal(numpy_state, np.random.get_state()[1])
+    assert a.loss_history_ == b.loss_history_
+    sa, ia = a.predict_topk(test_docs, k=4)
+    sb, ib = b.predict_topk(test_docs, k=4)
+    np.testing.assert_array_equal(ia, ib)
+    np.testing.assert_array_equal(sa, sb)
+
+
+def test_pickle_round_trip(fitted, data):
+    _, (docs, _) = data
+    clone = pickle.loads(pickle.dumps(fitted))
+    for tensor in clone.encoder_.state_dict().values():
+        assert tensor.device.type == "cpu"
+    before = fitted.predict_topk(docs, k=3)
+    after = clone.predict_topk(docs, k=3)
+    np.testing.assert_array_equal(before[1], after[1])
+    np.testing.assert_allclose(before[0], after[0], rtol=1e-6)
+
+
+def test_grid_search_with_xmc_scorers(tiny_bert, data):
+    (docs, Y), _ = data
+    search = GridSearchCV(
+        _clf(tiny_bert, n_steps=5),
+        {"matcher_loss": ["squared_hinge", "bce"]},
+        scoring=XMC_SCORERS,
+        refit="P@1",
+        cv=KFold(2, shuffle=True, random_state=0),
+        error_score="raise",
+    )
+    search.fit(docs, Y)
+    assert {"mean_test_P@1", "mean_test_P@5"} <= set(search.cv_results_)
+    assert search.best_score_ > 0.5
+    assert search.best_estimator_.predict_topk(docs[:2], k=2)[1].shape == (2, 2)
+
+
+def test_label_text_init_mean_pooling_and_bce(tiny_bert, data):
+    (docs, Y), (test_docs, Y_test) = data
+    text = [" ".join(pair) + " label" for pair in KEYWORDS]
+    clf = _clf(tiny_bert, label_text_init=True, pooling="mean", matcher_loss="bce").fit(
+        docs, Y, label_info=LabelInfo(text=text)
+    )
+    assert all(len(h) == 25 for h in clf.loss_history_)
+    assert precision_at_k(Y_test, clf.predict_topk(test_docs), k=1) > 0.8
+    with pytest.raises(ValueError, match="label_text_init=True needs label text"):
+        _clf(tiny_bert, label_text_init=True, n_steps=1).fit(docs, Y)
+
+
+def test_bad_encoder_path_gives_a_clear_error(tmp_path, data):
+    (docs, Y), _ = data
+    missing = tmp_path / "no_model_here"
+    with pytest.raises(ValueError, match="Could not load a transformer encoder"):
+        _clf(missing).fit(docs, Y)
+    with pytest.raises(ValueError, match=str(missing)):
+        load_encoder(missing)
+
+
+def test_rejects_a_bare_string_and_numeric_X(fitted, tiny_bert, data):
+    (_, Y), _ = data
+    with pytest.raises(ValueError, match="Iterable over raw text documents"):
+        _clf(tiny_bert).fit("one document", Y[:1])
+    with pytest.raises(ValueError, match="Iterable over raw text documents"):
+        fitted.predict_topk("one document")
+    with pytest.raises(TypeError, match="expects raw text"):
+        fitted.predict_topk(np.zeros((2, 3)))
+
+
+def test_invalid_params(tiny_bert, data):
+    (docs, Y), _ = data
+    with pytest.raises(ValueError, match="pooling"):
+        _clf(tiny_bert, pooling="max").fit(docs, Y)
+    with pytest.raises(ValueError, match="n_steps"):
+        _clf(tiny_bert, n_steps=[1.5]).fit(docs, Y)
+
+
+def test_training_halves_its_forward_batch_on_oom(tiny_bert, data, monkeypatch):
+    import skxmc._xr_transformer as module
+
+    (docs, Y), _ = data
+    real = module._pooled
+    sizes = []
+
+    def fake(model, input_ids, mask, pooling):
+        sizes.append(input_ids.shape[0])
+        if input_ids.shape[0] > 4:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (fake)")
+        return real(model, input_ids, mask, pooling)
+
+    monkeypatch.setattr(module, "_pooled", fake)
+    with pytest.warns(RuntimeWarning, match="rows per forward pass") as record:
+        clf = _clf(tiny_bert, n_steps=[2, 1, 1]).fit(docs, Y)
+    messages = [str(w.message) for w in record]
+    assert "with 8 rows" in messages[0] and "with 4 rows" in messages[1]
+    assert sizes[:3] == [16, 8, 4]
+    assert max(sizes[3:]) == 4
+    assert [len(h) for h in clf.loss_history_] == [2, 1, 1]
+
+
+# --------------------------------------------------------- encoder utilities
+def test_oom_backoff_halves_and_covers_every_item():
+    calls, halvings = [], []
+
+    def fn(start, stop):
+        calls.append((start, stop))
+        if stop - start > 3:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return list(range(start, stop))
+
+    results, size = map_batches_with_oom_backoff(fn, 10, 16, on_oom=halvings.append)
+    assert [i for r in results for i in r] == list(range(10))
+    # the first batch holds all 10 items: 10 -> 5 -> 2
+    assert size == 2 and halvings == [5, 2]
+    assert calls[:3] == [(0, 10), (0, 5), (0, 2)]
+
+
+def test_oom_backoff_reraises_other_errors_and_oom_at_size_one():
+    def other(start, stop):
+        raise RuntimeError("shape mismatch")
+
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        map_batches_with_oom_backoff(other, 4, 4)
+
+    def always(start, stop):
+        raise RuntimeError("CUDA error: out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        map_batches_with_oom_backoff(always, 4, 4)
+    assert is_oom_error(torch.cuda.OutOfMemoryError("x"))
+    assert not is_oom_error(ValueError("out of memory"))
+
+
+def test_encode_is_order_preserving_and_matches_unbatched(tiny_bert):
+    model, tokenizer = load_encoder(tiny_bert)
+    texts = ["key0a", "key1a key2b noise3 noise4 noise5", "key3b noise1", "noise2"]
+    batched = encode(model, tokenizer, texts, batch_size=2, pooling="mean")
+    for i, text in enumerate(texts):
+        single = encode(model, tokenizer, [text], batch_size=1, pooling="mean")
+        np.testing.assert_allclose(batched[i], single[0], atol=1e-5)
+    assert batched.dtype == np.float32 and batched.shape == (4, 32)
+    ids = tokenize(tokenizer, texts, max_length=3)
+    assert max(len(a) for a in ids) == 3 and ids[0][0] == tokenizer.cls_token_id
+
+
+def test_encode_recovers_from_oom(tiny_bert):
+    model, tokenizer = load_encoder(tiny_bert)
+    texts = [f"key{i % 8}a noise{i % 12}" for i in range(10)]
+    expected = encode(model, tokenizer, texts, batch_size=10)
+
+    class Flaky(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+            self.config = inner.config
+
+        def forward(self, input_ids, attention_mask):
+            if input_ids.shape[0] > 3:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask)
+
+    halvings = []
+    got = encode(Flaky(model), tokenizer, texts, batch_size=10, on_oom=halvings.append)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert halvings == [5, 2]
+
+
+def test_pool_rejects_unknown_pooling():
+    with pytest.raises(ValueError, match="Unknown pooling"):
+        pool(torch.zeros(1, 2, 3), torch.ones(1, 2), "max")
+
+
+# ----------------------------------------------------------------------- gpu
+@pytest.mark.gpu
+def test_fit_on_cuda_and_unpickle_on_cpu(tiny_bert, data, tmp_path):
+    import subprocess
+    import sys
+
+    (docs, Y), _ = data
+    clf = _clf(tiny_bert, device="cuda").fit(docs, Y)
+    assert next(clf.encoder_.parameters()).device.type == "cpu"
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(clf))
+    expected = clf.predict_topk(docs[:4], k=3)[1]
+    # a process that cannot see the GPU loads and predicts on the CPU
+    code = (
+        "import pickle, sys, numpy as np\n"
+        f"clf = pickle.loads(open({str(path)!r}, 'rb').read())\n"
+        "clf.set_params(device='cpu')\n"
+        f"docs = {docs[:4]!r}\n"
+        "print(clf.predict_topk(docs, k=3)[1].tolist())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "CUDA_VISIBLE_DEVICES": ""},
+        check=True,
+    )
+    got = np.array(eval(out.stdout.strip().splitlines()[-1]))
+    # bf16 autocast on the GPU vs fp32 on the CPU: the top label agrees
+    np.testing.assert_array_equal(got[:, 0], expected[:, 0])
