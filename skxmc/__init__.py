@@ -1,5 +1,6 @@
 """skxmc: deep extreme multi-label classification with a scikit-learn API."""
 
+from skxmc._elias import EliasClassifier
 from skxmc._label_info import LabelInfo
 from skxmc._pipeline import XMCPipeline, make_xmc_pipeline
 from skxmc._xr_linear import XRLinearClassifier
@@ -10,6 +11,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "XRLinearClassifier",
     "XRTransformerClassifier",
+    "EliasClassifier",
     "LabelInfo",
     "XMCPipeline",
     "make_xmc_pipeline",

@@ -184,7 +184,7 @@ class XRTransformerClassifier(BaseXMCClassifier):
     >>> import tempfile
     >>> from pathlib import Path
     >>> import transformers
-    >>> from skxmc._xr_transformer import XRTransformerClassifier
+    >>> from skxmc import XRTransformerClassifier
     >>> folder = Path(tempfile.mkdtemp())
     >>> words = ["red", "green", "blue", "cat", "dog", "fish"]
     >>> _ = (folder / "vocab.txt").write_text(

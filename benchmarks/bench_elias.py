@@ -1,0 +1,169 @@
+"""EliasClassifier vs XRLinearClassifier on LF-DebianPackages.
+
+Same machine, same run, same metrics code (skxmc.metrics, LF filter protocol,
+PSP with A=0.55, B=1.5, recall@100). ELIAS fine-tunes all-MiniLM-L6-v2 (fp16
+weights, trained in fp32 with bf16 autocast on CUDA) on the document text,
+truncated to 32 tokens; XR-Linear reads the BENCHMARKS.md TF-IDF. Meant for a
+GPU machine::
+
+    python benchmarks/bench_elias.py
+
+A CPU smoke run on a subset (about a minute on 2 cores)::
+
+    python benchmarks/bench_elias.py --max-train 500 --max-test 200 \
+        --epochs 1 1 --device cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from skxmc import EliasClassifier, XRLinearClassifier
+from skxmc.metrics import inverse_propensity, recall_at_k, xmc_report
+
+from _common import (  # isort: skip (benchmarks/ is the script's own folder)
+    METRIC_COLUMNS,
+    SHARED,
+    load_benchmark_data,
+    machine_line,
+    print_table_header,
+    print_table_row,
+)
+
+ENCODER = SHARED / "models" / "all-MiniLM-L6-v2-fp16"
+RECALL_K = 100
+
+
+def _subset(d: dict, max_train: int | None, max_test: int | None) -> dict:
+    d = dict(d)
+    if max_train is not None:
+        for key in ("X_train", "Y_train", "text_train"):
+            d[key] = d[key][:max_train]
+    if max_test is not None:
+        for key in ("X_test", "Y_test", "text_test", "filter_test"):
+            if d.get(key) is not None:
+                d[key] = d[key][:max_test]
+    return d
+
+
+def run_elias(d: dict, args) -> dict:
+    import torch
+
+    clf = EliasClassifier(
+        encoder=args.encoder,
+        max_length=args.max_length,
+        pooling=args.pooling,
+        max_leaf_size=args.max_leaf_size,
+        kappa=args.kappa,
+        beam_size=args.beam,
+        shortlist_size=args.shortlist,
+        n_epochs=tuple(args.epochs),
+        batch_size=args.batch_size,
+        learning_rate=tuple(args.lr),
+        head_learning_rate=args.head_lr,
+        swa=args.swa,
+        top_k=args.k,
+        device=args.device,
+        random_state=0,
+        verbose=args.verbose,
+    )
+    cuda = torch.cuda.is_available() and args.device != "cpu"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    clf.fit(d["text_train"], d["Y_train"])
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    topk = clf.predict_topk(list(d["text_test"]), k=RECALL_K)
+    predict_s = time.perf_counter() - start
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in clf.fit_times_.items())
+    losses = ", ".join(
+        f"stage {t + 1} {h[0]:.4f}->{h[-1]:.4f}" if h else f"stage {t + 1} -"
+        for t, h in enumerate(clf.loss_history_)
+    )
+    print(f"# ELIAS stages: {stages}", flush=True)
+    print(f"# ELIAS losses: {losses}", flush=True)
+    print(f"# ELIAS: {clf.n_clusters_} clusters, kappa {clf.kappa_}", flush=True)
+    if cuda:
+        peak = torch.cuda.max_memory_allocated() / 2**30
+        print(f"# ELIAS peak GPU memory: {peak:.2f} GiB", flush=True)
+    return {"topk": topk, "fit_s": fit_s, "predict_s": predict_s}
+
+
+def run_xr_linear(d: dict, args) -> dict:
+    clf = XRLinearClassifier(
+        branching_factor=16, max_leaf_size=100, beam_size=10, random_state=0
+    )
+    start = time.perf_counter()
+    clf.fit(d["X_train"], d["Y_train"])
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    topk = clf.predict_topk(d["X_test"], k=RECALL_K)
+    predict_s = time.perf_counter() - start
+    return {"topk": topk, "fit_s": fit_s, "predict_s": predict_s}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--encoder", default=str(ENCODER))
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--pooling", default="mean", choices=["cls", "mean"])
+    parser.add_argument("--max-length", type=int, default=32)
+    parser.add_argument("--max-leaf-size", type=int, default=100)
+    parser.add_argument("--kappa", type=int, default=1000)
+    parser.add_argument("--beam", type=int, default=20)
+    parser.add_argument("--shortlist", type=int, default=2000)
+    parser.add_argument(
+        "--epochs", type=int, nargs=2, default=[10, 10], help="stage 1, stage 2"
+    )
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument(
+        "--lr", type=float, nargs=2, default=[2e-4, 3e-5], help="encoder lr/stage"
+    )
+    parser.add_argument("--head-lr", type=float, default=5e-3)
+    parser.add_argument("--swa", action="store_true")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--max-train", type=int, default=None)
+    parser.add_argument("--max-test", type=int, default=None)
+    parser.add_argument("--verbose", type=int, default=0)
+    args = parser.parse_args()
+
+    print(machine_line())
+    d = _subset(load_benchmark_data("debian"), args.max_train, args.max_test)
+    print(
+        f"# LF-DebianPackages: {d['Y_train'].shape[0]} train, "
+        f"{d['Y_test'].shape[0]} test, {d['Y_train'].shape[1]} labels; "
+        f"encoder {args.encoder}, max_length {args.max_length}, "
+        f"device {args.device}",
+        flush=True,
+    )
+    inv_p = inverse_propensity(d["Y_train"], A=0.55, B=1.5)
+    n_test = d["Y_test"].shape[0]
+    columns = [*METRIC_COLUMNS, f"R@{RECALL_K}"]
+    print_table_header(["method", *columns, "fit s", "predict ms/q"])
+    for title, run in (
+        ("XRLinearClassifier (TF-IDF)", run_xr_linear),
+        ("EliasClassifier", run_elias),
+    ):
+        r = run(d, args)
+        m = xmc_report(
+            d["Y_test"],
+            r["topk"],
+            k=(1, 3, 5),
+            inv_propensity=inv_p,
+            filter=d["filter_test"],
+        )
+        m[f"R@{RECALL_K}"] = recall_at_k(
+            d["Y_test"], r["topk"], k=RECALL_K, filter=d["filter_test"]
+        )
+        cells = [title, *(f"{100 * m[c]:.2f}" for c in columns)]
+        cells += [f"{r['fit_s']:.1f}", f"{1000 * r['predict_s'] / n_test:.3f}"]
+        print_table_row(cells)
+    np.testing.assert_equal(n_test, r["topk"][1].shape[0])
+
+
+if __name__ == "__main__":
+    main()

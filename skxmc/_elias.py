@@ -1,0 +1,690 @@
+"""EliasClassifier: end-to-end learning to index and search (ELIAS)."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from skxmc._xr_transformer import _linear_schedule, _seeded_torch
+from skxmc.base import BaseXMCClassifier
+from skxmc.indexing import hierarchical_kmeans, pifa_embedding
+
+__all__ = ["EliasClassifier"]
+
+
+class EliasClassifier(BaseXMCClassifier):
+    """Extreme multi-label classifier that learns its own label index (ELIAS).
+
+    ELIAS [1]_ reads raw text. A transformer encoder ``phi`` (CLS or mean
+    pooling, then dropout) embeds each document. The labels are grouped into
+    ``C = 2**ceil(log2(n_labels / max_leaf_size))`` clusters by balanced
+    k-means on their centroids ``Y^T normalize(TF-IDF)`` (a TF-IDF of the
+    documents is fitted internally). A query is routed to clusters with scores
+    ``s_c = clamp(alpha * softmax(W_C phi(x)), 0, 1)``; the ``beam_size`` best
+    clusters are kept. A sparse cluster-to-label adjacency ``A`` holds exactly
+    ``kappa`` label slots per cluster, stored as a ``(C, kappa)`` tensor of
+    label ids and a ``(C, kappa)`` tensor of parameters, with values
+    ``A_hat = clamp(beta * softmax(row params), 0, 1)``. A label's path score
+    is ``s_c * A_hat[c, l]`` (its best path when several clusters hold it);
+    the ``shortlist_size`` labels of best path score are scored
+    ``sigmoid(w_l . phi(x) + b_l) * path score``.
+
+    Training has two stages, both in one call to :meth:`fit`. Stage 1 trains
+    the encoder, ``W_C`` and the label classifiers with ``A`` fixed to the
+    k-means index (each cluster holds its own labels with value 1; free slots
+    are masked). ``A`` is then re-estimated: ``A_approx`` keeps the ``kappa``
+    best labels of each row of ``(Y^T M)^T``, where ``M`` holds the
+    ``beam_size`` best cluster scores of the stage-1 model on every training
+    document (rows short of ``kappa`` labels are filled with the cluster's own
+    labels, then with the most frequent labels). Stage 2 starts from the
+    stage-1 weights and also learns the adjacency parameters, initialised to
+    ``log(A_approx / row sum)``.
+
+    The loss of a batch is the binary cross-entropy of the final scores over
+    each row's shortlist plus ``loss_lambda`` times the same loss over the
+    positive entries of the shortlist only (averaged per row). During training
+    the clusters of the positive labels are forced into the beam and the
+    reachable positive labels into the shortlist (teacher forcing); the beam
+    is filled with the best-scoring other clusters.
+
+    Parameters
+    ----------
+    encoder : str or path-like
+        A pretrained transformer: a folder written by ``save_pretrained``
+        (model and tokenizer) or a model name in the local Hugging Face
+        cache. Nothing is downloaded. The fine-tuned copy is in ``network_``.
+    max_length : int, default=32
+        Tokens per document (special tokens included).
+    pooling : {"cls", "mean"}, default="cls"
+        Document embedding: the first token's state or the mean over tokens.
+    dropout : float, default=0.5
+        Dropout on the pooled embedding during training.
+    max_leaf_size : int, default=100
+        Maximum number of labels per k-means cluster.
+    kappa : int, default=1000
+        Label slots per cluster row of the adjacency (capped at ``n_labels``);
+        at least the size of the largest cluster.
+    beam_size : int, default=20
+        Clusters searched per document (and ``b``, the clusters per training
+        document in the re-estimation of ``A``).
+    shortlist_size : int, default=2000
+        Labels scored by the classifiers per document (K).
+    alpha : float, default=10.0
+        Scale of the cluster softmax.
+    beta : float, default=150.0
+        Scale of the adjacency softmax.
+    loss_lambda : float or tuple of 2 floats, default=(0.01, 0.05)
+        Weight of the loss on positive shortlist entries, per stage.
+    n_epochs : int or tuple of 2 ints, default=(10, 10)
+        Passes over the data of stage 1 and stage 2 (an int is used for both).
+        A stage with 0 epochs is skipped.
+    batch_size : int, default=64
+        Documents per optimizer step.
+    learning_rate : float or tuple of 2 floats, default=(2e-4, 3e-5)
+        AdamW learning rate of the encoder, per stage.
+    head_learning_rate : float or tuple of 2 floats, default=5e-3
+        AdamW learning rate of the cluster scorer, the label classifiers and
+        the adjacency parameters, per stage.
+    warmup : float, default=0.1
+        Fraction of each stage's steps with a linearly rising learning rate;
+        it then decays linearly to 0.
+    weight_decay : float, default=0.01
+        AdamW weight decay.
+    swa : bool, default=False
+        Stochastic weight averaging
+        (:class:`torch.optim.swa_utils.AveragedModel`) over the second half
+        of stage 2; the averaged weights are kept.
+    kmeans_max_iter : int, default=20
+        Iterations of each 2-means split of the clustering.
+    tfidf_params : dict, default=None
+        Keyword arguments of the internal
+        :class:`~sklearn.feature_extraction.text.TfidfVectorizer` (defaults:
+        ``sublinear_tf=True``, ``dtype=np.float32``).
+    inference_batch_size : int, default=256
+        Documents per forward pass without gradients.
+    top_k : int, default=10
+        Labels kept per row by :meth:`decision_function` and :meth:`predict`.
+    threshold : float, default=0.5
+        :meth:`predict` returns the top-``top_k`` labels scoring above it
+        (scores lie in [0, 1]).
+    device : str, default="auto"
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or
+        ``"cuda:N"``. The network is kept on the CPU between calls.
+    n_jobs : int, default=None
+        Threads of the clustering; None means all cores.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the clustering, the initial weights, the data order and
+        dropout; the global RNGs are left untouched.
+    verbose : int, default=0
+        Print the stages and show progress bars.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_labels,)
+        The labels.
+    n_labels_ : int
+        Number of labels.
+    n_clusters_ : int
+        Number of clusters ``C``.
+    kappa_ : int
+        Label slots per cluster row (``min(kappa, n_labels)``).
+    vectorizer_ : TfidfVectorizer
+        The TF-IDF of the label centroids.
+    cluster_of_label_ : ndarray of shape (n_labels,)
+        The k-means cluster of every label (the stage-1 index).
+    network_ : EliasNetwork
+        The trained network (on the CPU): encoder, ``W_C``, the label
+        classifiers and the stage-2 adjacency (``adjacency_index`` and
+        ``adjacency_logits``, both of shape ``(n_clusters_, kappa_)``).
+    tokenizer_ : transformers.PreTrainedTokenizerBase
+        The encoder's tokenizer.
+    loss_history_ : list of 2 lists of float
+        Training loss of every optimizer step of stage 1 and stage 2.
+    fit_times_ : dict
+        Seconds per part: ``"tfidf"``, ``"clustering"``, ``"stage1"``,
+        ``"reestimate"``, ``"stage2"``.
+
+    See Also
+    --------
+    XRTransformerClassifier : Fine-tuned transformer with a fixed label tree.
+
+    Notes
+    -----
+    Not implemented from the paper: the optional sparse re-ranker on
+    ``[dense, TF-IDF]`` features (the authors use it only for their best
+    precision numbers), the multinomial sampling of extra training clusters,
+    the second clustering pass on ``[BoW, dense]`` centroids and updating
+    ``W_L`` only every few steps. There is no checkpoint/resume.
+
+    References
+    ----------
+    .. [1] N. Gupta, P. H. Chen, H.-F. Yu, C.-J. Hsieh and I. S. Dhillon.
+       "ELIAS: End-to-End Learning to Index and Search in Large Output Spaces."
+       NeurIPS 2022.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import transformers
+    >>> from skxmc import EliasClassifier
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> words = ["red", "green", "blue", "cat", "dog", "fish"]
+    >>> _ = (folder / "vocab.txt").write_text(
+    ...     "\\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]))
+    >>> transformers.BertTokenizerFast(str(folder / "vocab.txt")).save_pretrained(
+    ...     folder)  # doctest: +ELLIPSIS
+    (...)
+    >>> config = transformers.BertConfig(
+    ...     vocab_size=11, hidden_size=16, num_hidden_layers=1,
+    ...     num_attention_heads=2, intermediate_size=32)
+    >>> transformers.BertModel(config).save_pretrained(folder)
+    >>> docs = [f"{words[i % 6]} {words[(i + 1) % 6]}" for i in range(30)]
+    >>> y = [[i % 6] for i in range(30)]
+    >>> clf = EliasClassifier(
+    ...     encoder=folder, max_leaf_size=2, kappa=3, beam_size=2,
+    ...     shortlist_size=6, n_epochs=1, batch_size=8, device="cpu",
+    ...     random_state=0).fit(docs, y)
+    >>> clf.n_clusters_, tuple(clf.network_.adjacency_index.shape)
+    (4, (4, 3))
+    >>> scores, labels = clf.predict_topk(docs[:2], k=3)
+    >>> labels.shape
+    (2, 3)
+    """
+
+    _accepts_text = True
+    _accepts_numeric = False
+
+    _parameter_constraints: dict = {
+        **BaseXMCClassifier._parameter_constraints,
+        "encoder": [str, os.PathLike],
+        "max_length": [Interval(Integral, 2, None, closed="left")],
+        "pooling": [StrOptions({"cls", "mean"})],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "max_leaf_size": [Interval(Integral, 1, None, closed="left")],
+        "kappa": [Interval(Integral, 1, None, closed="left")],
+        "beam_size": [Interval(Integral, 1, None, closed="left")],
+        "shortlist_size": [Interval(Integral, 1, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="neither")],
+        "beta": [Interval(Real, 0, None, closed="neither")],
+        "loss_lambda": [Interval(Real, 0, None, closed="left"), tuple, list],
+        "n_epochs": [Interval(Integral, 0, None, closed="left"), tuple, list],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither"), tuple, list],
+        "head_learning_rate": [
+            Interval(Real, 0, None, closed="neither"),
+            tuple,
+            list,
+        ],
+        "warmup": [Interval(Real, 0, 1, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "swa": ["boolean"],
+        "kmeans_max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tfidf_params": [dict, None],
+        "inference_batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str],
+        "n_jobs": [Integral, None],
+    }
+
+    def __init__(
+        self,
+        encoder,
+        *,
+        max_length=32,
+        pooling="cls",
+        dropout=0.5,
+        max_leaf_size=100,
+        kappa=1000,
+        beam_size=20,
+        shortlist_size=2000,
+        alpha=10.0,
+        beta=150.0,
+        loss_lambda=(0.01, 0.05),
+        n_epochs=(10, 10),
+        batch_size=64,
+        learning_rate=(2e-4, 3e-5),
+        head_learning_rate=5e-3,
+        warmup=0.1,
+        weight_decay=0.01,
+        swa=False,
+        kmeans_max_iter=20,
+        tfidf_params=None,
+        inference_batch_size=256,
+        top_k=10,
+        threshold=0.5,
+        device="auto",
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.encoder = encoder
+        self.max_length = max_length
+        self.pooling = pooling
+        self.dropout = dropout
+        self.max_leaf_size = max_leaf_size
+        self.kappa = kappa
+        self.beam_size = beam_size
+        self.shortlist_size = shortlist_size
+        self.alpha = alpha
+        self.beta = beta
+        self.loss_lambda = loss_lambda
+        self.n_epochs = n_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.head_learning_rate = head_learning_rate
+        self.warmup = warmup
+        self.weight_decay = weight_decay
+        self.swa = swa
+        self.kmeans_max_iter = kmeans_max_iter
+        self.tfidf_params = tfidf_params
+        self.inference_batch_size = inference_batch_size
+        self.top_k = top_k
+        self.threshold = threshold
+        self.device = device
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, X, Y, *, label_info, seed):
+        import torch
+
+        from skxmc.nn._elias import EliasNetwork
+        from skxmc.nn._transformer import load_encoder, tokenize
+        from skxmc.training import resolve_device
+
+        n_epochs = self._per_stage("n_epochs", self.n_epochs, Integral, 0)
+        learning_rate = self._per_stage("learning_rate", self.learning_rate, Real)
+        head_learning_rate = self._per_stage(
+            "head_learning_rate", self.head_learning_rate, Real
+        )
+        loss_lambda = self._per_stage("loss_lambda", self.loss_lambda, Real, 0)
+        device = resolve_device(self.device)
+        seeds = np.random.default_rng(seed).integers(np.iinfo(np.int32).max, size=3)
+        tree_seed, torch_seed, order_seed = (int(s) for s in seeds)
+        n_labels = Y.shape[1]
+        times = {}
+
+        start = time.perf_counter()
+        params = {"sublinear_tf": True, "dtype": np.float32}
+        params.update(self.tfidf_params or {})
+        self.vectorizer_ = TfidfVectorizer(**params)
+        X_tfidf = self.vectorizer_.fit_transform(X).astype(np.float32)
+        times["tfidf"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        tree = hierarchical_kmeans(
+            pifa_embedding(X_tfidf, Y),
+            max_leaf_size=self.max_leaf_size,
+            max_iter=self.kmeans_max_iter,
+            random_state=tree_seed,
+            n_jobs=self.n_jobs,
+        )
+        self.cluster_of_label_ = tree.leaf_of_label()
+        self.n_clusters_ = int(tree.n_nodes[-2])
+        self.kappa_ = min(int(self.kappa), n_labels)
+        sizes = np.bincount(self.cluster_of_label_, minlength=self.n_clusters_)
+        if sizes.max() > self.kappa_:
+            raise ValueError(
+                f"kappa={self.kappa} is smaller than the largest cluster "
+                f"({sizes.max()} labels): use kappa >= max_leaf_size."
+            )
+        index = _cluster_index(self.cluster_of_label_, self.n_clusters_, self.kappa_)
+        times["clustering"] = time.perf_counter() - start
+        self._log(f"{self.n_clusters_} clusters, kappa={self.kappa_}")
+
+        model, tokenizer = load_encoder(self.encoder)
+        token_ids = tokenize(tokenizer, X, self.max_length)
+        self.tokenizer_ = tokenizer
+        self.loss_history_ = [[], []]
+        rng = np.random.default_rng(order_seed)
+        try:
+            with _seeded_torch(torch_seed, device):
+                generator = torch.Generator().manual_seed(torch_seed)
+                net = EliasNetwork(
+                    model,
+                    n_labels,
+                    torch.from_numpy(index),
+                    pooling=self.pooling,
+                    dropout=self.dropout,
+                    alpha=self.alpha,
+                    beta=self.beta,
+                    generator=generator,
+                )
+                net.to(device)
+                start = time.perf_counter()
+                label_to_cluster = _label_to_cluster(index, n_labels)
+                self._run_stage(
+                    net, 0, token_ids, Y, label_to_cluster, n_epochs[0],
+                    learning_rate[0], head_learning_rate[0], loss_lambda[0],
+                    device, rng,
+                )  # fmt: skip
+                times["stage1"] = time.perf_counter() - start
+
+                start = time.perf_counter()
+                new_index, logits = self._reestimate(net, token_ids, Y, index, device)
+                net.set_adjacency(torch.from_numpy(new_index), torch.from_numpy(logits))
+                times["reestimate"] = time.perf_counter() - start
+
+                start = time.perf_counter()
+                label_to_cluster = _label_to_cluster(new_index, n_labels)
+                self._run_stage(
+                    net, 1, token_ids, Y, label_to_cluster, n_epochs[1],
+                    learning_rate[1], head_learning_rate[1], loss_lambda[1],
+                    device, rng,
+                )  # fmt: skip
+                times["stage2"] = time.perf_counter() - start
+        finally:
+            model.cpu()
+        self.network_ = net.cpu().eval()
+        self.fit_times_ = times
+        return self
+
+    def _per_stage(self, name, value, kind, low=None):
+        values = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+        ok = len(values) == 2 and all(
+            isinstance(v, kind) and not isinstance(v, bool) for v in values
+        )
+        if ok:
+            ok = all((v >= low) if low is not None else (v > 0) for v in values)
+        if not ok:
+            bound = f">= {low}" if low is not None else "> 0"
+            raise ValueError(
+                f"{name} must be a number {bound} or a tuple of two (stage 1, "
+                f"stage 2), got {value!r}."
+            )
+        return values
+
+    def _run_stage(
+        self, net, stage, token_ids, Y, label_to_cluster, n_epochs, lr, head_lr,
+        loss_lambda, device, rng,
+    ):  # fmt: skip
+        """Train ``net`` for one stage; appends to ``loss_history_[stage]``."""
+        import torch
+
+        from skxmc.nn._transformer import is_oom_error
+
+        history = self.loss_history_[stage]
+        n_samples = len(token_ids)
+        n_steps = math.ceil(n_epochs * n_samples / self.batch_size)
+        if n_steps == 0:
+            return
+        head = [net.cluster_weight, net.cluster_bias, net.label_weight, net.label_bias]
+        if net.learn_adjacency:
+            head.append(net.adjacency_logits)
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": list(net.encoder.parameters()), "lr": lr},
+                {"params": head, "lr": head_lr},
+            ],
+            weight_decay=self.weight_decay,
+        )
+        n_warmup = int(self.warmup * n_steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, _linear_schedule(n_warmup, n_steps)
+        )
+        averaged = None
+        swa_start = n_steps // 2
+        if self.swa and stage == 1:
+            averaged = torch.optim.swa_utils.AveragedModel(net)
+        amp = (
+            "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+        )
+        order = np.empty(0, dtype=np.int64)
+        chunk = self.batch_size
+        net.train()
+        bar = self._progress(total=n_steps, desc=f"stage {stage + 1}")
+        for step in range(n_steps):
+            while order.size < self.batch_size:
+                order = np.concatenate([order, rng.permutation(n_samples)])
+            step_rows, order = order[: self.batch_size], order[self.batch_size :]
+            while True:
+                try:
+                    optimizer.zero_grad(set_to_none=True)
+                    step_loss = 0.0
+                    for c in range(0, len(step_rows), chunk):
+                        rows = step_rows[c : c + chunk]
+                        loss = self._batch_loss(
+                            net, token_ids, Y, rows, label_to_cluster, loss_lambda,
+                            device, amp,
+                        )  # fmt: skip
+                        weight = len(rows) / len(step_rows)
+                        (loss * weight).backward()
+                        step_loss += float(loss.detach()) * weight
+                    break
+                except RuntimeError as exc:
+                    if not is_oom_error(exc) or chunk == 1:
+                        raise
+                    del exc
+                    torch.cuda.empty_cache()
+                    chunk = max(1, chunk // 2)
+                    warnings.warn(
+                        f"CUDA out of memory: training with {chunk} rows per "
+                        "forward pass (gradients are accumulated).",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+            optimizer.step()
+            scheduler.step()
+            if averaged is not None and step >= swa_start:
+                averaged.update_parameters(net)
+            history.append(step_loss)
+            bar.update(1)
+        bar.close()
+        if averaged is not None:
+            with torch.no_grad():
+                for p, q in zip(net.parameters(), averaged.module.parameters()):
+                    p.copy_(q)
+        net.eval()
+        self._log(
+            f"stage {stage + 1}: {n_steps} steps, loss {history[0]:.4f} -> "
+            f"{history[-1]:.4f}"
+        )
+
+    def _batch_loss(
+        self, net, token_ids, Y, rows, label_to_cluster, loss_lambda, device, amp
+    ):
+        import torch
+
+        from skxmc.nn._elias import positive_keys
+        from skxmc.nn._transformer import autocast_context, collate
+
+        pad_id = self.tokenizer_.pad_token_id or 0
+        input_ids, mask = collate([token_ids[r] for r in rows], pad_id, device)
+        with autocast_context(device, amp):
+            emb = _embed(net, input_ids, mask)
+        emb = net.dropout(emb.float())
+        Y_batch = Y[rows]
+        forced = torch.from_numpy((Y_batch @ label_to_cluster).toarray() > 0)
+        keys = positive_keys(Y_batch.indptr, Y_batch.indices, net.n_labels, device)
+        labels, path, valid, positive = net.shortlist(
+            net.cluster_scores(emb),
+            self.beam_size,
+            self.shortlist_size,
+            forced_clusters=forced.to(device),
+            positive_keys=keys,
+        )
+        scores = torch.sigmoid(net.label_logits(emb, labels)) * path
+        bce = torch.nn.functional.binary_cross_entropy(
+            scores, positive.to(scores.dtype), reduction="none"
+        )
+        valid = valid.to(bce.dtype)
+        positive = positive.to(bce.dtype) * valid
+        main = (bce * valid).sum(1) / valid.sum(1).clamp_min(1.0)
+        aux = (bce * positive).sum(1) / positive.sum(1).clamp_min(1.0)
+        return (main + loss_lambda * aux).mean()
+
+    def _reestimate(self, net, token_ids, Y, index, device):
+        """A_approx: top-kappa of ``(Y^T M)^T`` (+ fill); returns index, logits."""
+        from skxmc.utils._sparse import csr_row_topk
+
+        M = self._cluster_matrix(net, token_ids, device)
+        A = sp.csr_matrix((Y.T @ M).T, dtype=np.float32)
+        A.eliminate_zeros()
+        values, new_index = csr_row_topk(A, self.kappa_)
+        popular = np.argsort(-np.asarray(Y.sum(0)).ravel(), kind="stable")
+        for c in np.nonzero((new_index < 0).any(1))[0]:
+            row = new_index[c]
+            n_kept = int((row >= 0).sum())
+            own = index[c][index[c] >= 0]
+            fill = np.concatenate([own, popular])
+            fill = fill[~np.isin(fill, row[:n_kept])]
+            _, first = np.unique(fill, return_index=True)
+            fill = fill[np.sort(first)][: self.kappa_ - n_kept]
+            row[n_kept : n_kept + fill.size] = fill
+            floor = values[c, :n_kept].min() if n_kept else 1.0
+            values[c, n_kept : n_kept + fill.size] = 0.1 * floor
+        stored = new_index >= 0
+        values = np.where(stored, values, 0.0)
+        total = values.sum(1, keepdims=True)
+        logits = np.log(np.maximum(values / np.maximum(total, 1e-30), 1e-6))
+        return new_index, np.where(stored, logits, 0.0).astype(np.float32)
+
+    def _cluster_matrix(self, net, token_ids, device) -> sp.csr_matrix:
+        """M: the ``beam_size`` best cluster scores of every document."""
+        import torch
+
+        from skxmc.nn._transformer import collate, map_batches_with_oom_backoff
+
+        n = len(token_ids)
+        b = min(self.beam_size, net.n_clusters)
+        pad_id = self.tokenizer_.pad_token_id or 0
+        was_training = net.training
+        net.eval()
+
+        def run(start, stop):
+            input_ids, mask = collate(token_ids[start:stop], pad_id, device)
+            with torch.inference_mode():
+                scores = net.cluster_scores(_embed(net, input_ids, mask).float())
+                top = scores.topk(b, dim=1)
+            return top.values.cpu().numpy(), top.indices.cpu().numpy()
+
+        parts, _ = map_batches_with_oom_backoff(run, n, self.inference_batch_size)
+        net.train(was_training)
+        values = np.concatenate([p[0] for p in parts]).astype(np.float32)
+        cols = np.concatenate([p[1] for p in parts]).astype(np.int64)
+        indptr = np.arange(0, n * b + 1, b)
+        return sp.csr_matrix(
+            (values.ravel(), cols.ravel(), indptr), shape=(n, net.n_clusters)
+        )
+
+    # -------------------------------------------------------------- predict
+    def _predict_device(self):
+        from skxmc.training import resolve_device
+
+        return resolve_device(self.device, strict=False)
+
+    def _predict_topk(self, X, k):
+        import torch
+
+        from skxmc.nn._transformer import (
+            collate,
+            map_batches_with_oom_backoff,
+            tokenize,
+        )
+
+        token_ids = tokenize(self.tokenizer_, X, self.max_length)
+        device = self._predict_device()
+        net = self.network_
+        pad_id = self.tokenizer_.pad_token_id or 0
+        net.to(device).eval()
+
+        def run(start, stop):
+            input_ids, mask = collate(token_ids[start:stop], pad_id, device)
+            with torch.inference_mode():
+                emb = _embed(net, input_ids, mask).float()
+                scores, labels = net.predict(
+                    emb, self.beam_size, self.shortlist_size, k
+                )
+            return scores.cpu().numpy(), labels.cpu().numpy()
+
+        try:
+            parts, _ = map_batches_with_oom_backoff(
+                run, len(token_ids), self.inference_batch_size
+            )
+        finally:
+            net.cpu()
+        if not parts:
+            return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
+        scores = np.concatenate([p[0] for p in parts]).astype(np.float32)
+        labels = np.concatenate([p[1] for p in parts]).astype(np.int64)
+        return scores, labels
+
+    def transform(self, X):
+        """Document embeddings of the fine-tuned encoder (pooled, no dropout).
+
+        Parameters
+        ----------
+        X : sequence of str
+            Documents.
+
+        Returns
+        -------
+        embeddings : ndarray of shape (n_samples, hidden_size), dtype float32
+            The pooled output of the encoder in ``network_``, one row per
+            document.
+        """
+        from skxmc.nn._transformer import encode, tokenize
+
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        try:
+            return encode(
+                self.network_.encoder,
+                self.tokenizer_,
+                None,
+                token_ids=tokenize(self.tokenizer_, X, self.max_length),
+                batch_size=self.inference_batch_size,
+                device=self._predict_device(),
+                pooling=self.pooling,
+            )
+        finally:
+            self.network_.cpu()
+
+    def _log(self, message: str) -> None:
+        if self.verbose:
+            print(f"[ELIAS] {message}", flush=True)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.sparse = False
+        tags.input_tags.string = True
+        tags.non_deterministic = False
+        return tags
+
+
+# ------------------------------------------------------------------ helpers
+def _embed(net, input_ids, mask):
+    """Pooled encoder output (a module-level hook, patched by the OOM test)."""
+    return net.embed(input_ids, mask)
+
+
+def _cluster_index(cluster_of_label, n_clusters: int, kappa: int) -> np.ndarray:
+    """The (n_clusters, kappa) stage-1 index: each cluster's labels, -1 padded."""
+    order = np.argsort(cluster_of_label, kind="stable")
+    clusters = cluster_of_label[order]
+    starts = np.searchsorted(clusters, np.arange(n_clusters))
+    slot = np.arange(order.size) - starts[clusters]
+    index = np.full((n_clusters, kappa), -1, dtype=np.int64)
+    index[clusters, slot] = order
+    return index
+
+
+def _label_to_cluster(index: np.ndarray, n_labels: int) -> sp.csr_matrix:
+    """(n_labels, n_clusters) 0/1 matrix of the clusters holding each label."""
+    rows, slots = np.nonzero(index >= 0)
+    labels = index[rows, slots]
+    return sp.csr_matrix(
+        (np.ones(labels.size, np.float32), (labels, rows)),
+        shape=(n_labels, index.shape[0]),
+    )

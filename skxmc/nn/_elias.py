@@ -1,0 +1,273 @@
+"""The ELIAS network: encoder, cluster scorer, sparse learnable index, classifier.
+
+Used by :class:`skxmc._elias.EliasClassifier`. The cluster-to-label adjacency
+is stored sparsely, as a ``(n_clusters, kappa)`` tensor of label ids (``-1``
+masks an empty slot) and a ``(n_clusters, kappa)`` tensor of learnable
+parameters; no dense ``n_clusters x n_labels`` tensor is ever built.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from skxmc.nn._transformer import pooled_forward
+
+__all__ = ["EliasNetwork", "dedup_max"]
+
+
+class EliasNetwork(torch.nn.Module):
+    """ELIAS (Gupta et al., NeurIPS 2022) on top of a transformer encoder.
+
+    Parameters
+    ----------
+    encoder : transformers.PreTrainedModel
+        The document encoder phi.
+    n_labels : int
+        Number of labels.
+    adjacency_index : Tensor of shape (n_clusters, kappa), dtype int64
+        Labels of each cluster row of the index; ``-1`` marks an empty slot.
+    pooling : {"cls", "mean"}, default="cls"
+        Pooling of the encoder's last hidden states.
+    dropout : float, default=0.5
+        Dropout on the pooled embedding.
+    alpha : float, default=10.0
+        Cluster scores are ``clamp(alpha * softmax(W_C phi(x)), 0, 1)``.
+    beta : float, default=150.0
+        Learned adjacency values are ``clamp(beta * softmax(row params), 0, 1)``.
+    generator : torch.Generator, default=None
+        Draws the initial classifier weights.
+
+    Attributes
+    ----------
+    learn_adjacency : bool
+        False (stage 1): the adjacency values are 1 on every stored label.
+        True (stage 2): they are ``clamp(beta * softmax(adjacency_logits))``.
+
+    Examples
+    --------
+    >>> import torch, transformers
+    >>> from skxmc.nn._elias import EliasNetwork
+    >>> config = transformers.BertConfig(
+    ...     vocab_size=10, hidden_size=8, num_hidden_layers=1,
+    ...     num_attention_heads=2, intermediate_size=16)
+    >>> index = torch.tensor([[0, 1, -1], [2, 3, 4]])
+    >>> net = EliasNetwork(transformers.BertModel(config), 5, index).eval()
+    >>> emb = net.embed(torch.tensor([[2, 5, 3]]), torch.ones(1, 3, dtype=torch.long))
+    >>> scores, labels = net.predict(emb, beam_size=2, shortlist_size=6, k=3)
+    >>> labels.shape
+    torch.Size([1, 3])
+    """
+
+    def __init__(
+        self,
+        encoder,
+        n_labels: int,
+        adjacency_index: torch.Tensor,
+        *,
+        pooling: str = "cls",
+        dropout: float = 0.5,
+        alpha: float = 10.0,
+        beta: float = 150.0,
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__()
+        self.encoder = encoder
+        self.pooling = pooling
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.n_labels = int(n_labels)
+        self.dropout = torch.nn.Dropout(dropout)
+        dim = int(encoder.config.hidden_size)
+        index = torch.as_tensor(adjacency_index, dtype=torch.int64)
+        n_clusters = index.shape[0]
+        self.cluster_weight = torch.nn.Parameter(
+            torch.randn(n_clusters, dim, generator=generator) * 0.02
+        )
+        self.cluster_bias = torch.nn.Parameter(torch.zeros(n_clusters))
+        self.label_weight = torch.nn.Parameter(
+            torch.randn(self.n_labels, dim, generator=generator) * 0.02
+        )
+        self.label_bias = torch.nn.Parameter(torch.zeros(self.n_labels))
+        self.register_buffer("adjacency_index", index.clone())
+        self.adjacency_logits = torch.nn.Parameter(
+            torch.zeros(index.shape, dtype=torch.float32), requires_grad=False
+        )
+        self.learn_adjacency = False
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.adjacency_index.shape[0])
+
+    @property
+    def kappa(self) -> int:
+        return int(self.adjacency_index.shape[1])
+
+    # ------------------------------------------------------------ index
+    def set_adjacency(self, index, logits) -> None:
+        """Replace the index (stage 2) and make its values learnable."""
+        index = torch.as_tensor(index, dtype=torch.int64)
+        logits = torch.as_tensor(logits, dtype=torch.float32)
+        if index.shape != logits.shape or index.shape[0] != self.n_clusters:
+            raise ValueError(
+                f"index {tuple(index.shape)} and logits {tuple(logits.shape)} must "
+                f"both be ({self.n_clusters}, kappa)."
+            )
+        device = self.adjacency_index.device
+        self.adjacency_index = index.to(device)
+        self.adjacency_logits = torch.nn.Parameter(logits.to(device))
+        self.learn_adjacency = True
+
+    def adjacency_values(self) -> torch.Tensor:
+        """A_hat restricted to the stored slots, shape (n_clusters, kappa)."""
+        mask = self.adjacency_index >= 0
+        if not self.learn_adjacency:
+            return mask.to(self.adjacency_logits.dtype)
+        logits = self.adjacency_logits.masked_fill(~mask, float("-inf"))
+        values = torch.softmax(logits, dim=1).nan_to_num(0.0)
+        return torch.clamp(self.beta * values, 0.0, 1.0)
+
+    # ---------------------------------------------------------- forward
+    def embed(self, input_ids, attention_mask) -> torch.Tensor:
+        """Pooled encoder output (before dropout)."""
+        return pooled_forward(self.encoder, input_ids, attention_mask, self.pooling)
+
+    def cluster_scores(self, emb: torch.Tensor) -> torch.Tensor:
+        """``clamp(alpha * softmax(W_C emb), 0, 1)``, shape (batch, n_clusters)."""
+        logits = emb @ self.cluster_weight.T + self.cluster_bias
+        return torch.clamp(self.alpha * torch.softmax(logits, dim=1), 0.0, 1.0)
+
+    def label_logits(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """``w_l . emb + b_l`` for the (batch, K) label ids (``-1`` gives 0)."""
+        safe = labels.clamp_min(0)
+        weights = self.label_weight[safe]  # (batch, K, dim)
+        logits = torch.bmm(weights, emb.unsqueeze(-1)).squeeze(-1)
+        return logits + self.label_bias[safe]
+
+    def shortlist(
+        self,
+        cluster_scores: torch.Tensor,
+        beam_size: int,
+        shortlist_size: int,
+        *,
+        forced_clusters: torch.Tensor | None = None,
+        positive_keys: torch.Tensor | None = None,
+    ):
+        """Search the index: the ``shortlist_size`` labels of best path score.
+
+        Parameters
+        ----------
+        cluster_scores : Tensor of shape (batch, n_clusters)
+            Output of :meth:`cluster_scores`.
+        beam_size : int
+            Clusters kept per row.
+        shortlist_size : int
+            Labels kept per row (K).
+        forced_clusters : Tensor of shape (batch, n_clusters), dtype bool
+            Teacher forcing: these clusters enter the beam first.
+        positive_keys : Tensor of shape (n_positives,), dtype int64
+            Sorted ``row * (n_labels + 1) + label + 1`` keys of the positive
+            labels of the batch; they enter the shortlist first.
+
+        Returns
+        -------
+        labels : Tensor of shape (batch, K), dtype int64
+        path : Tensor of shape (batch, K)
+            ``max_c s_c * A_hat[c, l]`` (differentiable).
+        valid : Tensor of shape (batch, K), dtype bool
+            False on empty slots.
+        positive : Tensor of shape (batch, K), dtype bool or None
+            Whether each entry is a positive (None without ``positive_keys``).
+        """
+        batch, n_clusters = cluster_scores.shape
+        beam = min(int(beam_size), n_clusters)
+        select = cluster_scores.detach()
+        if forced_clusters is not None:
+            select = select + 2.0 * forced_clusters.to(select.dtype)
+        top = select.topk(beam, dim=1).indices  # (batch, beam)
+        s = cluster_scores.gather(1, top)
+        labels = self.adjacency_index[top].reshape(batch, -1)
+        values = self.adjacency_values()[top]  # (batch, beam, kappa)
+        path = (s.unsqueeze(-1) * values).reshape(batch, -1)
+        invalid = dedup_max(path.detach(), labels)
+        positive = None
+        key = path.detach().masked_fill(invalid, float("-inf"))
+        if positive_keys is not None:
+            positive = _lookup(labels, positive_keys, self.n_labels) & ~invalid
+            key = key + 2.0 * positive.to(key.dtype)
+        n_keep = min(int(shortlist_size), labels.shape[1])
+        keep = key.topk(n_keep, dim=1).indices
+        labels = labels.gather(1, keep)
+        valid = ~invalid.gather(1, keep)
+        if positive is not None:
+            positive = positive.gather(1, keep)
+        return labels.masked_fill(~valid, -1), path.gather(1, keep), valid, positive
+
+    def predict(self, emb, beam_size, shortlist_size, k):
+        """Top ``k`` labels of ``sigmoid(w_l . emb) * path score`` (``-inf``/-1 pads).
+
+        Returns
+        -------
+        scores : Tensor of shape (batch, k)
+        labels : Tensor of shape (batch, k), dtype int64
+        """
+        cs = self.cluster_scores(emb)
+        labels, path, valid, _ = self.shortlist(cs, beam_size, shortlist_size)
+        scores = torch.sigmoid(self.label_logits(emb, labels)) * path
+        scores = scores.masked_fill(~valid, float("-inf"))
+        n_keep = min(k, scores.shape[1])
+        top_scores, pos = scores.topk(n_keep, dim=1)
+        top_labels = labels.gather(1, pos).masked_fill(torch.isinf(top_scores), -1)
+        if n_keep < k:
+            pad = k - n_keep
+            top_scores = torch.nn.functional.pad(top_scores, (0, pad), value=-np.inf)
+            top_labels = torch.nn.functional.pad(top_labels, (0, pad), value=-1)
+        return top_scores, top_labels
+
+
+def dedup_max(path: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mask of the entries to drop: empty slots and all but each label's best path.
+
+    Parameters
+    ----------
+    path : Tensor of shape (batch, n)
+        Path scores.
+    labels : Tensor of shape (batch, n), dtype int64
+        Label ids, ``-1`` for empty slots.
+
+    Returns
+    -------
+    drop : Tensor of shape (batch, n), dtype bool
+        True on empty slots and on every repeat of a label but its best one.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skxmc.nn._elias import dedup_max
+    >>> dedup_max(torch.tensor([[0.2, 0.9, 0.5, 0.1]]),
+    ...           torch.tensor([[3, 3, -1, 1]])).tolist()
+    [[True, False, True, False]]
+    """
+    order = path.argsort(dim=1, descending=True, stable=True)
+    by_label = labels.gather(1, order).argsort(dim=1, stable=True)
+    perm = order.gather(1, by_label)  # by label, then by path (best first)
+    sorted_labels = labels.gather(1, perm)
+    drop_sorted = sorted_labels < 0
+    drop_sorted[:, 1:] |= sorted_labels[:, 1:] == sorted_labels[:, :-1]
+    return torch.empty_like(drop_sorted).scatter_(1, perm, drop_sorted)
+
+
+def positive_keys(indptr, indices, n_labels: int, device=None) -> torch.Tensor:
+    """Sorted lookup keys of the positives of a CSR batch (see ``shortlist``)."""
+    rows = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+    keys = np.sort(rows * (n_labels + 1) + np.asarray(indices, np.int64) + 1)
+    return torch.from_numpy(keys).to(device)
+
+
+def _lookup(labels: torch.Tensor, keys: torch.Tensor, n_labels: int) -> torch.Tensor:
+    rows = torch.arange(labels.shape[0], device=labels.device).unsqueeze(1)
+    query = rows * (n_labels + 1) + labels + 1
+    if keys.numel() == 0:
+        return torch.zeros_like(labels, dtype=torch.bool)
+    pos = torch.searchsorted(keys, query.reshape(-1)).clamp_max(keys.numel() - 1)
+    return (keys[pos] == query.reshape(-1)).reshape(labels.shape) & (labels >= 0)

@@ -1,0 +1,374 @@
+"""EliasClassifier and its network, on a tiny BERT."""
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+import transformers
+from sklearn.model_selection import GridSearchCV, KFold
+
+from skxmc import EliasClassifier
+from skxmc.metrics import XMC_SCORERS, precision_at_k
+from skxmc.nn._elias import EliasNetwork, dedup_max
+
+N_LABELS = 8
+# two keywords per label; documents mix their labels' keywords with noise
+KEYWORDS = [(f"key{j}a", f"key{j}b") for j in range(N_LABELS)]
+NOISE = [f"noise{j}" for j in range(12)]
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def _make_docs(n, seed):
+    rng = np.random.default_rng(seed)
+    docs, rows = [], []
+    for i in range(n):
+        labels = sorted({i % N_LABELS, int(rng.integers(N_LABELS))})
+        words = [KEYWORDS[j][int(rng.integers(2))] for j in labels]
+        words += [NOISE[int(k)] for k in rng.integers(len(NOISE), size=3)]
+        rng.shuffle(words)
+        docs.append(" ".join(words))
+        rows.append(labels)
+    Y = sp.lil_matrix((n, N_LABELS), dtype=np.float32)
+    for i, labels in enumerate(rows):
+        Y[i, labels] = 1
+    return docs, Y.tocsr()
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """A random-init 1-layer BERT (hidden 32) with a WordPiece vocab of the words."""
+    folder = tmp_path_factory.mktemp("tiny_bert_elias")
+    vocab = SPECIAL + [w for pair in KEYWORDS for w in pair] + NOISE
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    transformers.BertTokenizerFast(str(folder / "vocab.txt")).save_pretrained(folder)
+    config = transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        transformers.BertModel(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data():
+    return _make_docs(64, seed=0), _make_docs(32, seed=1)
+
+
+def _clf(encoder, **params):
+    # 8 labels, leaves of 2 -> 4 clusters; kappa 3 < 8 labels
+    defaults = {
+        "max_length": 16,
+        "pooling": "mean",
+        "dropout": 0.1,
+        "max_leaf_size": 2,
+        "kappa": 3,
+        "beam_size": 2,
+        "shortlist_size": 5,
+        "alpha": 3.0,
+        "beta": 3.0,
+        "n_epochs": (20, 10),
+        "batch_size": 16,
+        "learning_rate": 1e-3,
+        "head_learning_rate": 5e-2,
+        "top_k": 5,
+        "device": "cpu",
+        "n_jobs": 1,
+        "random_state": 0,
+    }
+    defaults.update(params)
+    return EliasClassifier(encoder=encoder, **defaults)
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_bert, data):
+    (docs, Y), _ = data
+    return _clf(tiny_bert).fit(docs, Y)
+
+
+# --------------------------------------------------------------- the index
+def test_adjacency_is_sparse_with_exactly_kappa_entries_per_row(fitted):
+    net = fitted.network_
+    C, L, kappa = fitted.n_clusters_, N_LABELS, fitted.kappa_
+    assert (C, kappa) == (4, 3)
+    assert net.adjacency_index.shape == net.adjacency_logits.shape == (C, kappa)
+    index = net.adjacency_index.numpy()
+    # stage 2 rows: exactly kappa distinct labels, some labels in several rows
+    assert np.all(index >= 0) and np.all(index < L)
+    assert np.bincount(index.ravel(), minlength=L).max() > 1
+    assert all(len(set(row)) == kappa for row in index.tolist())
+    values = net.adjacency_values().detach()
+    assert values.shape == (C, kappa)
+    assert torch.all((values >= 0) & (values <= 1))
+    # no C x L tensor anywhere
+    for name, tensor in [*net.named_parameters(), *net.named_buffers()]:
+        shape = tuple(tensor.shape)
+        assert shape not in {(C, L), (L, C)}, name
+    # stage 1 index: each cluster's own labels, -1 padded
+    cluster_of_label = fitted.cluster_of_label_
+    assert np.bincount(cluster_of_label).tolist() == [2, 2, 2, 2]
+
+
+def test_dedup_keeps_each_labels_best_path():
+    path = torch.tensor([[0.2, 0.9, 0.5, 0.1, 0.3], [0.1, 0.1, 0.4, 0.4, 0.0]])
+    labels = torch.tensor([[3, 3, -1, 1, 1], [2, 2, 0, 0, -1]])
+    drop = dedup_max(path, labels)
+    assert drop.tolist() == [
+        [True, False, True, True, False],
+        [False, True, False, True, True],
+    ]
+
+
+def _dense_scores(clf, docs):
+    """Brute force: every label scored as max_c s_c * A_hat[c, l] * sigmoid."""
+    net = clf.network_
+    emb = torch.from_numpy(clf.transform(docs))
+    with torch.no_grad():
+        s = net.cluster_scores(emb)  # (n, C)
+        values = net.adjacency_values()
+        index = net.adjacency_index
+        A = torch.zeros(net.n_clusters, net.n_labels)  # tiny problem only
+        for c in range(net.n_clusters):
+            for slot in range(net.kappa):
+                if index[c, slot] >= 0:
+                    A[c, index[c, slot]] = values[c, slot]
+        path = (s.unsqueeze(-1) * A.unsqueeze(0)).amax(1)  # (n, L)
+        logits = emb @ net.label_weight.T + net.label_bias
+        scores = torch.sigmoid(logits) * path
+        reachable = (A > 0).any(0)
+    return scores.numpy(), reachable.numpy()
+
+
+def test_full_beam_equals_brute_force_scoring_of_every_label(fitted, data):
+    _, (docs, _) = data
+    clf = copy.deepcopy(fitted).set_params(beam_size=4, shortlist_size=N_LABELS)
+    scores, indices = clf.predict_topk(docs, k=N_LABELS)
+    dense, reachable = _dense_scores(clf, docs)
+    got = np.zeros_like(dense)
+    rows = np.nonzero(indices >= 0)
+    got[rows[0], indices[rows]] = scores[rows]
+    expected = np.where(reachable, dense, 0.0)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    # every reachable label was returned, the others padded
+    assert np.all((indices >= 0).sum(1) == reachable.sum())
+
+
+def test_small_beam_returns_sorted_padded_subsets(fitted, data):
+    _, (docs, _) = data
+    scores, indices = fitted.predict_topk(docs[:6], k=N_LABELS + 2)
+    assert scores.shape == indices.shape == (6, N_LABELS + 2)
+    assert scores.dtype == np.float32 and indices.dtype == np.int64
+    finite = np.where(np.isfinite(scores), scores, -1.0)  # scores lie in [0, 1]
+    assert np.all(np.diff(finite, axis=1) <= 0)
+    # shortlist_size=5 caps the returned labels
+    assert np.all((indices >= 0).sum(1) <= 5)
+    assert np.all(indices[:, 5:] == -1) and np.all(np.isneginf(scores[:, 5:]))
+    for row in indices:
+        kept = row[row >= 0]
+        assert len(set(kept.tolist())) == len(kept)
+    decision = fitted.decision_function(docs[:6])
+    assert sp.issparse(decision) and decision.shape == (6, N_LABELS)
+
+
+# --------------------------------------------------------------- training
+def test_both_stages_run_and_loss_falls(fitted):
+    first, second = fitted.loss_history_
+    assert len(first) == 20 * 64 // 16 and len(second) == 10 * 64 // 16
+    assert np.all(np.isfinite(first + second))
+    assert np.mean(first[-5:]) < 0.5 * np.mean(first[:5])
+    assert np.mean(second[-5:]) < 0.8 * np.mean(second[:5])
+    assert set(fitted.fit_times_) == {
+        "tfidf",
+        "clustering",
+        "stage1",
+        "reestimate",
+        "stage2",
+    }
+    assert fitted.network_.learn_adjacency
+    assert next(fitted.network_.parameters()).device.type == "cpu"
+
+
+def test_stage2_starts_from_stage1_weights(tiny_bert, data, monkeypatch):
+    (docs, Y), _ = data
+    snapshots = []
+    real = EliasClassifier._run_stage
+
+    def spy(self, net, stage, *args, **kwargs):
+        before = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        real(self, net, stage, *args, **kwargs)
+        after = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        snapshots.append((stage, before, after, net.adjacency_logits.requires_grad))
+
+    monkeypatch.setattr(EliasClassifier, "_run_stage", spy)
+    _clf(tiny_bert, n_epochs=(2, 1)).fit(docs, Y)
+    (s1, before1, after1, learn1), (s2, before2, after2, learn2) = snapshots
+    assert (s1, s2, learn1, learn2) == (0, 1, False, True)
+    changed = False
+    for key, value in after1.items():
+        if key.startswith("adjacency"):
+            continue
+        torch.testing.assert_close(before2[key], value, rtol=0, atol=0)
+        changed |= not torch.equal(before1[key], value)
+    assert changed  # stage 1 trained something
+    # stage 2 learns the adjacency parameters
+    assert not torch.equal(before2["adjacency_logits"], after2["adjacency_logits"])
+    torch.testing.assert_close(before2["adjacency_index"], after2["adjacency_index"])
+
+
+def test_learns_a_separable_problem_above_popularity(fitted, data):
+    (_, Y_train), (docs, Y) = data
+    p1 = precision_at_k(Y, fitted.predict_topk(docs), k=1)
+    popular = np.argsort(-np.asarray(Y_train.sum(0)).ravel())[:1]
+    indices = np.tile(popular, (len(docs), 1))
+    baseline = precision_at_k(Y, (np.ones(indices.shape), indices), k=1)
+    assert p1 > 0.75 and p1 > baseline + 0.4
+
+
+def test_same_random_state_same_predictions_and_global_rng_untouched(tiny_bert, data):
+    (docs, Y), (test_docs, _) = data
+    torch_state = torch.get_rng_state()
+    numpy_state = np.random.get_state()[1].copy()
+    a = _clf(tiny_bert, n_epochs=(1, 1)).fit(docs, Y)
+    b = _clf(tiny_bert, n_epochs=(1, 1)).fit(docs, Y)
+    assert torch.equal(torch_state, torch.get_rng_state())
+    np.testing.assert_array_equal(numpy_state, np.random.get_state()[1])
+    assert a.loss_history_ == b.loss_history_
+    sa, ia = a.predict_topk(test_docs, k=4)
+    sb, ib = b.predict_topk(test_docs, k=4)
+    np.testing.assert_array_equal(ia, ib)
+    np.testing.assert_array_equal(sa, sb)
+
+
+def test_swa_and_cls_pooling(tiny_bert, data):
+    (docs, Y), (test_docs, _) = data
+    clf = _clf(tiny_bert, n_epochs=(1, 2), swa=True, pooling="cls").fit(docs, Y)
+    assert [len(h) for h in clf.loss_history_] == [4, 8]
+    scores, _ = clf.predict_topk(test_docs, k=3)
+    assert np.all(np.isfinite(scores[:, 0]))
+
+
+def test_pickle_round_trip(fitted, data):
+    _, (docs, _) = data
+    clone = pickle.loads(pickle.dumps(fitted))
+    for tensor in clone.network_.state_dict().values():
+        assert tensor.device.type == "cpu"
+    before = fitted.predict_topk(docs, k=3)
+    after = clone.predict_topk(docs, k=3)
+    np.testing.assert_array_equal(before[1], after[1])
+    np.testing.assert_allclose(before[0], after[0], rtol=1e-6)
+
+
+def test_grid_search_with_xmc_scorers(tiny_bert, data):
+    (docs, Y), _ = data
+    search = GridSearchCV(
+        _clf(tiny_bert, n_epochs=(2, 1)),
+        {"shortlist_size": [3, 5]},
+        scoring=XMC_SCORERS,
+        refit="P@1",
+        cv=KFold(2, shuffle=True, random_state=0),
+        error_score="raise",
+    )
+    search.fit(docs, Y)
+    assert {"mean_test_P@1", "mean_test_P@5"} <= set(search.cv_results_)
+    assert search.best_estimator_.predict_topk(docs[:2], k=2)[1].shape == (2, 2)
+
+
+def test_training_halves_its_forward_batch_on_oom(tiny_bert, data, monkeypatch):
+    import skxmc._elias as module
+
+    (docs, Y), _ = data
+    real = module._embed
+    sizes = []
+
+    def fake(net, input_ids, mask):
+        sizes.append(input_ids.shape[0])
+        if net.training and input_ids.shape[0] > 4:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (fake)")
+        return real(net, input_ids, mask)
+
+    monkeypatch.setattr(module, "_embed", fake)
+    with pytest.warns(RuntimeWarning, match="rows per forward pass") as record:
+        clf = _clf(tiny_bert, n_epochs=(1, 1)).fit(docs, Y)
+    messages = [str(w.message) for w in record]
+    assert "with 8 rows" in messages[0] and "with 4 rows" in messages[1]
+    assert sizes[:3] == [16, 8, 4]
+    assert [len(h) for h in clf.loss_history_] == [4, 4]
+
+
+# ----------------------------------------------------------------- errors
+def test_rejects_a_bare_string_and_numeric_X(fitted, tiny_bert, data):
+    (_, Y), _ = data
+    with pytest.raises(ValueError, match="Iterable over raw text documents"):
+        _clf(tiny_bert).fit("one document", Y[:1])
+    with pytest.raises(ValueError, match="Iterable over raw text documents"):
+        fitted.predict_topk("one document")
+    with pytest.raises(TypeError, match="expects raw text"):
+        fitted.predict_topk(np.zeros((2, 3)))
+
+
+def test_bad_encoder_path_gives_a_clear_error(tmp_path, data):
+    (docs, Y), _ = data
+    missing = tmp_path / "no_model_here"
+    with pytest.raises(ValueError, match="Could not load a transformer encoder"):
+        _clf(missing).fit(docs, Y)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"pooling": "max"}, "pooling"),
+        ({"kappa": 0}, "kappa"),
+        ({"kappa": 1}, "kappa=1 is smaller than the largest cluster"),
+        ({"n_epochs": (1, 2, 3)}, "n_epochs must be"),
+        ({"n_epochs": (1, -1)}, "n_epochs must be"),
+        ({"learning_rate": (1e-3, 0.0)}, "learning_rate must be"),
+        ({"alpha": 0.0}, "alpha"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"device": "tpu"}, "device must be"),
+    ],
+)
+def test_invalid_params(tiny_bert, data, params, match):
+    (docs, Y), _ = data
+    with pytest.raises(ValueError, match=match):
+        _clf(tiny_bert, **params).fit(docs, Y)
+
+
+# -------------------------------------------------------------------- GPU
+@pytest.mark.gpu
+def test_fit_on_cuda_and_unpickle_on_cpu(tiny_bert, data, monkeypatch):
+    (docs, Y), (test_docs, _) = data
+    clf = _clf(tiny_bert, device="cuda", n_epochs=(2, 1)).fit(docs, Y)
+    assert next(clf.network_.parameters()).device.type == "cpu"
+    gpu_scores, gpu_labels = clf.predict_topk(test_docs, k=3)
+    payload = pickle.dumps(clf)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    clone = pickle.loads(payload)
+    clone.set_params(device="cpu")
+    for tensor in clone.network_.state_dict().values():
+        assert tensor.device.type == "cpu"
+    cpu_scores, cpu_labels = clone.predict_topk(test_docs, k=3)
+    np.testing.assert_array_equal(gpu_labels[:, 0], cpu_labels[:, 0])
+    np.testing.assert_allclose(gpu_scores, cpu_scores, rtol=1e-3, atol=1e-4)
+
+
+def test_network_docstring_shapes():
+    config = transformers.BertConfig(
+        vocab_size=10,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=16,
+    )
+    index = torch.tensor([[0, 1, -1], [2, 3, 4]])
+    net = EliasNetwork(transformers.BertModel(config), 5, index)
+    assert net.n_clusters == 2 and net.kappa == 3
+    with pytest.raises(ValueError, match="must"):
+        net.set_adjacency(index[:1], torch.zeros(1, 3))
