@@ -77,7 +77,9 @@ def load_encoder(name_or_path):
             f"{name_or_path!r}."
         )
     verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # no "weights not initialised" chatter
+    hf_logging.disable_progress_bar()  # nor a "Loading weights" bar
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = AutoModel.from_pretrained(path, local_files_only=True)
@@ -90,6 +92,8 @@ def load_encoder(name_or_path):
         ) from exc
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     return model.float().eval(), tokenizer
 
 
