@@ -1,5 +1,6 @@
 """skxmc: deep extreme multi-label classification with a scikit-learn API."""
 
+from skxmc._decaf import DecafClassifier
 from skxmc._elias import EliasClassifier
 from skxmc._label_info import LabelInfo
 from skxmc._pipeline import XMCPipeline, make_xmc_pipeline
@@ -11,6 +12,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "XRLinearClassifier",
     "XRTransformerClassifier",
+    "DecafClassifier",
     "EliasClassifier",
     "LabelInfo",
     "XMCPipeline",

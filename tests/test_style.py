@@ -16,6 +16,8 @@ PUBLIC_MODULES = [
     "skxmc.datasets",
     "skxmc.indexing",
     "skxmc.utils",
+    "skxmc.nn",
+    "skxmc.training",
 ]
 
 # numpydoc codes we do not enforce: see also sections, examples on every method,

@@ -26,6 +26,7 @@ def resolve_device(device: str, *, strict: bool = True) -> torch.device:
     Returns
     -------
     device : torch.device
+        The device to run on.
 
     Examples
     --------

@@ -1,0 +1,180 @@
+"""DecafClassifier on LF-DebianPackages, CPU, with the BENCHMARKS.md protocol.
+
+Features are the recipe of ``bench_xr_linear.py`` (TF-IDF, 1-2 grams,
+sublinear, min_df=2, 200k features, fitted on document and label text), the
+label features are the TF-IDF of the label text, and the metrics are
+``skxmc.metrics.xmc_report`` with the LF filter pairs removed and PSP
+propensities A=0.55, B=1.5 on the training labels::
+
+    python benchmarks/bench_decaf.py --embedding-dim 256 --n-epochs 5
+
+Several settings can be given at once (``--embedding-dim 256 512``); each
+row is one fit. Data are read from ``<repo>/../shared/data`` (or
+``$SKXMC_SHARED_DIR/data``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from skxmc import DecafClassifier, LabelInfo
+from skxmc.datasets import load_xc_repo
+from skxmc.metrics import inverse_propensity, xmc_report
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SKXMC_SHARED_DIR", ROOT.parent / "shared"))
+COLUMNS = ["P@1", "P@3", "P@5", "nDCG@5", "PSP@1", "PSP@3", "PSP@5"]
+
+
+def load() -> dict:
+    data = load_xc_repo(SHARED / "data" / "LF-DebianPackages")
+    vectorizer = TfidfVectorizer(
+        sublinear_tf=True,
+        ngram_range=(1, 2),
+        min_df=2,
+        max_features=200_000,
+        dtype=np.float32,
+    )
+    vectorizer.fit(list(data.text_train) + list(data.label_text))
+    return {
+        "X_train": vectorizer.transform(data.text_train),
+        "X_test": vectorizer.transform(data.text_test),
+        "Y_train": data.Y_train,
+        "Y_test": data.Y_test,
+        "label_features": vectorizer.transform(data.label_text),
+        "filter_test": data.filter_test,
+    }
+
+
+def run(d: dict, params: dict, fusions, *, k: int, n_single: int):
+    """Fit once, then evaluate every (meta_weight, text_weight) fusion."""
+    clf = DecafClassifier(**params, top_k=k, device="cpu", random_state=0)
+    start = time.perf_counter()
+    clf.fit(
+        d["X_train"], d["Y_train"], label_info=LabelInfo(features=d["label_features"])
+    )
+    fit_s = time.perf_counter() - start
+    inv_p = inverse_propensity(d["Y_train"], A=0.55, B=1.5)
+    for meta_weight, text_weight in fusions:
+        clf.set_params(meta_weight=meta_weight, text_weight=text_weight)
+        start = time.perf_counter()
+        topk = clf.predict_topk(d["X_test"], k=k)
+        predict_s = time.perf_counter() - start
+        n = min(n_single, d["X_test"].shape[0])
+        start = time.perf_counter()
+        for i in range(n):
+            clf.predict_topk(d["X_test"][i], k=k)
+        single_ms = 1000 * (time.perf_counter() - start) / n
+        report = xmc_report(
+            d["Y_test"],
+            topk,
+            k=(1, 3, 5),
+            inv_propensity=inv_p,
+            filter=d["filter_test"],
+        )
+        yield {
+            "report": report,
+            "fit_s": fit_s,
+            "batch_ms": 1000 * predict_s / d["X_test"].shape[0],
+            "single_ms": single_ms,
+            "losses": clf.loss_curve_,
+            "n_clusters": clf.n_clusters_,
+            "fusion": (meta_weight, text_weight),
+        }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--embedding-dim", type=int, nargs="+", default=[256])
+    parser.add_argument("--n-epochs", type=int, nargs="+", default=[5])
+    parser.add_argument("--max-leaf-size", type=int, nargs="+", default=[8])
+    parser.add_argument("--beam-size", type=int, nargs="+", default=[32])
+    parser.add_argument(
+        "--fusions",
+        nargs="+",
+        default=["0.5,0"],
+        help="meta_weight,text_weight pairs evaluated on the same fit",
+    )
+    parser.add_argument("--text-shortlist-size", type=int, default=0)
+    parser.add_argument("--max-label-tokens", type=int, default=None)
+    parser.add_argument("--learning-rate", type=float, default=0.01)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--dropout", type=float, default=0.2)
+    parser.add_argument("--ann-shortlist-size", type=int, default=0)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--n-single", type=int, default=200)
+    parser.add_argument("--verbose", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    print(f"# date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}")
+    print(
+        f"# machine: {platform.node()} {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPU cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), CPU only"
+    )
+    print(f"# command: python {' '.join(sys.argv)}")
+    tic = time.perf_counter()
+    d = load()
+    load_s = time.perf_counter() - tic
+    print(
+        f"# LF-DebianPackages: {d['X_train'].shape[0]} train / "
+        f"{d['X_test'].shape[0]} test docs, {d['Y_train'].shape[1]} labels, "
+        f"{d['X_train'].shape[1]} TF-IDF features (load {load_s:.0f} s)"
+    )
+    header = (
+        "| setting | " + " | ".join(COLUMNS) + " | fit s | predict ms/query (batch) "
+        "| predict ms/query (single) |"
+    )
+    print(header)
+    print("|" + "---|" * (len(COLUMNS) + 4))
+    fusions = [tuple(float(v) for v in f.split(",")) for f in args.fusions]
+    for dim, epochs, leaf, beam in itertools.product(
+        args.embedding_dim, args.n_epochs, args.max_leaf_size, args.beam_size
+    ):
+        params = {
+            "embedding_dim": dim,
+            "n_epochs": epochs,
+            "max_leaf_size": leaf,
+            "beam_size": beam,
+            "text_shortlist_size": args.text_shortlist_size,
+            "max_label_tokens": args.max_label_tokens,
+            "learning_rate": args.learning_rate,
+            "batch_size": args.batch_size,
+            "dropout": args.dropout,
+            "ann_shortlist_size": args.ann_shortlist_size,
+            "verbose": args.verbose,
+        }
+        for result in run(d, params, fusions, k=args.k, n_single=args.n_single):
+            r = result["report"]
+            mw, tw = result["fusion"]
+            setting = (
+                f"dim {dim}, {epochs}+{epochs} epochs, batch {args.batch_size}, "
+                f"leaf {leaf} ({result['n_clusters']} clusters), beam {beam}, "
+                f"text shortlist {args.text_shortlist_size}, "
+                f"label tokens {args.max_label_tokens}, "
+                f"meta_weight {mw}, text_weight {tw}"
+            )
+            print(
+                f"| {setting} | "
+                + " | ".join(f"{100 * r[c]:.2f}" for c in COLUMNS)
+                + f" | {result['fit_s']:.0f} | {result['batch_ms']:.2f} "
+                f"| {result['single_ms']:.2f} |",
+                flush=True,
+            )
+        losses = ", ".join(f"{v:.4f}" for v in result["losses"])
+        print(f"#   epoch losses: {losses}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
