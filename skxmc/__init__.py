@@ -1,6 +1,7 @@
 """skxmc: deep extreme multi-label classification with a scikit-learn API."""
 
 from skxmc._decaf import DecafClassifier
+from skxmc._eclare import EclareClassifier
 from skxmc._elias import EliasClassifier
 from skxmc._label_info import LabelInfo
 from skxmc._pipeline import XMCPipeline, make_xmc_pipeline
@@ -13,6 +14,7 @@ __all__ = [
     "XRLinearClassifier",
     "XRTransformerClassifier",
     "DecafClassifier",
+    "EclareClassifier",
     "EliasClassifier",
     "LabelInfo",
     "XMCPipeline",

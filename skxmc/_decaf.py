@@ -237,7 +237,6 @@ class DecafClassifier(BaseXMCClassifier):
     def _fit(self, X, Y, *, label_info, seed):
         import torch
 
-        from skxmc.nn import DecafNetwork
         from skxmc.training import resolve_device
         from skxmc.training._data import cluster_table
         from skxmc.training._seed import seeded_torch
@@ -264,9 +263,7 @@ class DecafClassifier(BaseXMCClassifier):
             val_rows, rows = np.sort(order[:n_val]), np.sort(order[n_val:])
 
         # Label clusters: spherical k-means of [PIFA, label text].
-        embedding = label_embedding(
-            X[rows], Y[rows], method="pifa_text_concat", label_features=Z
-        )
+        embedding = self._clustering_embedding(X[rows], Y[rows], Z, seed)
         tree = hierarchical_kmeans(
             embedding, max_leaf_size=self.max_leaf_size, random_state=seed
         )
@@ -292,13 +289,8 @@ class DecafClassifier(BaseXMCClassifier):
         self._table = torch.from_numpy(cluster_table(membership))
         self._ann = None
         with seeded_torch(seed, device):
-            self.network_ = DecafNetwork(
-                X.shape[1],
-                Z,
-                cluster_features,
-                embedding_dim=self.embedding_dim,
-                dropout=self.dropout,
-            ).to(device)
+            self.network_ = self._make_network(X.shape[1], Z, cluster_features)
+            self.network_.to(device)
             self.network_.clusters.init_free_vectors()
             self._train(
                 X,
@@ -313,6 +305,31 @@ class DecafClassifier(BaseXMCClassifier):
         self._build_ann(seed)
         self._weights_cache = self._all_weights()
         return self
+
+    def _clustering_embedding(self, X, Y, Z, seed):
+        """Label vectors the clusters are built from: [PIFA, label text]."""
+        return label_embedding(X, Y, method="pifa_text_concat", label_features=Z)
+
+    def _make_network(self, n_features, label_features, cluster_features):
+        """The torch module (built inside the seeded context of ``fit``)."""
+        from skxmc.nn import DecafNetwork
+
+        return DecafNetwork(
+            n_features,
+            label_features,
+            cluster_features,
+            embedding_dim=self.embedding_dim,
+            dropout=self.dropout,
+        )
+
+    def _extra_candidates(self, shortlist, cluster_scores):
+        """Labels to add to the cluster shortlist at prediction (none in DECAF).
+
+        ``shortlist`` holds the label ids of the best clusters, shape
+        ``(n_rows, n_shortlist)``, and ``cluster_scores`` the score of each
+        one's cluster; returns a list of ``(n_rows, m)`` label-id arrays.
+        """
+        return []
 
     def _fit_features(self, X, label_info):
         """TF-IDF of documents and label text, or the given numeric features."""
@@ -566,7 +583,12 @@ class DecafClassifier(BaseXMCClassifier):
                     meta = torch.sigmoid(x @ Wc.T + bc)
                     top = torch.topk(meta, beam, dim=1).indices
                     shortlist = table[top].reshape(stop - start, -1)
-                    extra = []
+                    extra = self._extra_candidates(
+                        shortlist.cpu().numpy(),
+                        torch.gather(meta, 1, cluster_of[shortlist.clamp_min(0)])
+                        .cpu()
+                        .numpy(),
+                    )
                     similarity = None
                     if self._text_index is not None:
                         similarity = self._text_similarity(X[start:stop])
@@ -652,7 +674,8 @@ class DecafClassifier(BaseXMCClassifier):
         A new label's weight vector is computed from its text alone (its
         free vector ``eta`` is set to the embedding of its text, as for trained
         labels before training; its bias is the median trained bias) and it
-        joins the cluster whose mean label weight vector is nearest (cosine).
+        joins the cluster that the meta-classifier ranks first for its text
+        read as a document, so documents resembling that text reach it.
 
         Parameters
         ----------
@@ -672,7 +695,7 @@ class DecafClassifier(BaseXMCClassifier):
         """
         import torch
 
-        from skxmc.training._data import cluster_table
+        from skxmc.training._data import cluster_table, csr_to_bag
 
         check_is_fitted(self, "network_")
         if self._y_container == "1d":
@@ -697,6 +720,7 @@ class DecafClassifier(BaseXMCClassifier):
             self._text_index = LabelShortlist(method="exact").fit(
                 sp.vstack([self._text_index.labels_, Z], format="csr")
             )
+        Z_document = Z
         Z = _keep_top_entries(Z, self.max_label_tokens)
         n_new = Z.shape[0]
         if labels is None:
@@ -714,16 +738,15 @@ class DecafClassifier(BaseXMCClassifier):
 
         head = self.network_.labels
         device = head.free.weight.device
+        self.network_.eval()
         with torch.inference_mode():
-            W, _ = head.all_weights()
-        membership = _membership(self.cluster_of_label_, self.n_clusters_)
-        centroids = normalize(membership.T @ normalize(W.float().cpu().numpy()))
+            # route each label text like a document: its best-scoring cluster
+            x = self.network_(*csr_to_bag(Z_document, device))
+            Wc, bc = self.network_.clusters.all_weights()
+            nearest = torch.argmax(x @ Wc.T + bc, dim=1).cpu().numpy()
         self._weights_cache = None
         with torch.no_grad():
-            ids = head.extend(Z)
-        with torch.inference_mode():
-            W_new, _ = head.weights(torch.from_numpy(ids).to(device))
-        nearest = np.argmax(normalize(W_new.float().cpu().numpy()) @ centroids.T, 1)
+            head.extend(Z)
         self.cluster_of_label_ = np.concatenate([self.cluster_of_label_, nearest])
         self._table = torch.from_numpy(
             cluster_table(_membership(self.cluster_of_label_, self.n_clusters_))

@@ -1,0 +1,133 @@
+"""EclareClassifier: DECAF plus the label graph in labels, clusters and shortlists."""
+
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.model_selection import GridSearchCV, KFold
+
+from skxmc import DecafClassifier, EclareClassifier, LabelInfo
+from skxmc.datasets import make_xmc_classification
+from skxmc.indexing import propagate_topk
+from skxmc.metrics import XMC_SCORERS, precision_at_k
+from skxmc.nn._graph import GraphLabelClassifier
+
+TINY = {
+    "embedding_dim": 16,
+    "n_epochs": 4,
+    "batch_size": 32,
+    "learning_rate": 0.02,
+    "max_leaf_size": 4,
+    "beam_size": 2,
+    "random_state": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def data():
+    d = make_xmc_classification(
+        n_samples=300, n_labels=30, n_features=120, return_text=True, random_state=0
+    )
+    return {"text": d.text, "Y": d.Y, "info": LabelInfo(text=d.label_text)}
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    return EclareClassifier(graph_shortlist_size=8, **TINY).fit(
+        data["text"][:240], data["Y"][:240], label_info=data["info"]
+    )
+
+
+def test_fit_builds_the_graph_and_a_graph_classifier(data, fitted):
+    graph = fitted.label_graph_
+    assert graph.shape == (30, 30)
+    assert np.all(graph.diagonal() > 0)
+    assert isinstance(fitted.network_.labels, GraphLabelClassifier)
+    assert (fitted.network_.labels.graph() != graph).nnz == 0
+    scores, labels = fitted.predict_topk(data["text"][240:], k=5)
+    assert scores.shape == labels.shape == (60, 5)
+    assert np.all(np.diff(scores, axis=1) <= 0)
+    assert precision_at_k(data["Y"][240:], (scores, labels), k=1) > 0.4
+
+
+def test_graph_candidates_are_the_propagated_shortlist(fitted):
+    rng = np.random.default_rng(0)
+    shortlist = rng.integers(-1, 30, size=(4, 6))
+    cluster_scores = rng.random((4, 6)).astype(np.float32)
+    (candidates,) = fitted._extra_candidates(shortlist, cluster_scores)
+    _, expected = propagate_topk(cluster_scores, shortlist, fitted.label_graph_, 8)
+    np.testing.assert_array_equal(candidates, expected)
+
+
+def test_graph_shortlist_only_adds_candidates(data, fitted):
+    """A superset of candidates can only raise each of the top-k scores."""
+    X = data["text"][240:]
+    with_graph = fitted.predict_topk(X, k=5)[0]
+    without = fitted.set_params(graph_shortlist_size=0).predict_topk(X, k=5)[0]
+    fitted.set_params(graph_shortlist_size=8)
+    assert np.all(with_graph >= without - 1e-6)
+    assert np.any(with_graph > without + 1e-6)
+
+
+def test_identity_graph_clusters_like_decaf(data):
+    """With G = I the graph-smoothed clustering embedding is DECAF's own."""
+    X, Y = data["text"][:240], data["Y"][:240]
+    identity = LabelInfo(text=data["info"].text, graph=sp.eye(30))
+    eclare = EclareClassifier(**{**TINY, "n_epochs": 1}).fit(X, Y, label_info=identity)
+    decaf = DecafClassifier(**{**TINY, "n_epochs": 1}).fit(
+        X, Y, label_info=data["info"]
+    )
+    np.testing.assert_array_equal(eclare.cluster_of_label_, decaf.cluster_of_label_)
+    assert (eclare.label_graph_ != sp.eye(30)).nnz == 0
+
+
+def test_same_seed_same_model_and_pickle(data, fitted):
+    X, Y = data["text"][:240], data["Y"][:240]
+    again = EclareClassifier(graph_shortlist_size=8, **TINY).fit(
+        X, Y, label_info=data["info"]
+    )
+    a = fitted.predict_topk(data["text"][240:], k=5)
+    b = again.predict_topk(data["text"][240:], k=5)
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_allclose(a[0], b[0])
+    loaded = pickle.loads(pickle.dumps(fitted))
+    c = loaded.predict_topk(data["text"][240:], k=5)
+    np.testing.assert_array_equal(a[1], c[1])
+
+
+def test_zero_shot_label_joins_the_graph(data):
+    """A label held out of training, added by its text, gets a self-loop and is
+    retrieved for a document that repeats its text."""
+    held_out = 5
+    keep = np.setdiff1d(np.arange(30), [held_out])
+    texts = [data["info"].text[j] for j in keep]
+    clf = EclareClassifier(graph_shortlist_size=4, **{**TINY, "beam_size": 4})
+    clf.fit(data["text"], data["Y"][:, keep], label_info=LabelInfo(text=texts))
+    clf.add_labels([data["info"].text[held_out]])
+    assert clf.n_labels_ == 30
+    graph = clf.network_.labels.graph()
+    assert graph.shape == (30, 30) and graph[29].indices.tolist() == [29]
+    _, labels = clf.predict_topk([" ".join([data["info"].text[held_out]] * 3)], k=5)
+    assert 29 in labels[0]
+
+
+def test_grid_search_over_a_graph_parameter(data):
+    search = GridSearchCV(
+        EclareClassifier(**{**TINY, "n_epochs": 1}),
+        {"n_neighbors": [2, 5]},
+        scoring=XMC_SCORERS,
+        refit="P@1",
+        cv=KFold(2, shuffle=True, random_state=0),
+    )
+    search.fit(data["text"][:200], data["Y"][:200], label_info=data["info"])
+    assert search.best_params_["n_neighbors"] in (2, 5)
+
+
+def test_errors(data):
+    with pytest.raises(ValueError, match="label text"):
+        EclareClassifier(**TINY).fit(data["text"][:50], data["Y"][:50])
+    with pytest.raises(ValueError, match="restart_prob"):
+        EclareClassifier(restart_prob=2.0).fit(
+            data["text"][:50], data["Y"][:50], label_info=data["info"]
+        )
