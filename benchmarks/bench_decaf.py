@@ -1,4 +1,4 @@
-"""DecafClassifier on LF-DebianPackages, CPU, with the BENCHMARKS.md protocol.
+"""DecafClassifier / EclareClassifier on LF-DebianPackages (BENCHMARKS.md protocol).
 
 Features are the recipe of ``bench_xr_linear.py`` (TF-IDF, 1-2 grams,
 sublinear, min_df=2, 200k features, fitted on document and label text), the
@@ -7,6 +7,7 @@ label features are the TF-IDF of the label text, and the metrics are
 propensities A=0.55, B=1.5 on the training labels::
 
     python benchmarks/bench_decaf.py --embedding-dim 256 --n-epochs 5
+    python benchmarks/bench_decaf.py --model eclare --embedding-dim 256 --n-epochs 5
 
 Several settings can be given at once (``--embedding-dim 256 512``); each
 row is one fit. Data are read from ``<repo>/../shared/data`` (or
@@ -22,44 +23,21 @@ import platform
 import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
-import numpy as np
 import torch
-from sklearn.feature_extraction.text import TfidfVectorizer
 
-from skxmc import DecafClassifier, LabelInfo
-from skxmc.datasets import load_xc_repo
+from skxmc import DecafClassifier, EclareClassifier, LabelInfo
 from skxmc.metrics import inverse_propensity, xmc_report
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SKXMC_SHARED_DIR", ROOT.parent / "shared"))
-COLUMNS = ["P@1", "P@3", "P@5", "nDCG@5", "PSP@1", "PSP@3", "PSP@5"]
+from _common import (  # isort: skip (benchmarks/ is the script's own folder)
+    METRIC_COLUMNS as COLUMNS,
+    load_benchmark_data,
+)
 
 
-def load() -> dict:
-    data = load_xc_repo(SHARED / "data" / "LF-DebianPackages")
-    vectorizer = TfidfVectorizer(
-        sublinear_tf=True,
-        ngram_range=(1, 2),
-        min_df=2,
-        max_features=200_000,
-        dtype=np.float32,
-    )
-    vectorizer.fit(list(data.text_train) + list(data.label_text))
-    return {
-        "X_train": vectorizer.transform(data.text_train),
-        "X_test": vectorizer.transform(data.text_test),
-        "Y_train": data.Y_train,
-        "Y_test": data.Y_test,
-        "label_features": vectorizer.transform(data.label_text),
-        "filter_test": data.filter_test,
-    }
-
-
-def run(d: dict, params: dict, fusions, *, k: int, n_single: int):
+def run(d: dict, model, params: dict, fusions, *, k: int, n_single: int):
     """Fit once, then evaluate every (meta_weight, text_weight) fusion."""
-    clf = DecafClassifier(**params, top_k=k, device="cpu", random_state=0)
+    clf = model(**params, top_k=k, device="cpu", random_state=0)
     start = time.perf_counter()
     clf.fit(
         d["X_train"], d["Y_train"], label_info=LabelInfo(features=d["label_features"])
@@ -96,6 +74,10 @@ def run(d: dict, params: dict, fusions, *, k: int, n_single: int):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=["decaf", "eclare"], default="decaf")
+    parser.add_argument(
+        "--graph-shortlist-size", type=int, default=32, help="ECLARE only"
+    )
     parser.add_argument("--embedding-dim", type=int, nargs="+", default=[256])
     parser.add_argument("--n-epochs", type=int, nargs="+", default=[5])
     parser.add_argument("--max-leaf-size", type=int, nargs="+", default=[8])
@@ -125,7 +107,7 @@ def main(argv=None) -> None:
     )
     print(f"# command: python {' '.join(sys.argv)}")
     tic = time.perf_counter()
-    d = load()
+    d = load_benchmark_data("debian")
     load_s = time.perf_counter() - tic
     print(
         f"# LF-DebianPackages: {d['X_train'].shape[0]} train / "
@@ -155,11 +137,17 @@ def main(argv=None) -> None:
             "ann_shortlist_size": args.ann_shortlist_size,
             "verbose": args.verbose,
         }
-        for result in run(d, params, fusions, k=args.k, n_single=args.n_single):
+        model = DecafClassifier
+        if args.model == "eclare":
+            model = EclareClassifier
+            params["graph_shortlist_size"] = args.graph_shortlist_size
+        results = run(d, model, params, fusions, k=args.k, n_single=args.n_single)
+        for result in results:
             r = result["report"]
             mw, tw = result["fusion"]
             setting = (
-                f"dim {dim}, {epochs}+{epochs} epochs, batch {args.batch_size}, "
+                f"{args.model.upper()} dim {dim}, {epochs}+{epochs} epochs, "
+                f"batch {args.batch_size}, "
                 f"leaf {leaf} ({result['n_clusters']} clusters), beam {beam}, "
                 f"text shortlist {args.text_shortlist_size}, "
                 f"label tokens {args.max_label_tokens}, "

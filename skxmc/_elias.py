@@ -14,7 +14,6 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from skxmc._xr_transformer import _linear_schedule, _seeded_torch
 from skxmc.base import BaseXMCClassifier
 from skxmc.indexing import hierarchical_kmeans, pifa_embedding
 
@@ -300,7 +299,7 @@ class EliasClassifier(BaseXMCClassifier):
 
         from skxmc.nn._elias import EliasNetwork
         from skxmc.nn._transformer import load_encoder, tokenize
-        from skxmc.training import resolve_device
+        from skxmc.training import resolve_device, seeded_torch
 
         n_epochs = self._per_stage("n_epochs", self.n_epochs, Integral, 0)
         learning_rate = self._per_stage("learning_rate", self.learning_rate, Real)
@@ -348,7 +347,7 @@ class EliasClassifier(BaseXMCClassifier):
         self.loss_history_ = [[], []]
         rng = np.random.default_rng(order_seed)
         try:
-            with _seeded_torch(torch_seed, device):
+            with seeded_torch(torch_seed, device):
                 generator = torch.Generator().manual_seed(torch_seed)
                 net = EliasNetwork(
                     model,
@@ -412,6 +411,7 @@ class EliasClassifier(BaseXMCClassifier):
         import torch
 
         from skxmc.nn._transformer import is_oom_error
+        from skxmc.training import linear_warmup_decay
 
         history = self.loss_history_[stage]
         n_samples = len(token_ids)
@@ -430,7 +430,7 @@ class EliasClassifier(BaseXMCClassifier):
         )
         n_warmup = int(self.warmup * n_steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, _linear_schedule(n_warmup, n_steps)
+            optimizer, linear_warmup_decay(n_warmup, n_steps)
         )
         averaged = None
         swa_start = n_steps // 2

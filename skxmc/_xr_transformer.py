@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
@@ -322,7 +321,7 @@ class XRTransformerClassifier(BaseXMCClassifier):
     # ------------------------------------------------------------------ fit
     def _fit(self, X, Y, *, label_info, seed):
         from skxmc.nn._transformer import load_encoder, tokenize
-        from skxmc.training import resolve_device
+        from skxmc.training import resolve_device, seeded_torch
 
         label_text = None if label_info is None else label_info.text
         if self.label_text_init and label_text is None:
@@ -366,7 +365,7 @@ class XRTransformerClassifier(BaseXMCClassifier):
         self.loss_history_ = []
         self.matcher_weights_ = []
         try:
-            with _seeded_torch(torch_seed, device):
+            with seeded_torch(torch_seed, device):
                 self._fine_tune(
                     model, tokenizer, token_ids, label_ids, Y, device, order_seed
                 )
@@ -436,6 +435,7 @@ class XRTransformerClassifier(BaseXMCClassifier):
         import torch
 
         from skxmc.nn._transformer import autocast_context, encode, is_oom_error
+        from skxmc.training import linear_warmup_decay
 
         tree = self.matcher_tree_
         levels = [
@@ -499,7 +499,7 @@ class XRTransformerClassifier(BaseXMCClassifier):
             )
             n_warmup = int(self.warmup * n_level_steps)
             scheduler = torch.optim.lr_scheduler.LambdaLR(
-                optimizer, _linear_schedule(n_warmup, n_level_steps)
+                optimizer, linear_warmup_decay(n_warmup, n_level_steps)
             )
             model.train()
             rows_per_step = self.batch_size * self.gradient_accumulation
@@ -662,30 +662,6 @@ class XRTransformerClassifier(BaseXMCClassifier):
 
 
 # ------------------------------------------------------------------ helpers
-@contextlib.contextmanager
-def _seeded_torch(seed: int, device):
-    """Fork torch's global RNGs (CPU and ``device``) and seed them."""
-    import torch
-
-    devices = []
-    if device.type == "cuda":
-        devices = [device.index if device.index is not None else 0]
-    with torch.random.fork_rng(devices=devices):
-        torch.default_generator.manual_seed(seed)
-        for index in devices:
-            torch.cuda.default_generators[index].manual_seed(seed)
-        yield
-
-
-def _linear_schedule(n_warmup: int, n_steps: int):
-    def factor(step: int) -> float:
-        if step < n_warmup:
-            return (step + 1) / (n_warmup + 1)
-        return max(0.0, (n_steps - step) / max(1, n_steps - n_warmup))
-
-    return factor
-
-
 def _collate(token_ids, rows, pad_id, device):
     from skxmc.nn._transformer import collate
 

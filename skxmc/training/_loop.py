@@ -346,3 +346,37 @@ def fit_loop(
     if state.best_state is not None:
         module.load_state_dict(state.best_state)
     return state
+
+
+def linear_warmup_decay(n_warmup: int, n_steps: int):
+    """Learning-rate factor of step ``t``: linear warm-up, then linear decay to 0.
+
+    For :class:`torch.optim.lr_scheduler.LambdaLR`, as in the transformer
+    fine-tuning recipes (``get_linear_schedule_with_warmup``).
+
+    Parameters
+    ----------
+    n_warmup : int
+        Warm-up steps.
+    n_steps : int
+        Total steps.
+
+    Returns
+    -------
+    factor : callable
+        ``factor(step) -> float``.
+
+    Examples
+    --------
+    >>> from skxmc.training import linear_warmup_decay
+    >>> factor = linear_warmup_decay(1, 4)
+    >>> [factor(t) for t in range(4)]
+    [0.5, 1.0, 0.6666666666666666, 0.3333333333333333]
+    """
+
+    def factor(step: int) -> float:
+        if step < n_warmup:
+            return (step + 1) / (n_warmup + 1)
+        return max(0.0, (n_steps - step) / max(1, n_steps - n_warmup))
+
+    return factor

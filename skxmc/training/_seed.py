@@ -51,10 +51,11 @@ def seeded_torch(seed: int, device: torch.device | str = "cpu") -> Iterator[None
     """
     devices = _devices(torch.device(device))
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+        # not torch.manual_seed: it would also reseed the CUDA generators that
+        # fork_rng does not restore (a CPU fit on a GPU machine)
+        torch.default_generator.manual_seed(seed)
         for index in devices:
-            with torch.cuda.device(index):
-                torch.cuda.manual_seed(seed)
+            torch.cuda.default_generators[index].manual_seed(seed)
         yield
 
 
