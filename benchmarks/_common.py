@@ -57,6 +57,20 @@ def load_benchmark_data(name: str) -> dict:
     }
 
 
+def subset(d: dict, max_train: int | None, max_test: int | None) -> dict:
+    """The first ``max_train`` / ``max_test`` rows of a benchmark data set."""
+    d = dict(d)
+    if max_train is not None:
+        for key in ("X_train", "Y_train", "text_train"):
+            if d.get(key) is not None:
+                d[key] = d[key][:max_train]
+    if max_test is not None:
+        for key in ("X_test", "Y_test", "text_test", "filter_test"):
+            if d.get(key) is not None:
+                d[key] = d[key][:max_test]
+    return d
+
+
 def machine_line() -> str:
     return (
         f"# machine: {platform.machine()}, {os.cpu_count()} cores, "

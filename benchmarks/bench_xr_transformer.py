@@ -28,24 +28,13 @@ from _common import (  # isort: skip (benchmarks/ is the script's own folder)
     METRIC_COLUMNS,
     SHARED,
     load_benchmark_data,
+    subset,
     machine_line,
     print_table_header,
     print_table_row,
 )
 
 ENCODER = SHARED / "models" / "all-MiniLM-L6-v2-fp16"
-
-
-def _subset(d: dict, max_train: int | None, max_test: int | None) -> dict:
-    d = dict(d)
-    if max_train is not None:
-        for key in ("X_train", "Y_train", "text_train"):
-            d[key] = d[key][:max_train]
-    if max_test is not None:
-        for key in ("X_test", "Y_test", "text_test", "filter_test"):
-            if d.get(key) is not None:
-                d[key] = d[key][:max_test]
-    return d
 
 
 def run_xr_transformer(d: dict, args) -> dict:
@@ -124,7 +113,7 @@ def main() -> None:
         args.steps = args.steps[0]
 
     print(machine_line())
-    d = _subset(load_benchmark_data("debian"), args.max_train, args.max_test)
+    d = subset(load_benchmark_data("debian"), args.max_train, args.max_test)
     print(
         f"# LF-DebianPackages: {d['Y_train'].shape[0]} train, "
         f"{d['Y_test'].shape[0]} test, {d['Y_train'].shape[1]} labels; "

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-import transformers
 from sklearn.model_selection import GridSearchCV, KFold
 
 from skxmc import LabelInfo
@@ -20,12 +19,12 @@ from skxmc.nn._transformer import (
     pool,
     tokenize,
 )
+from skxmc.utils._testing import save_tiny_bert
 
 N_LABELS = 8
 # two keywords per label; documents mix their labels' keywords with noise
 KEYWORDS = [(f"key{j}a", f"key{j}b") for j in range(N_LABELS)]
 NOISE = [f"noise{j}" for j in range(12)]
-SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
 def _make_docs(n, seed):
@@ -47,22 +46,8 @@ def _make_docs(n, seed):
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory):
     """A random-init 1-layer BERT (hidden 32) with a WordPiece vocab of the words."""
-    folder = tmp_path_factory.mktemp("tiny_bert")
-    vocab = SPECIAL + [w for pair in KEYWORDS for w in pair] + NOISE + ["label"]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    transformers.BertTokenizerFast(str(folder / "vocab.txt")).save_pretrained(folder)
-    config = transformers.BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        transformers.BertModel(config).save_pretrained(folder)
-    return folder
+    words = [w for pair in KEYWORDS for w in pair] + NOISE + ["label"]
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), words)
 
 
 @pytest.fixture(scope="module")

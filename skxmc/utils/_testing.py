@@ -105,3 +105,39 @@ class CentroidRanker(BaseXMCClassifier):
         out_scores[:, :kk] = top_scores.cpu().numpy()
         out_indices[:, :kk] = top_indices.cpu().numpy()
         return out_scores, out_indices
+
+
+def save_tiny_bert(folder, words, *, hidden_size=32, seed=0):
+    """Write a random-init 1-layer BERT and a WordPiece tokenizer to ``folder``.
+
+    The vocabulary is BERT's special tokens plus ``words``; the weights come
+    from a forked, seeded torch RNG (the caller's RNG state is untouched).
+    For tests of the transformer estimators without any download.
+
+    Returns
+    -------
+    folder : pathlib.Path
+        The folder, loadable with ``AutoModel.from_pretrained``.
+    """
+    from pathlib import Path
+
+    import torch
+    import transformers
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    transformers.BertTokenizerFast(str(folder / "vocab.txt")).save_pretrained(folder)
+    config = transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden_size,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        transformers.BertModel(config).save_pretrained(folder)
+    return folder
