@@ -6,11 +6,14 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.preprocessing import normalize
 from sklearn.utils._param_validation import Interval
 
 from skxmc._decaf import DecafClassifier
-from skxmc.indexing import label_correlation_graph, propagate_topk
+from skxmc.indexing import (
+    label_correlation_graph,
+    propagate_topk,
+    smooth_over_graph,
+)
 
 __all__ = ["EclareClassifier"]
 
@@ -235,7 +238,7 @@ class EclareClassifier(DecafClassifier):
             )
         self.label_graph_ = graph
         embedding = super()._clustering_embedding(X, Y, Z, seed)
-        return normalize(sp.csr_matrix(graph @ embedding)).astype(np.float32)
+        return smooth_over_graph(embedding, graph)
 
     def _make_network(self, n_features, label_features, cluster_features):
         from skxmc.nn._graph import GraphLabelClassifier

@@ -6,7 +6,12 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skxmc.indexing import label_correlation_graph, propagate_topk, random_walk_visits
+from skxmc.indexing import (
+    label_correlation_graph,
+    propagate_topk,
+    random_walk_visits,
+    smooth_over_graph,
+)
 from skxmc.indexing._label_graph import _normalize_graph
 
 # 5 documents x 5 labels; label 4 has no positive document.
@@ -183,3 +188,15 @@ def test_propagate_topk_with_identity_graph_keeps_the_ranking():
     got = propagate_topk(scores, indices, sp.eye(5), k=3)
     np.testing.assert_array_equal(got[1], indices)
     np.testing.assert_allclose(got[0], scores)
+
+
+def test_smooth_over_graph_matches_the_dense_formula():
+    Z = sp.random(9, 30, density=0.5, random_state=1, format="csr")
+    graph = sp.random(9, 9, density=0.3, random_state=2, format="csr") + sp.eye(9)
+    got = smooth_over_graph(Z, graph, max_features=5, chunk_size=4).toarray()
+    product = graph.toarray() @ Z.toarray()
+    for row, full in zip(got, product):
+        keep = np.argsort(-full, kind="stable")[:5]
+        expected = np.zeros_like(full)
+        expected[keep] = full[keep] / np.linalg.norm(full[keep])
+        np.testing.assert_allclose(row, expected, rtol=1e-5, atol=1e-7)

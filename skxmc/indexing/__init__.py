@@ -14,6 +14,7 @@ from skxmc.indexing._label_graph import (
     label_correlation_graph,
     propagate_topk,
     random_walk_visits,
+    smooth_over_graph,
 )
 from skxmc.indexing._linear import LOSSES, fit_binary, fit_level
 from skxmc.indexing._shortlist import LabelShortlist
@@ -29,6 +30,7 @@ __all__ = [
     "label_correlation_graph",
     "propagate_topk",
     "random_walk_visits",
+    "smooth_over_graph",
     # trees
     "LabelTree",
     "hierarchical_kmeans",
