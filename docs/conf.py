@@ -23,12 +23,12 @@ extensions = [
 ]
 
 autosummary_generate = True
-# Document what skxmc classes inherit from skxmc, not from sklearn's bases, whose
-# docstrings point into sklearn's own glossary.
+# Document what skxmc classes inherit from skxmc, not from sklearn's bases or
+# torch.nn.Module, whose docstrings point into those projects' own guides.
 SKLEARN_BASES = (
     "MultiOutputMixin, ClassifierMixin, BaseEstimator, ReprHTMLMixin, "
     "_HTMLDocumentationLinkMixin, _MetadataRequester, Pipeline, "
-    "CallbackSupportMixin, _BaseComposition, object"
+    "CallbackSupportMixin, _BaseComposition, Module, object"
 )
 autodoc_default_options = {"members": True, "inherited-members": SKLEARN_BASES}
 numpydoc_show_class_members = False

@@ -351,7 +351,7 @@ class DecafNetwork(nn.Module):
 def score_pairs(
     x: torch.Tensor, shortlist: torch.Tensor, W: torch.Tensor, b: torch.Tensor
 ) -> torch.Tensor:
-    """Scores ``W[l] . x + b[l]`` of the shortlisted labels of each row.
+    """Scores ``x @ W[l] + b[l]`` of the shortlisted labels of each row.
 
     Parameters
     ----------
