@@ -758,11 +758,6 @@ class DecafClassifier(BaseXMCClassifier):
             self._build_ann(0)
         return self
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = False
-        return tags
-
 
 def _membership(cluster_of: np.ndarray, n_clusters: int) -> sp.csr_matrix:
     """0/1 matrix of shape (n_labels, n_clusters)."""

@@ -654,14 +654,6 @@ class EliasClassifier(BaseXMCClassifier):
         if self.verbose:
             print(f"[ELIAS] {message}", flush=True)
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.sparse = False
-        tags.input_tags.string = True
-        tags.non_deterministic = False
-        return tags
-
 
 # ------------------------------------------------------------------ helpers
 def _embed(net, input_ids, mask):

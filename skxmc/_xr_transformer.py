@@ -651,15 +651,6 @@ class XRTransformerClassifier(BaseXMCClassifier):
         if self.verbose:
             print(f"[XRTransformer] {message}", flush=True)
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        # raw text only: sklearn's numeric common checks do not apply
-        tags.input_tags.two_d_array = False
-        tags.input_tags.sparse = False
-        tags.input_tags.string = True
-        tags.non_deterministic = False
-        return tags
-
 
 # ------------------------------------------------------------------ helpers
 def _collate(token_ids, rows, pad_id, device):

@@ -305,7 +305,11 @@ class BaseXMCClassifier(
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
+        # input tags follow what _validate_X accepts; a text-only estimator
+        # is skipped by sklearn's numeric common checks
+        tags.input_tags.two_d_array = self._accepts_numeric
+        tags.input_tags.sparse = self._accepts_numeric
+        tags.input_tags.string = self._accepts_text
         tags.classifier_tags.multi_label = True
         return tags
 
