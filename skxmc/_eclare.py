@@ -100,8 +100,9 @@ class EclareClassifier(DecafClassifier):
         The labels (grown by :meth:`add_labels`).
     n_labels_ : int
         Number of labels.
-    label_graph_ : csr_matrix of shape (n_labels_at_fit, n_labels_at_fit)
-        The label graph used by the fit (normalised).
+    label_graph_ : csr_matrix of shape (n_labels, n_labels)
+        The label graph (normalised); labels added by :meth:`add_labels`
+        have a self-loop only.
     network_ : DecafNetwork
         The torch module; ``network_.labels`` is a ``GraphLabelClassifier``.
     cluster_of_label_ : ndarray of shape (n_labels,)
@@ -256,7 +257,32 @@ class EclareClassifier(DecafClassifier):
         """The graph neighbours of the shortlisted labels, best first."""
         candidates = super()._extra_candidates(shortlist, cluster_scores)
         if self.graph_shortlist_size:
-            graph = self.network_.labels.graph()
+            graph = self.label_graph_
             size = min(self.graph_shortlist_size, graph.shape[0])
             candidates.append(propagate_topk(cluster_scores, shortlist, graph, size)[1])
         return candidates
+
+    def add_labels(self, label_text, *, labels=None):
+        """Add labels known only by their text, without retraining (zero-shot).
+
+        As :meth:`DecafClassifier.add_labels`; in the label graph the new
+        labels get a self-loop only.
+
+        Parameters
+        ----------
+        label_text : sequence of str or sparse matrix of shape \
+                (n_new_labels, n_features)
+            The text of each new label, or its features when the model was
+            fitted on numeric features.
+        labels : sequence, default=None
+            Names of the new labels, appended to ``classes_``.
+
+        Returns
+        -------
+        self : object
+            The estimator, with ``n_labels_``, ``classes_`` and
+            ``label_graph_`` grown.
+        """
+        super().add_labels(label_text, labels=labels)
+        self.label_graph_ = self.network_.labels.graph()
+        return self

@@ -108,6 +108,7 @@ def test_zero_shot_label_joins_the_graph(data):
     assert clf.n_labels_ == 30
     graph = clf.network_.labels.graph()
     assert graph.shape == (30, 30) and graph[29].indices.tolist() == [29]
+    assert (clf.label_graph_ != graph).nnz == 0
     _, labels = clf.predict_topk([" ".join([data["info"].text[held_out]] * 3)], k=5)
     assert 29 in labels[0]
 
