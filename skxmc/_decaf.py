@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from skxmc.base import BaseXMCClassifier
 from skxmc.indexing import LabelShortlist, hierarchical_kmeans, label_embedding
+from skxmc.utils._sparse import as_float32_csr
 
 __all__ = ["DecafClassifier"]
 
@@ -365,7 +366,7 @@ class DecafClassifier(BaseXMCClassifier):
                     f"{X.shape[1]}: they must share one feature space."
                 )
             self.vectorizer_ = None
-            X = _as_csr(X)
+            X = as_float32_csr(X)
         return X, sp.csr_matrix(Z, dtype=np.float32)
 
     def _train(
@@ -533,7 +534,7 @@ class DecafClassifier(BaseXMCClassifier):
             raise TypeError(
                 "This DecafClassifier was fitted on raw text; pass raw text."
             )
-        return _as_csr(X)
+        return as_float32_csr(X)
 
     def _predict_topk(self, X, k):
         from skxmc.training import resolve_device
@@ -649,7 +650,7 @@ class DecafClassifier(BaseXMCClassifier):
         """Prediction scores of every label (dense; for tests on tiny data)."""
         import torch
 
-        X = self._transform(X) if isinstance(X, list) else _as_csr(X)
+        X = self._transform(X) if isinstance(X, list) else as_float32_csr(X)
         from skxmc.training._data import csr_to_bag
 
         net = self.network_
@@ -783,9 +784,3 @@ def _gather_sparse(S: sp.csr_matrix, ids: np.ndarray) -> np.ndarray:
     rows = np.repeat(np.arange(ids.shape[0]), ids.shape[1])
     values = np.asarray(S[rows, np.maximum(ids.ravel(), 0)]).ravel()
     return np.where(ids.ravel() >= 0, values, 0).reshape(ids.shape).astype(np.float32)
-
-
-def _as_csr(X) -> sp.csr_matrix:
-    if sp.issparse(X):
-        return sp.csr_matrix(X, dtype=np.float32)
-    return sp.csr_matrix(np.asarray(X, dtype=np.float32))

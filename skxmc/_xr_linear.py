@@ -19,6 +19,7 @@ from skxmc.indexing import (
     hierarchical_kmeans,
     label_embedding,
 )
+from skxmc.utils._sparse import as_float32_csr
 
 __all__ = ["XRLinearClassifier"]
 
@@ -193,7 +194,7 @@ class XRLinearClassifier(BaseXMCClassifier):
         self.verbose = verbose
 
     def _fit(self, X, Y, *, label_info, seed):
-        X = _as_csr(X)
+        X = as_float32_csr(X)
         features = None if label_info is None else label_info.features
         if self.label_embedding != "pifa":
             if features is None:
@@ -250,7 +251,7 @@ class XRLinearClassifier(BaseXMCClassifier):
 
     def _predict_topk(self, X, k):
         return self.model_.predict_topk(
-            _as_csr(X),
+            as_float32_csr(X),
             k,
             beam_size=self.beam_size,
             post_processor=self.post_processor,
@@ -289,9 +290,3 @@ class XRLinearClassifier(BaseXMCClassifier):
             x, k, beam_size=self.beam_size, post_processor=self.post_processor, n_jobs=1
         )
         return scores[0], indices[0]
-
-
-def _as_csr(X) -> sp.csr_matrix:
-    if sp.issparse(X):
-        return sp.csr_matrix(X, dtype=np.float32)
-    return sp.csr_matrix(np.asarray(X, dtype=np.float32))

@@ -429,3 +429,10 @@ def _check_no_duplicates(indices: np.ndarray, n_cols: int | None = None) -> None
             f"Row {row} of the top-k indices names the same column twice: "
             f"{indices[row].tolist()}."
         )
+
+
+def as_float32_csr(X) -> sp.csr_matrix:
+    """Features (sparse or dense, already validated) as a float32 CSR matrix."""
+    if sp.issparse(X):
+        return sp.csr_matrix(X, dtype=np.float32)
+    return sp.csr_matrix(np.asarray(X, dtype=np.float32))
