@@ -21,13 +21,15 @@ import time
 
 import numpy as np
 
-from skxmc import EliasClassifier, XRLinearClassifier
-from skxmc.metrics import inverse_propensity, recall_at_k, xmc_report
+from skxmc import EliasClassifier
+from skxmc.metrics import recall_at_k
 
 from _common import (  # isort: skip (benchmarks/ is the script's own folder)
     METRIC_COLUMNS,
     SHARED,
     load_benchmark_data,
+    protocol_report,
+    run_xr_linear_baseline,
     subset,
     machine_line,
     print_table_header,
@@ -82,19 +84,6 @@ def run_elias(d: dict, args) -> dict:
     return {"topk": topk, "fit_s": fit_s, "predict_s": predict_s}
 
 
-def run_xr_linear(d: dict, args) -> dict:
-    clf = XRLinearClassifier(
-        branching_factor=16, max_leaf_size=100, beam_size=10, random_state=0
-    )
-    start = time.perf_counter()
-    clf.fit(d["X_train"], d["Y_train"])
-    fit_s = time.perf_counter() - start
-    start = time.perf_counter()
-    topk = clf.predict_topk(d["X_test"], k=RECALL_K)
-    predict_s = time.perf_counter() - start
-    return {"topk": topk, "fit_s": fit_s, "predict_s": predict_s}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--encoder", default=str(ENCODER))
@@ -129,22 +118,18 @@ def main() -> None:
         f"device {args.device}",
         flush=True,
     )
-    inv_p = inverse_propensity(d["Y_train"], A=0.55, B=1.5)
     n_test = d["Y_test"].shape[0]
     columns = [*METRIC_COLUMNS, f"R@{RECALL_K}"]
     print_table_header(["method", *columns, "fit s", "predict ms/q"])
     for title, run in (
-        ("XRLinearClassifier (TF-IDF)", run_xr_linear),
+        (
+            "XRLinearClassifier (TF-IDF)",
+            lambda d, args: run_xr_linear_baseline(d, beam_size=10, k=RECALL_K),
+        ),
         ("EliasClassifier", run_elias),
     ):
         r = run(d, args)
-        m = xmc_report(
-            d["Y_test"],
-            r["topk"],
-            k=(1, 3, 5),
-            inv_propensity=inv_p,
-            filter=d["filter_test"],
-        )
+        m = protocol_report(d, r["topk"])
         m[f"R@{RECALL_K}"] = recall_at_k(
             d["Y_test"], r["topk"], k=RECALL_K, filter=d["filter_test"]
         )

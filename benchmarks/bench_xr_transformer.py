@@ -21,13 +21,14 @@ import time
 
 import numpy as np
 
-from skxmc import XRLinearClassifier, XRTransformerClassifier
-from skxmc.metrics import inverse_propensity, xmc_report
+from skxmc import XRTransformerClassifier
 
 from _common import (  # isort: skip (benchmarks/ is the script's own folder)
     METRIC_COLUMNS,
     SHARED,
     load_benchmark_data,
+    protocol_report,
+    run_xr_linear_baseline,
     subset,
     machine_line,
     print_table_header,
@@ -73,23 +74,6 @@ def run_xr_transformer(d: dict, args) -> dict:
     return {"topk": topk, "fit_s": fit_s, "predict_s": predict_s}
 
 
-def run_xr_linear(d: dict, args) -> dict:
-    clf = XRLinearClassifier(
-        branching_factor=16,
-        max_leaf_size=100,
-        beam_size=args.beam,
-        top_k=args.k,
-        random_state=0,
-    )
-    start = time.perf_counter()
-    clf.fit(d["X_train"], d["Y_train"])
-    fit_s = time.perf_counter() - start
-    start = time.perf_counter()
-    topk = clf.predict_topk(d["X_test"], k=args.k)
-    predict_s = time.perf_counter() - start
-    return {"topk": topk, "fit_s": fit_s, "predict_s": predict_s}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--encoder", default=str(ENCODER))
@@ -120,21 +104,17 @@ def main() -> None:
         f"encoder {args.encoder}, max_length 64, device {args.device}",
         flush=True,
     )
-    inv_p = inverse_propensity(d["Y_train"], A=0.55, B=1.5)
     n_test = d["Y_test"].shape[0]
     print_table_header(["method", *METRIC_COLUMNS, "fit s", "predict ms/q"])
     for title, run in (
-        ("XRLinearClassifier (TF-IDF)", run_xr_linear),
+        (
+            "XRLinearClassifier (TF-IDF)",
+            lambda d, args: run_xr_linear_baseline(d, beam_size=args.beam, k=args.k),
+        ),
         ("XRTransformerClassifier", run_xr_transformer),
     ):
         r = run(d, args)
-        m = xmc_report(
-            d["Y_test"],
-            r["topk"],
-            k=(1, 3, 5),
-            inv_propensity=inv_p,
-            filter=d["filter_test"],
-        )
+        m = protocol_report(d, r["topk"])
         cells = [title, *(f"{100 * m[c]:.2f}" for c in METRIC_COLUMNS)]
         cells += [f"{r['fit_s']:.1f}", f"{1000 * r['predict_s'] / n_test:.3f}"]
         print_table_row(cells)
