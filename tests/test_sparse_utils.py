@@ -242,3 +242,37 @@ def test_topk_to_csr_empty_and_all_padding():
 def test_topk_to_csr_rejects_bad_input(scores, indices, n_cols, message):
     with pytest.raises(ValueError, match=message):
         topk_to_csr(scores, indices, n_cols)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 6),
+    n_items=st.integers(1, 7),
+    m=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+)
+def test_sparse_pair_scores_matches_dense_product(n, n_items, m, seed):
+    from skxmc.utils import sparse_pair_scores
+
+    rng = np.random.default_rng(seed)
+    X = sp.random(n, 9, density=0.4, random_state=rng, format="csr")
+    W = sp.random(n_items, 9, density=0.4, random_state=rng, format="csr")
+    pairs = rng.integers(-1, n_items, size=(n, m))
+    full = (X @ W.T).toarray()
+    expected = np.where(
+        pairs >= 0, np.take_along_axis(full, np.maximum(pairs, 0), 1), 0.0
+    )
+    np.testing.assert_allclose(sparse_pair_scores(X, W, pairs), expected, atol=1e-5)
+
+
+def test_sparse_pair_scores_rejects_bad_shapes():
+    from skxmc.utils import sparse_pair_scores
+
+    X = sp.csr_matrix(np.eye(2, 3))
+    W = sp.csr_matrix(np.eye(4, 3))
+    with pytest.raises(ValueError, match="pairs must have shape"):
+        sparse_pair_scores(X, W, np.zeros((3, 1), int))
+    with pytest.raises(ValueError, match="features"):
+        sparse_pair_scores(X, sp.csr_matrix(np.eye(4, 2)), np.zeros((2, 1), int))
+    with pytest.raises(ValueError, match="row 4 of W"):
+        sparse_pair_scores(X, W, np.array([[4], [0]]))

@@ -17,6 +17,7 @@ from skxmc.indexing._label_graph import (
     smooth_over_graph,
 )
 from skxmc.indexing._linear import LOSSES, fit_binary, fit_level
+from skxmc.indexing._rerank import ShortlistReranker
 from skxmc.indexing._shortlist import LabelShortlist
 from skxmc.indexing._tree import LabelTree, hierarchical_kmeans
 from skxmc.indexing._xr_linear import NEGATIVE_SAMPLING, XRLinearModel
@@ -44,6 +45,7 @@ __all__ = [
     "beam_search",
     "post_process",
     "LabelShortlist",
+    "ShortlistReranker",
     # the engine
     "NEGATIVE_SAMPLING",
     "XRLinearModel",

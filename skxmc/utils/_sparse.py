@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
-__all__ = ["csr_row_topk", "dense_row_topk", "topk_to_csr"]
+__all__ = ["csr_row_topk", "dense_row_topk", "sparse_pair_scores", "topk_to_csr"]
 
 
 # --------------------------------------------------------------------- kernels
@@ -166,6 +166,31 @@ def _csr_entries_in(indptr, indices, other_indptr, other_indices, out):
                         hi = mid
                 found = lo < o1 and other_indices[lo] == c
             out[j] = found
+
+
+@njit(cache=True, nogil=True)
+def _pair_dot_kernel(
+    x_indptr, x_indices, x_data, w_indptr, w_indices, w_data, pairs, dense, out
+):
+    """out[i, j] = X[i] . W[pairs[i, j]] (0 where pairs[i, j] < 0).
+
+    Row ``i`` of X is scattered into ``dense`` (zeroed again afterwards), so
+    each pair costs one pass over the stored entries of its W row.
+    """
+    for i in range(pairs.shape[0]):
+        for e in range(x_indptr[i], x_indptr[i + 1]):
+            dense[x_indices[e]] = x_data[e]
+        for j in range(pairs.shape[1]):
+            c = pairs[i, j]
+            if c < 0:
+                out[i, j] = 0.0
+                continue
+            acc = 0.0
+            for e in range(w_indptr[c], w_indptr[c + 1]):
+                acc += w_data[e] * dense[w_indices[e]]
+            out[i, j] = acc
+        for e in range(x_indptr[i], x_indptr[i + 1]):
+            dense[x_indices[e]] = 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -436,3 +461,55 @@ def as_float32_csr(X) -> sp.csr_matrix:
     if sp.issparse(X):
         return sp.csr_matrix(X, dtype=np.float32)
     return sp.csr_matrix(np.asarray(X, dtype=np.float32))
+
+
+def sparse_pair_scores(X, W, pairs):
+    """Dot products of the rows of ``X`` with chosen rows of ``W``.
+
+    ``out[i, j] = X[i] . W[pairs[i, j]]``, computed without forming
+    ``X @ W.T`` (which is dense when both matrices share dense columns).
+
+    Parameters
+    ----------
+    X : sparse matrix of shape (n_rows, n_features)
+        Queries.
+    W : sparse matrix of shape (n_items, n_features)
+        Items (label weight vectors, label features, ...).
+    pairs : array-like of int of shape (n_rows, m)
+        The items to score for each row; ``-1`` marks an empty slot.
+
+    Returns
+    -------
+    scores : ndarray of shape (n_rows, m), dtype float32
+        The dot products, 0 on empty slots.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from skxmc.utils import sparse_pair_scores
+    >>> X = sp.csr_matrix(np.array([[1.0, 2.0, 0.0], [0.0, 0.0, 3.0]]))
+    >>> W = sp.csr_matrix(np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]))
+    >>> sparse_pair_scores(X, W, np.array([[0, 1], [0, -1]]))
+    array([[1., 2.],
+           [3., 0.]], dtype=float32)
+    """
+    X = as_float32_csr(X)
+    W = as_float32_csr(W)
+    pairs = np.ascontiguousarray(pairs, dtype=np.int64)
+    if pairs.ndim != 2 or pairs.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"pairs must have shape (n_rows={X.shape[0]}, m), got {pairs.shape}."
+        )
+    if X.shape[1] != W.shape[1]:
+        raise ValueError(f"X has {X.shape[1]} features but W has {W.shape[1]}.")
+    if pairs.size and pairs.max() >= W.shape[0]:
+        raise ValueError(
+            f"pairs names row {pairs.max()} of W, which has {W.shape[0]} rows."
+        )
+    out = np.empty(pairs.shape, dtype=np.float32)
+    dense = np.zeros(X.shape[1], dtype=np.float32)
+    _pair_dot_kernel(
+        X.indptr, X.indices, X.data, W.indptr, W.indices, W.data, pairs, dense, out
+    )
+    return out
