@@ -102,6 +102,22 @@ class EliasClassifier(BaseXMCClassifier):
         Stochastic weight averaging
         (:class:`torch.optim.swa_utils.AveragedModel`) over the second half
         of stage 2; the averaged weights are kept.
+    reranker : bool, default=False
+        After stage 2, train the paper's optional sparse re-ranker: one sparse
+        linear model per label (:class:`~skxmc.indexing.ShortlistReranker`,
+        squared hinge, ``l3-hinge`` scores) on ``[normalised embedding,
+        TF-IDF]`` features, trained on the ``rerank_size`` best labels that
+        the fitted model returns for every training document. Prediction then
+        re-scores those labels with ``(1 - rerank_weight) * ELIAS score +
+        rerank_weight * re-ranker score``.
+    rerank_size : int, default=100
+        Labels per document passed to the re-ranker (training and prediction).
+    rerank_weight : float, default=0.5
+        Weight of the re-ranker score in the final score.
+    reranker_params : dict, default=None
+        Keyword arguments of :meth:`ShortlistReranker.train
+        <skxmc.indexing.ShortlistReranker.train>` (``C``, ``loss``,
+        ``weight_threshold``, ...).
     kmeans_max_iter : int, default=20
         Iterations of each 2-means split of the clustering.
     tfidf_params : dict, default=None
@@ -148,9 +164,11 @@ class EliasClassifier(BaseXMCClassifier):
         The encoder's tokenizer.
     loss_history_ : list of 2 lists of float
         Training loss of every optimizer step of stage 1 and stage 2.
+    reranker_ : ShortlistReranker or None
+        The sparse re-ranker (``reranker=True``).
     fit_times_ : dict
         Seconds per part: ``"tfidf"``, ``"clustering"``, ``"stage1"``,
-        ``"reestimate"``, ``"stage2"``.
+        ``"reestimate"``, ``"stage2"`` and ``"reranker"``.
 
     See Also
     --------
@@ -158,9 +176,7 @@ class EliasClassifier(BaseXMCClassifier):
 
     Notes
     -----
-    Not implemented from the paper: the optional sparse re-ranker on
-    ``[dense, TF-IDF]`` features (the authors use it only for their best
-    precision numbers), the multinomial sampling of extra training clusters,
+    Not implemented from the paper: the multinomial sampling of extra training clusters,
     the second clustering pass on ``[BoW, dense]`` centroids and updating
     ``W_L`` only every few steps. There is no checkpoint/resume.
 
@@ -227,6 +243,10 @@ class EliasClassifier(BaseXMCClassifier):
         "warmup": [Interval(Real, 0, 1, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "swa": ["boolean"],
+        "reranker": ["boolean"],
+        "rerank_size": [Interval(Integral, 1, None, closed="left")],
+        "rerank_weight": [Interval(Real, 0, 1, closed="both")],
+        "reranker_params": [dict, None],
         "kmeans_max_iter": [Interval(Integral, 1, None, closed="left")],
         "tfidf_params": [dict, None],
         "inference_batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -255,6 +275,10 @@ class EliasClassifier(BaseXMCClassifier):
         warmup=0.1,
         weight_decay=0.01,
         swa=False,
+        reranker=False,
+        rerank_size=100,
+        rerank_weight=0.5,
+        reranker_params=None,
         kmeans_max_iter=20,
         tfidf_params=None,
         inference_batch_size=256,
@@ -283,6 +307,10 @@ class EliasClassifier(BaseXMCClassifier):
         self.warmup = warmup
         self.weight_decay = weight_decay
         self.swa = swa
+        self.reranker = reranker
+        self.rerank_size = rerank_size
+        self.rerank_weight = rerank_weight
+        self.reranker_params = reranker_params
         self.kmeans_max_iter = kmeans_max_iter
         self.tfidf_params = tfidf_params
         self.inference_batch_size = inference_batch_size
@@ -385,8 +413,28 @@ class EliasClassifier(BaseXMCClassifier):
         finally:
             model.cpu()
         self.network_ = net.cpu().eval()
+        self.reranker_ = None
+        if self.reranker:
+            start = time.perf_counter()
+            self.reranker_ = self._train_reranker(token_ids, X_tfidf, Y, torch_seed)
+            times["reranker"] = time.perf_counter() - start
         self.fit_times_ = times
         return self
+
+    def _train_reranker(self, token_ids, X_tfidf, Y, seed):
+        """The sparse re-ranker, trained on the fitted model's own shortlists."""
+        from skxmc.indexing import ShortlistReranker
+
+        self._log(f"re-ranker on the top {self.rerank_size} labels of each row")
+        _, candidates, emb = self._elias_topk(token_ids, self.rerank_size)
+        return ShortlistReranker.train(
+            _rerank_features(emb, X_tfidf),
+            Y,
+            candidates,
+            seed=seed,
+            n_jobs=self.n_jobs,
+            **(self.reranker_params or {}),
+        )
 
     def _per_stage(self, name, value, kind, low=None):
         values = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
@@ -584,15 +632,34 @@ class EliasClassifier(BaseXMCClassifier):
         return resolve_device(self.device, strict=False)
 
     def _predict_topk(self, X, k):
-        import torch
-
-        from skxmc.nn._transformer import (
-            collate,
-            map_batches_with_oom_backoff,
-            tokenize,
-        )
+        from skxmc.nn._transformer import tokenize
 
         token_ids = tokenize(self.tokenizer_, X, self.max_length)
+        if getattr(self, "reranker_", None) is None:
+            return self._elias_topk(token_ids, k)[:2]
+        from skxmc.utils import dense_row_topk
+
+        scores, candidates, emb = self._elias_topk(token_ids, max(k, self.rerank_size))
+        rerank = self.reranker_.score(
+            _rerank_features(emb, self.vectorizer_.transform(X)), candidates
+        )
+        w = self.rerank_weight
+        valid = candidates >= 0
+        fused = np.full(scores.shape, -np.inf, dtype=np.float32)
+        fused[valid] = (1 - w) * scores[valid] + w * rerank[valid]
+        top_scores, pos = dense_row_topk(fused, k)
+        labels = np.take_along_axis(candidates, np.maximum(pos, 0), 1)
+        return top_scores, np.where(pos >= 0, labels, -1)
+
+    def _elias_topk(self, token_ids, k):
+        """ELIAS's top ``k`` labels of tokenised documents, and their embeddings.
+
+        Returns ``(scores, labels, embeddings)`` (``-inf`` / ``-1`` pad).
+        """
+        import torch
+
+        from skxmc.nn._transformer import collate, map_batches_with_oom_backoff
+
         device = self._predict_device()
         net = self.network_
         pad_id = self.tokenizer_.pad_token_id or 0
@@ -605,7 +672,7 @@ class EliasClassifier(BaseXMCClassifier):
                 scores, labels = net.predict(
                     emb, self.beam_size, self.shortlist_size, k
                 )
-            return scores.cpu().numpy(), labels.cpu().numpy()
+            return scores.cpu().numpy(), labels.cpu().numpy(), emb.cpu().numpy()
 
         try:
             parts, _ = map_batches_with_oom_backoff(
@@ -614,10 +681,14 @@ class EliasClassifier(BaseXMCClassifier):
         finally:
             net.cpu()
         if not parts:
-            return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
-        scores = np.concatenate([p[0] for p in parts]).astype(np.float32)
-        labels = np.concatenate([p[1] for p in parts]).astype(np.int64)
-        return scores, labels
+            dim = int(net.encoder.config.hidden_size)
+            return (
+                np.zeros((0, k), np.float32),
+                np.zeros((0, k), np.int64),
+                np.zeros((0, dim), np.float32),
+            )
+        scores, labels, emb = (np.concatenate([p[i] for p in parts]) for i in range(3))
+        return scores.astype(np.float32), labels.astype(np.int64), emb
 
     def transform(self, X):
         """Document embeddings of the fine-tuned encoder (pooled, no dropout).
@@ -659,6 +730,15 @@ class EliasClassifier(BaseXMCClassifier):
 def _embed(net, input_ids, mask):
     """Pooled encoder output (a module-level hook, patched by the OOM test)."""
     return net.embed(input_ids, mask)
+
+
+def _rerank_features(emb: np.ndarray, X_tfidf) -> sp.csr_matrix:
+    """Re-ranker features: ``[L2-normalised embedding, TF-IDF]``."""
+    from sklearn.preprocessing import normalize
+
+    return sp.hstack(
+        [sp.csr_matrix(normalize(emb)), X_tfidf], format="csr", dtype=np.float32
+    )
 
 
 def _cluster_index(cluster_of_label, n_clusters: int, kappa: int) -> np.ndarray:

@@ -252,6 +252,58 @@ def test_pickle_round_trip(fitted, data):
     np.testing.assert_allclose(before[0], after[0], rtol=1e-6)
 
 
+# ------------------------------------------------------------ re-ranker
+@pytest.fixture(scope="module")
+def reranked(tiny_bert, data):
+    (docs, Y), _ = data
+    return _clf(tiny_bert, reranker=True, rerank_size=6).fit(docs, Y)
+
+
+def test_reranker_is_trained_after_an_unchanged_elias_fit(reranked, fitted):
+    for a, b in zip(reranked.network_.parameters(), fitted.network_.parameters()):
+        assert torch.equal(a, b)
+    n_features = 32 + len(reranked.vectorizer_.vocabulary_)
+    assert reranked.reranker_.weights.shape == (N_LABELS, n_features)
+    assert fitted.reranker_ is None and "reranker" in reranked.fit_times_
+
+
+def test_reranked_scores_are_the_weighted_sum_of_both_models(reranked, data):
+    from sklearn.preprocessing import normalize
+
+    from skxmc.nn._transformer import tokenize
+
+    _, (docs, _) = data
+    clf = copy.deepcopy(reranked).set_params(rerank_weight=0.3)
+    token_ids = tokenize(clf.tokenizer_, docs, clf.max_length)
+    elias, candidates, emb = clf._elias_topk(token_ids, 6)
+    features = sp.hstack([normalize(emb), clf.vectorizer_.transform(docs)]).tocsr()
+    rerank = clf.reranker_.score(features, candidates)
+    fused = np.where(candidates >= 0, 0.7 * elias + 0.3 * rerank, -np.inf)
+    scores, labels = clf.predict_topk(docs, k=3)
+    np.testing.assert_allclose(scores, -np.sort(-fused, axis=1)[:, :3], rtol=1e-5)
+    picked = np.take_along_axis(
+        fused, np.argmax(candidates[:, :, None] == labels[:, None, :], 1), 1
+    )
+    np.testing.assert_allclose(picked, scores, rtol=1e-5)
+    clone = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(clone.predict_topk(docs, k=3)[1], labels)
+
+
+def test_rerank_weight_zero_keeps_the_elias_ranking(reranked, fitted, data):
+    _, (docs, _) = data
+    clf = copy.deepcopy(reranked).set_params(rerank_weight=0.0)
+    scores, labels = clf.predict_topk(docs, k=4)
+    expected_scores, expected_labels = fitted.predict_topk(docs, k=4)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
+    np.testing.assert_array_equal(labels, expected_labels)
+
+
+def test_reranker_alone_reads_the_keywords(reranked, data):
+    _, (docs, Y) = data
+    clf = copy.deepcopy(reranked).set_params(rerank_weight=1.0)
+    assert precision_at_k(Y, clf.predict_topk(docs, k=1), k=1) >= 0.9
+
+
 def test_grid_search_with_xmc_scorers(tiny_bert, data):
     (docs, Y), _ = data
     search = GridSearchCV(
