@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import warnings
-import zlib
 from numbers import Integral, Real
 from pathlib import Path
 
@@ -494,20 +493,10 @@ class DecafClassifier(BaseXMCClassifier):
         self.n_iter_ = len(self.loss_curve_)
 
     def _fingerprint(self, X, Y, seed) -> dict:
-        params = {
-            k: repr(v)
-            for k, v in self.get_params(deep=False).items()
-            if k not in _NEUTRAL_PARAMS
-        }
-        crc = 0
-        for array in (X.indptr, X.indices, X.data, Y.indptr, Y.indices):
-            crc = zlib.crc32(np.ascontiguousarray(array).tobytes(), crc)
-        return {
-            "params": params,
-            "shape": (X.shape, Y.shape),
-            "seed": seed,
-            "crc": crc,
-        }
+        from skxmc.training import fit_fingerprint
+
+        arrays = (X.indptr, X.indices, X.data, Y.indptr, Y.indices)
+        return fit_fingerprint(self, arrays, seed, neutral=_NEUTRAL_PARAMS)
 
     def _build_ann(self, seed):
         import torch

@@ -19,6 +19,14 @@ from skxmc.indexing import hierarchical_kmeans, pifa_embedding
 
 __all__ = ["EliasClassifier"]
 
+_CHECKPOINT_NAME = "elias.pt"
+# Parameters that do not change the trained network (a checkpoint stays valid).
+_NEUTRAL_PARAMS = (
+    "verbose", "checkpoint_dir", "device", "top_k", "threshold",
+    "inference_batch_size", "n_jobs", "reranker", "rerank_size",
+    "rerank_weight", "reranker_params",
+)  # fmt: skip
+
 
 class EliasClassifier(BaseXMCClassifier):
     """Extreme multi-label classifier that learns its own label index (ELIAS).
@@ -126,6 +134,13 @@ class EliasClassifier(BaseXMCClassifier):
         ``sublinear_tf=True``, ``dtype=np.float32``).
     inference_batch_size : int, default=256
         Documents per forward pass without gradients.
+    checkpoint_dir : str or path-like, default=None
+        If set, the training state (network, optimizer, scheduler, SWA
+        average, data order and RNG states) is saved there after every epoch
+        of each stage, and a fit with the same data and parameters resumes
+        from it and ends with the same model as an uninterrupted fit (a
+        finished checkpoint skips training). A checkpoint of other data or
+        parameters is ignored with a warning.
     top_k : int, default=10
         Labels kept per row by :meth:`decision_function` and :meth:`predict`.
     threshold : float, default=0.5
@@ -176,9 +191,9 @@ class EliasClassifier(BaseXMCClassifier):
 
     Notes
     -----
-    Not implemented from the paper: the multinomial sampling of extra training clusters,
-    the second clustering pass on ``[BoW, dense]`` centroids and updating
-    ``W_L`` only every few steps. There is no checkpoint/resume.
+    Not implemented from the paper: the multinomial sampling of extra
+    training clusters, the second clustering pass on ``[BoW, dense]``
+    centroids and updating ``W_L`` only every few steps.
 
     References
     ----------
@@ -250,6 +265,7 @@ class EliasClassifier(BaseXMCClassifier):
         "kmeans_max_iter": [Interval(Integral, 1, None, closed="left")],
         "tfidf_params": [dict, None],
         "inference_batch_size": [Interval(Integral, 1, None, closed="left")],
+        "checkpoint_dir": [str, os.PathLike, None],
         "device": [str],
         "n_jobs": [Integral, None],
     }
@@ -282,6 +298,7 @@ class EliasClassifier(BaseXMCClassifier):
         kmeans_max_iter=20,
         tfidf_params=None,
         inference_batch_size=256,
+        checkpoint_dir=None,
         top_k=10,
         threshold=0.5,
         device="auto",
@@ -314,6 +331,7 @@ class EliasClassifier(BaseXMCClassifier):
         self.kmeans_max_iter = kmeans_max_iter
         self.tfidf_params = tfidf_params
         self.inference_batch_size = inference_batch_size
+        self.checkpoint_dir = checkpoint_dir
         self.top_k = top_k
         self.threshold = threshold
         self.device = device
@@ -374,6 +392,8 @@ class EliasClassifier(BaseXMCClassifier):
         self.tokenizer_ = tokenizer
         self.loss_history_ = [[], []]
         rng = np.random.default_rng(order_seed)
+        path, payload = self._open_checkpoint(X, Y, seed, device)
+        resumed_stage = -1 if payload is None else payload["stage"]
         try:
             with seeded_torch(torch_seed, device):
                 generator = torch.Generator().manual_seed(torch_seed)
@@ -388,26 +408,49 @@ class EliasClassifier(BaseXMCClassifier):
                     generator=generator,
                 )
                 net.to(device)
-                start = time.perf_counter()
-                label_to_cluster = _label_to_cluster(index, n_labels)
-                self._run_stage(
-                    net, 0, token_ids, Y, label_to_cluster, n_epochs[0],
-                    learning_rate[0], head_learning_rate[0], loss_lambda[0],
-                    device, rng,
-                )  # fmt: skip
-                times["stage1"] = time.perf_counter() - start
+                save = None
+                if path is not None:
+                    save = self._checkpoint_writer(path, net, rng, device, X, Y, seed)
+                if payload is not None:
+                    state = payload["model"]
+                    if resumed_stage == 1:
+                        net.set_adjacency(
+                            state["adjacency_index"], state["adjacency_logits"]
+                        )
+                    net.load_state_dict(state)
+                    rng.bit_generator.state = payload["rng"]
+                    self.loss_history_ = [list(h) for h in payload["loss_history"]]
+                    self._log(
+                        f"resuming stage {resumed_stage + 1} at step {payload['step']}"
+                    )
+                if resumed_stage <= 0:
+                    start = time.perf_counter()
+                    label_to_cluster = _label_to_cluster(index, n_labels)
+                    self._run_stage(
+                        net, 0, token_ids, Y, label_to_cluster, n_epochs[0],
+                        learning_rate[0], head_learning_rate[0], loss_lambda[0],
+                        device, rng, resume=payload, save=save,
+                    )  # fmt: skip
+                    times["stage1"] = time.perf_counter() - start
+
+                    start = time.perf_counter()
+                    new_index, logits = self._reestimate(
+                        net, token_ids, Y, index, device
+                    )
+                    net.set_adjacency(
+                        torch.from_numpy(new_index), torch.from_numpy(logits)
+                    )
+                    times["reestimate"] = time.perf_counter() - start
 
                 start = time.perf_counter()
-                new_index, logits = self._reestimate(net, token_ids, Y, index, device)
-                net.set_adjacency(torch.from_numpy(new_index), torch.from_numpy(logits))
-                times["reestimate"] = time.perf_counter() - start
-
-                start = time.perf_counter()
-                label_to_cluster = _label_to_cluster(new_index, n_labels)
+                label_to_cluster = _label_to_cluster(
+                    net.adjacency_index.cpu().numpy(), n_labels
+                )
                 self._run_stage(
                     net, 1, token_ids, Y, label_to_cluster, n_epochs[1],
                     learning_rate[1], head_learning_rate[1], loss_lambda[1],
-                    device, rng,
+                    device, rng, resume=payload if resumed_stage == 1 else None,
+                    save=save,
                 )  # fmt: skip
                 times["stage2"] = time.perf_counter() - start
         finally:
@@ -436,6 +479,63 @@ class EliasClassifier(BaseXMCClassifier):
             **(self.reranker_params or {}),
         )
 
+    def _open_checkpoint(self, X, Y, seed, device):
+        """The checkpoint path and a matching saved state (or None)."""
+        from pathlib import Path
+
+        from skxmc.training import load_checkpoint
+
+        if self.checkpoint_dir is None:
+            return None, None
+        path = Path(self.checkpoint_dir) / _CHECKPOINT_NAME
+        if not path.exists():
+            return path, None
+        payload = load_checkpoint(path, map_location=device)
+        if payload.get("fingerprint") != self._fingerprint(X, Y, seed):
+            warnings.warn(
+                f"Ignoring the checkpoint {path}: it was written by a fit with "
+                "other data or parameters.",
+                UserWarning,
+                stacklevel=4,
+            )
+            return path, None
+        return path, payload
+
+    def _fingerprint(self, X, Y, seed) -> dict:
+        from skxmc.training import fit_fingerprint
+
+        text = "\x00".join(X).encode("utf-8", "surrogatepass")
+        arrays = (text, Y.indptr, Y.indices)
+        return fit_fingerprint(self, arrays, seed, neutral=_NEUTRAL_PARAMS)
+
+    def _checkpoint_writer(self, path, net, rng, device, X, Y, seed):
+        """A function saving the whole training state in the middle of a stage."""
+        from skxmc.training import get_rng_state
+        from skxmc.training._checkpoint import save_checkpoint
+
+        fingerprint = self._fingerprint(X, Y, seed)
+
+        def save(stage, step, optimizer, scheduler, averaged, order, chunk):
+            save_checkpoint(
+                path,
+                {
+                    "fingerprint": fingerprint,
+                    "stage": stage,
+                    "step": step,
+                    "model": net.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "averaged": None if averaged is None else averaged.state_dict(),
+                    "order": order.copy(),
+                    "chunk": chunk,
+                    "rng": rng.bit_generator.state,
+                    "torch_rng": get_rng_state(device),
+                    "loss_history": [list(h) for h in self.loss_history_],
+                },
+            )
+
+        return save
+
     def _per_stage(self, name, value, kind, low=None):
         values = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
         ok = len(values) == 2 and all(
@@ -453,13 +553,17 @@ class EliasClassifier(BaseXMCClassifier):
 
     def _run_stage(
         self, net, stage, token_ids, Y, label_to_cluster, n_epochs, lr, head_lr,
-        loss_lambda, device, rng,
+        loss_lambda, device, rng, resume=None, save=None,
     ):  # fmt: skip
-        """Train ``net`` for one stage; appends to ``loss_history_[stage]``."""
+        """Train ``net`` for one stage; appends to ``loss_history_[stage]``.
+
+        ``resume`` is a checkpoint of this stage to go on from; ``save`` is
+        called after every epoch's worth of steps and at the end.
+        """
         import torch
 
         from skxmc.nn._transformer import is_oom_error
-        from skxmc.training import linear_warmup_decay
+        from skxmc.training import linear_warmup_decay, set_rng_state
 
         history = self.loss_history_[stage]
         n_samples = len(token_ids)
@@ -489,9 +593,20 @@ class EliasClassifier(BaseXMCClassifier):
         )
         order = np.empty(0, dtype=np.int64)
         chunk = self.batch_size
+        first_step = 0
+        if resume is not None:
+            optimizer.load_state_dict(resume["optimizer"])
+            scheduler.load_state_dict(resume["scheduler"])
+            if averaged is not None and resume["averaged"] is not None:
+                averaged.load_state_dict(resume["averaged"])
+            order, chunk, first_step = resume["order"], resume["chunk"], resume["step"]
+            set_rng_state(resume["torch_rng"], device)
+        steps_per_epoch = max(1, math.ceil(n_samples / self.batch_size))
         net.train()
-        bar = self._progress(total=n_steps, desc=f"stage {stage + 1}")
-        for step in range(n_steps):
+        bar = self._progress(
+            total=n_steps, initial=first_step, desc=f"stage {stage + 1}"
+        )
+        for step in range(first_step, n_steps):
             while order.size < self.batch_size:
                 order = np.concatenate([order, rng.permutation(n_samples)])
             step_rows, order = order[: self.batch_size], order[self.batch_size :]
@@ -527,6 +642,9 @@ class EliasClassifier(BaseXMCClassifier):
                 averaged.update_parameters(net)
             history.append(step_loss)
             bar.update(1)
+            done = step + 1
+            if save is not None and (done % steps_per_epoch == 0 or done == n_steps):
+                save(stage, done, optimizer, scheduler, averaged, order, chunk)
         bar.close()
         if averaged is not None:
             with torch.no_grad():

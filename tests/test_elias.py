@@ -252,6 +252,83 @@ def test_pickle_round_trip(fitted, data):
     np.testing.assert_allclose(before[0], after[0], rtol=1e-6)
 
 
+# ---------------------------------------------------------- checkpoints
+@pytest.mark.parametrize("crash_at", [7, 25])  # saves: 20 in stage 1, 10 in stage 2
+def test_resume_after_interruption_equals_uninterrupted_fit(
+    tiny_bert, data, fitted, tmp_path, crash_at, monkeypatch
+):
+    import skxmc.training._checkpoint as checkpoint
+
+    (docs, Y), (test_docs, _) = data
+    save = checkpoint.save_checkpoint
+    stages = []
+
+    def save_then_crash(path, payload):
+        save(path, payload)
+        stages.append(payload["stage"])
+        if len(stages) == crash_at:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save_checkpoint", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        _clf(tiny_bert, checkpoint_dir=tmp_path).fit(docs, Y)
+    assert stages[-1] == (0 if crash_at <= 20 else 1)
+    monkeypatch.setattr(checkpoint, "save_checkpoint", save)
+    resumed = _clf(tiny_bert, checkpoint_dir=tmp_path).fit(docs, Y)
+    assert resumed.loss_history_ == fitted.loss_history_
+    for a, b in zip(resumed.network_.parameters(), fitted.network_.parameters()):
+        assert torch.equal(a, b)
+    expected = fitted.predict_topk(test_docs, k=4)
+    got = resumed.predict_topk(test_docs, k=4)
+    np.testing.assert_array_equal(got[1], expected[1])
+    np.testing.assert_array_equal(got[0], expected[0])
+
+
+def test_resume_inside_the_swa_window_keeps_the_average(
+    tiny_bert, data, tmp_path, monkeypatch
+):
+    import skxmc.training._checkpoint as checkpoint
+
+    (docs, Y), _ = data
+    params = {"n_epochs": (1, 3), "swa": True}  # stage 2: 12 steps, SWA from 6
+    expected = _clf(tiny_bert, **params).fit(docs, Y)
+    save = checkpoint.save_checkpoint
+    calls = []
+
+    def save_then_crash(path, payload):
+        save(path, payload)
+        calls.append(payload["step"])
+        if len(calls) == 3:  # stage 2, step 8
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save_checkpoint", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        _clf(tiny_bert, **params, checkpoint_dir=tmp_path).fit(docs, Y)
+    assert calls == [4, 4, 8]
+    monkeypatch.setattr(checkpoint, "save_checkpoint", save)
+    resumed = _clf(tiny_bert, **params, checkpoint_dir=tmp_path).fit(docs, Y)
+    for a, b in zip(resumed.network_.parameters(), expected.network_.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_finished_checkpoint_skips_training_and_stale_one_is_ignored(
+    tiny_bert, data, tmp_path
+):
+    (docs, Y), (test_docs, _) = data
+    params = {"n_epochs": (1, 1), "checkpoint_dir": tmp_path}
+    first = _clf(tiny_bert, **params).fit(docs, Y)
+    again = _clf(tiny_bert, **params, verbose=0).fit(docs, Y)
+    assert "stage1" not in again.fit_times_  # resumed after stage 1
+    assert again.loss_history_ == first.loss_history_
+    np.testing.assert_array_equal(
+        again.predict_topk(test_docs, k=3)[1], first.predict_topk(test_docs, k=3)[1]
+    )
+    with pytest.warns(UserWarning, match="Ignoring the checkpoint"):
+        _clf(tiny_bert, **{**params, "n_epochs": (1, 2)}).fit(docs, Y)
+    with pytest.warns(UserWarning, match="Ignoring the checkpoint"):
+        _clf(tiny_bert, **params).fit(docs[:-1], Y[:-1])
+
+
 # ------------------------------------------------------------ re-ranker
 @pytest.fixture(scope="module")
 def reranked(tiny_bert, data):

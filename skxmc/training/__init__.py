@@ -3,7 +3,11 @@
 The only place of skxmc that knows about devices.
 """
 
-from skxmc.training._checkpoint import load_checkpoint, save_checkpoint
+from skxmc.training._checkpoint import (
+    fit_fingerprint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from skxmc.training._data import (
     cluster_table,
     csr_to_bag,
@@ -31,6 +35,7 @@ __all__ = [
     "csr_to_bag",
     "dedup_rows",
     "dense_targets",
+    "fit_fingerprint",
     "fit_loop",
     "get_rng_state",
     "linear_warmup_decay",
