@@ -35,8 +35,8 @@ from _common import (  # isort: skip (benchmarks/ is the script's own folder)
 )
 
 
-def run(d: dict, model, params: dict, fusions, *, k: int, n_single: int):
-    """Fit once, then evaluate every (meta_weight, text_weight) fusion."""
+def run(d: dict, model, params: dict, settings, *, k: int, n_single: int):
+    """Fit once, then evaluate every prediction setting (a set_params dict)."""
     clf = model(**params, top_k=k, device="cpu", random_state=0)
     start = time.perf_counter()
     clf.fit(
@@ -44,8 +44,8 @@ def run(d: dict, model, params: dict, fusions, *, k: int, n_single: int):
     )
     fit_s = time.perf_counter() - start
     inv_p = inverse_propensity(d["Y_train"], A=0.55, B=1.5)
-    for meta_weight, text_weight in fusions:
-        clf.set_params(meta_weight=meta_weight, text_weight=text_weight)
+    for setting in settings:
+        clf.set_params(**setting)
         start = time.perf_counter()
         topk = clf.predict_topk(d["X_test"], k=k)
         predict_s = time.perf_counter() - start
@@ -68,7 +68,7 @@ def run(d: dict, model, params: dict, fusions, *, k: int, n_single: int):
             "single_ms": single_ms,
             "losses": clf.loss_curve_,
             "n_clusters": clf.n_clusters_,
-            "fusion": (meta_weight, text_weight),
+            "setting": setting,
         }
 
 
@@ -87,6 +87,20 @@ def main(argv=None) -> None:
         nargs="+",
         default=["0.5,0"],
         help="meta_weight,text_weight pairs evaluated on the same fit",
+    )
+    parser.add_argument(
+        "--fusion",
+        choices=["weights", "learned"],
+        default="weights",
+        help="'learned': gradient-boosted fusion on held-out rows (--fusions unused)",
+    )
+    parser.add_argument("--fusion-fraction", type=float, default=0.1)
+    parser.add_argument(
+        "--tilts",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        help="propensity_tilt values evaluated on the same fit",
     )
     parser.add_argument("--text-shortlist-size", type=int, default=0)
     parser.add_argument("--max-label-tokens", type=int, default=None)
@@ -120,7 +134,16 @@ def main(argv=None) -> None:
     )
     print(header)
     print("|" + "---|" * (len(COLUMNS) + 4))
-    fusions = [tuple(float(v) for v in f.split(",")) for f in args.fusions]
+    if args.fusion == "learned":
+        weightings = [{}]
+    else:
+        weightings = [
+            dict(zip(("meta_weight", "text_weight"), map(float, f.split(","))))
+            for f in args.fusions
+        ]
+    settings = [
+        {**w, "propensity_tilt": tilt} for w in weightings for tilt in args.tilts
+    ]
     for dim, epochs, leaf, beam in itertools.product(
         args.embedding_dim, args.n_epochs, args.max_leaf_size, args.beam_size
     ):
@@ -135,23 +158,32 @@ def main(argv=None) -> None:
             "batch_size": args.batch_size,
             "dropout": args.dropout,
             "ann_shortlist_size": args.ann_shortlist_size,
+            "fusion": args.fusion,
+            "fusion_fraction": args.fusion_fraction,
             "verbose": args.verbose,
         }
         model = DecafClassifier
         if args.model == "eclare":
             model = EclareClassifier
             params["graph_shortlist_size"] = args.graph_shortlist_size
-        results = run(d, model, params, fusions, k=args.k, n_single=args.n_single)
+        results = run(d, model, params, settings, k=args.k, n_single=args.n_single)
         for result in results:
             r = result["report"]
-            mw, tw = result["fusion"]
+            if args.fusion == "learned":
+                scoring = f"learned fusion ({args.fusion_fraction} held out)"
+            else:
+                scoring = ", ".join(
+                    f"{name} {result['setting'][name]}"
+                    for name in ("meta_weight", "text_weight")
+                )
+            tilt = result["setting"]["propensity_tilt"]
             setting = (
                 f"{args.model.upper()} dim {dim}, {epochs}+{epochs} epochs, "
                 f"batch {args.batch_size}, "
                 f"leaf {leaf} ({result['n_clusters']} clusters), beam {beam}, "
                 f"text shortlist {args.text_shortlist_size}, "
                 f"label tokens {args.max_label_tokens}, "
-                f"meta_weight {mw}, text_weight {tw}"
+                f"{scoring}, tilt {tilt}"
             )
             print(
                 f"| {setting} | "

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from skxmc.base import BaseXMCClassifier
 from skxmc.indexing import LabelShortlist, hierarchical_kmeans, label_embedding
+from skxmc.metrics._ranking import _jain_inverse_propensity
 from skxmc.utils._sparse import as_float32_csr
 
 __all__ = ["DecafClassifier"]
@@ -76,6 +77,27 @@ class DecafClassifier(BaseXMCClassifier):
         Weight of the TF-IDF cosine between document and label text in the
         prediction score (an addition to DECAF, in the spirit of the score
         fusions of the authors' code base; 0 gives plain DECAF).
+    fusion : {"weights", "learned"}, default="weights"
+        How the scores of a (document, label) pair are combined.
+        ``"weights"``: the weighted sum of ``meta_weight`` and
+        ``text_weight``. ``"learned"``: ``fusion_fraction`` of the training
+        rows are held out of the network's training, and a gradient-boosted
+        :class:`~skxmc.indexing.ScoreFusion` learns from them the probability
+        that a shortlisted label is relevant, from its label score, cluster
+        score, label-text cosine and training frequency (and their ranks in
+        the shortlist); that probability is the prediction score. It learns,
+        for instance, to trust the label text more for labels seen rarely or
+        never in training. An addition to DECAF.
+    fusion_fraction : float, default=0.1
+        Share of the training rows held out for ``fusion="learned"``.
+    propensity_tilt : float, default=0.0
+        Multiply every score by ``(w_l / max w)^propensity_tilt``, where
+        ``w_l`` is the inverse propensity of label ``l`` (Jain et al.,
+        ``A=0.55``, ``B=1.5``, from the training label counts). 0 ranks by
+        relevance (best P@k); larger values move rare labels up (PSP@k rises,
+        P@k falls). Ranking by relevance times inverse propensity is the
+        decision rule that maximises the expected PSP@k. Scores stay in
+        [0, 1].
     max_features : int, default=None
         Vocabulary size of the internal TF-IDF vectorizer (raw-text input).
     max_label_tokens : int, default=None
@@ -175,6 +197,9 @@ class DecafClassifier(BaseXMCClassifier):
         "ann_shortlist_size": [Interval(Integral, 0, None, closed="left")],
         "meta_weight": [Interval(Real, 0, 1, closed="both")],
         "text_weight": [Interval(Real, 0, 1, closed="both")],
+        "fusion": [StrOptions({"weights", "learned"})],
+        "fusion_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "propensity_tilt": [Interval(Real, 0, None, closed="left")],
         "max_features": [Interval(Integral, 1, None, closed="left"), None],
         "max_label_tokens": [Interval(Integral, 1, None, closed="left"), None],
         "early_stopping": ["boolean"],
@@ -198,6 +223,9 @@ class DecafClassifier(BaseXMCClassifier):
         ann_shortlist_size=0,
         meta_weight=0.5,
         text_weight=0.0,
+        fusion="weights",
+        fusion_fraction=0.1,
+        propensity_tilt=0.0,
         max_features=None,
         max_label_tokens=None,
         early_stopping=False,
@@ -221,6 +249,9 @@ class DecafClassifier(BaseXMCClassifier):
         self.ann_shortlist_size = ann_shortlist_size
         self.meta_weight = meta_weight
         self.text_weight = text_weight
+        self.fusion = fusion
+        self.fusion_fraction = fusion_fraction
+        self.propensity_tilt = propensity_tilt
         self.max_features = max_features
         self.max_label_tokens = max_label_tokens
         self.early_stopping = early_stopping
@@ -251,16 +282,22 @@ class DecafClassifier(BaseXMCClassifier):
         X, Z = self._fit_features(X, label_info)
         Y = sp.csr_matrix(Y, dtype=np.float32)
         rows = np.arange(X.shape[0])
-        val_rows = None
+        val_rows = fusion_rows = None
+        if self.fusion == "learned":
+            fusion_rows, rows = _hold_out(
+                rows, self.fusion_fraction, seed + 1, "fusion_fraction"
+            )
         if self.early_stopping:
-            n_val = round(self.validation_fraction * X.shape[0])
-            if n_val < 1 or n_val >= X.shape[0]:
-                raise ValueError(
-                    f"validation_fraction={self.validation_fraction} leaves "
-                    f"{n_val} of {X.shape[0]} rows for validation."
-                )
-            order = np.random.default_rng(seed).permutation(X.shape[0])
-            val_rows, rows = np.sort(order[:n_val]), np.sort(order[n_val:])
+            val_rows, rows = _hold_out(
+                rows, self.validation_fraction, seed, "validation_fraction"
+            )
+        counts = np.bincount(Y.indices, minlength=Y.shape[1])
+        self._n_train_rows = Y.shape[0]
+        self._inv_propensity = _jain_inverse_propensity(counts, Y.shape[0])
+        self._log_frequency = np.log1p(
+            np.bincount(Y[rows].indices, minlength=Y.shape[1])
+        ).astype(np.float32)
+        self.fusion_ = None
 
         # Label clusters: spherical k-means of [PIFA, label text].
         embedding = self._clustering_embedding(X[rows], Y[rows], Z, seed)
@@ -273,7 +310,7 @@ class DecafClassifier(BaseXMCClassifier):
         cluster_features = normalize(membership.T @ normalize(Z)).astype(np.float32)
         self._text_index = None
         text_candidates = None
-        if self.text_shortlist_size or self.text_weight:
+        if self.text_shortlist_size or self.text_weight or fusion_rows is not None:
             self._text_index = LabelShortlist(method="exact").fit(Z)
         if self.text_shortlist_size:
             text_candidates = self._text_index.query(
@@ -304,6 +341,13 @@ class DecafClassifier(BaseXMCClassifier):
             )
         self._build_ann(seed)
         self._weights_cache = self._all_weights()
+        if fusion_rows is not None:
+            from skxmc.indexing import ScoreFusion
+
+            features, candidates = self._pair_features(X[fusion_rows], device)
+            self.fusion_ = ScoreFusion(random_state=seed).fit(
+                features, candidates, Y[fusion_rows]
+            )
         return self
 
     def _clustering_embedding(self, X, Y, Z, seed):
@@ -547,29 +591,55 @@ class DecafClassifier(BaseXMCClassifier):
                 *self.network_.clusters.all_weights(),
             )
 
-    def _predict_features(self, X, k, device, weights=None, block_size=256):
+    def _predict_features(self, X, k, device, weights=None):
         import torch
 
+        n = X.shape[0]
+        out_scores = np.full((n, k), -np.inf, dtype=np.float32)
+        out_ids = np.full((n, k), -1, dtype=np.int64)
+        for start, stop, shortlist, parts in self._scored_shortlists(
+            X, device, weights
+        ):
+            scores = self._final_scores(shortlist, parts)
+            m = min(k, shortlist.shape[1])
+            s, pos = torch.topk(scores, m, dim=1)
+            ids = torch.gather(shortlist, 1, pos)
+            ids[~torch.isfinite(s)] = -1
+            out_scores[start:stop, :m] = s.float().cpu().numpy()
+            out_ids[start:stop, :m] = ids.cpu().numpy()
+        return out_scores, out_ids
+
+    def _scored_shortlists(self, X, device, weights=None, block_size=256):
+        """Shortlist every block of rows and score its pairs.
+
+        Yields ``(start, stop, shortlist, parts)``: ``shortlist`` the label
+        ids of the rows ``start:stop`` (``-1`` pads), ``parts`` a dict of
+        tensors of the same shape: ``"label"`` (sigmoid of the label score),
+        ``"cluster"`` (sigmoid of its cluster's score) and ``"text"`` (TF-IDF
+        cosine of document and label text; None when not needed).
+        """
+        import torch
+
+        from skxmc.nn import score_pairs
         from skxmc.training._data import csr_to_bag, dedup_rows
-        from skxmc.utils import csr_row_topk
+        from skxmc.utils import csr_row_topk, sparse_pair_scores
 
         net = self.network_
         was_training = net.training
         net.eval()
-        n = X.shape[0]
-        out_scores = np.full((n, k), -np.inf, dtype=np.float32)
-        out_ids = np.full((n, k), -1, dtype=np.int64)
         table = self._table.to(device)
         cluster_of = torch.from_numpy(self.cluster_of_label_).to(device)
         beam = min(self.beam_size, self.n_clusters_)
+        need_text = bool(self.text_weight) or self.fusion == "learned"
         try:
             with torch.inference_mode():
                 if weights is None:
                     weights = (*net.labels.all_weights(), *net.clusters.all_weights())
                 W, b, Wc, bc = weights
-                for start in range(0, n, block_size):
-                    stop = min(start + block_size, n)
-                    x = net(*csr_to_bag(X[start:stop], device))
+                for start in range(0, X.shape[0], block_size):
+                    stop = min(start + block_size, X.shape[0])
+                    X_block = X[start:stop]
+                    x = net(*csr_to_bag(X_block, device))
                     meta = torch.sigmoid(x @ Wc.T + bc)
                     top = torch.topk(meta, beam, dim=1).indices
                     shortlist = table[top].reshape(stop - start, -1)
@@ -579,13 +649,10 @@ class DecafClassifier(BaseXMCClassifier):
                         .cpu()
                         .numpy(),
                     )
-                    similarity = None
-                    if self._text_index is not None:
-                        similarity = self._text_similarity(X[start:stop])
                     if self.text_shortlist_size:
                         extra.append(
                             csr_row_topk(
-                                similarity,
+                                self._text_similarity(X_block),
                                 min(self.text_shortlist_size, self.n_labels_),
                             )[1]
                         )
@@ -601,47 +668,89 @@ class DecafClassifier(BaseXMCClassifier):
                                 np.concatenate([shortlist.cpu().numpy(), *extra], 1)
                             )
                         ).to(device)
-                    text = None
-                    if self.text_weight:
-                        text = _gather_sparse(similarity, shortlist.cpu().numpy())
-                        text = torch.from_numpy(text).to(device)
-                    scores = self._combine(x, shortlist, W, b, meta, cluster_of, text)
-                    m = min(k, shortlist.shape[1])
-                    s, pos = torch.topk(scores, m, dim=1)
-                    ids = torch.gather(shortlist, 1, pos)
-                    ids[~torch.isfinite(s)] = -1
-                    out_scores[start:stop, :m] = s.float().cpu().numpy()
-                    out_ids[start:stop, :m] = ids.cpu().numpy()
+                    safe = shortlist.clamp_min(0)
+                    parts = {
+                        "label": torch.sigmoid(score_pairs(x, shortlist, W, b)),
+                        "cluster": torch.gather(meta, 1, cluster_of[safe]),
+                        "text": None,
+                    }
+                    if need_text:
+                        text = sparse_pair_scores(
+                            normalize(X_block),
+                            self._text_index.labels_,
+                            shortlist.cpu().numpy(),
+                        )
+                        parts["text"] = torch.from_numpy(text).to(device)
+                    yield start, stop, shortlist, parts
         finally:
             net.train(was_training)
-        return out_scores, out_ids
+
+    def _pair_features(self, X, device):
+        """Features of the shortlisted pairs for :class:`ScoreFusion`.
+
+        Returns ``(features, candidates)`` of shapes ``(n, m, 4)`` and
+        ``(n, m)``: label score, cluster score, label-text cosine and
+        ``log(1 + training count)`` of the label.
+        """
+        blocks = [
+            (shortlist.cpu().numpy(), self._fusion_inputs(shortlist, parts))
+            for _, _, shortlist, parts in self._scored_shortlists(X, device)
+        ]
+        width = max((ids.shape[1] for ids, _ in blocks), default=0)
+        candidates = np.full((X.shape[0], width), -1, dtype=np.int64)
+        features = np.zeros((X.shape[0], width, 4), dtype=np.float32)
+        row = 0
+        for ids, feats in blocks:
+            candidates[row : row + len(ids), : ids.shape[1]] = ids
+            features[row : row + len(ids), : ids.shape[1]] = feats
+            row += len(ids)
+        return features, candidates
+
+    def _fusion_inputs(self, shortlist, parts) -> np.ndarray:
+        """The ``(b, m, 4)`` fusion features of a block (see _pair_features)."""
+        ids = shortlist.cpu().numpy()
+        frequency = self._log_frequency[np.maximum(ids, 0)]
+        columns = [parts["label"], parts["cluster"], parts["text"]]
+        stacked = np.stack([c.float().cpu().numpy() for c in columns], axis=-1)
+        features = np.concatenate([stacked, frequency[..., None]], axis=-1)
+        features[ids < 0] = 0.0
+        return features.astype(np.float32)
+
+    def _final_scores(self, shortlist, parts):
+        """Prediction scores of shortlisted labels (``-inf`` on padding)."""
+        import torch
+
+        valid = shortlist >= 0
+        if self.fusion_ is not None:
+            probability = self.fusion_.predict(
+                self._fusion_inputs(shortlist, parts), shortlist.cpu().numpy()
+            )
+            scores = torch.from_numpy(probability).to(shortlist.device)
+        else:
+            label_weight = 1 - self.meta_weight - self.text_weight
+            scores = label_weight * parts["label"] + self.meta_weight * parts["cluster"]
+            if self.text_weight:
+                scores = scores + self.text_weight * parts["text"]
+        if self.propensity_tilt:
+            weights = self._inv_propensity / self._inv_propensity.max()
+            tilt = torch.from_numpy(
+                (weights**self.propensity_tilt).astype(np.float32)
+            ).to(shortlist.device)
+            scores = scores * tilt[shortlist.clamp_min(0)]
+        return torch.where(valid, scores, torch.full_like(scores, -torch.inf))
 
     def _text_similarity(self, X) -> sp.csr_matrix:
         """Cosine of the TF-IDF of documents and label texts (sparse)."""
         return sp.csr_matrix(normalize(X) @ self._text_index.labels_.T)
 
-    def _combine(self, x, shortlist, W, b, meta, cluster_of, text=None):
-        """Prediction scores of shortlisted labels (``-inf`` on padding)."""
-        import torch
-
-        from skxmc.nn import score_pairs
-
-        valid = shortlist >= 0
-        label = torch.sigmoid(score_pairs(x, shortlist, W, b))
-        cluster = torch.gather(meta, 1, cluster_of[shortlist.clamp_min(0)])
-        label_weight = 1 - self.meta_weight - self.text_weight
-        scores = label_weight * label + self.meta_weight * cluster
-        if text is not None:
-            scores = scores + self.text_weight * text
-        return torch.where(valid, scores, torch.full_like(scores, -torch.inf))
-
     def _full_scores(self, X) -> np.ndarray:
         """Prediction scores of every label (dense; for tests on tiny data)."""
         import torch
 
-        X = self._transform(X) if isinstance(X, list) else as_float32_csr(X)
+        from skxmc.nn import score_pairs
         from skxmc.training._data import csr_to_bag
 
+        X = self._transform(X) if isinstance(X, list) else as_float32_csr(X)
         net = self.network_
         device = next(net.parameters()).device
         net.eval()
@@ -652,10 +761,15 @@ class DecafClassifier(BaseXMCClassifier):
             meta = torch.sigmoid(x @ Wc.T + bc)
             ids = torch.arange(W.shape[0], device=device).expand(X.shape[0], -1)
             cluster_of = torch.from_numpy(self.cluster_of_label_).to(device)
-            text = None
-            if self.text_weight:
-                text = torch.from_numpy(self._text_similarity(X).toarray()).to(device)
-            return self._combine(x, ids, W, b, meta, cluster_of, text).cpu().numpy()
+            parts = {
+                "label": torch.sigmoid(score_pairs(x, ids, W, b)),
+                "cluster": torch.gather(meta, 1, cluster_of[ids]),
+                "text": None,
+            }
+            if self._text_index is not None:
+                text = self._text_similarity(X).toarray()
+                parts["text"] = torch.from_numpy(text).to(device)
+            return self._final_scores(ids, parts).cpu().numpy()
 
     # ------------------------------------------------------------ zero-shot
     def add_labels(self, label_text, *, labels=None):
@@ -738,6 +852,16 @@ class DecafClassifier(BaseXMCClassifier):
         with torch.no_grad():
             head.extend(Z)
         self.cluster_of_label_ = np.concatenate([self.cluster_of_label_, nearest])
+        # never seen in training: count 0
+        self._log_frequency = np.concatenate(
+            [self._log_frequency, np.zeros(n_new, np.float32)]
+        )
+        self._inv_propensity = np.concatenate(
+            [
+                self._inv_propensity,
+                _jain_inverse_propensity(np.zeros(n_new), self._n_train_rows),
+            ]
+        )
         self._table = torch.from_numpy(
             cluster_table(_membership(self.cluster_of_label_, self.n_clusters_))
         )
@@ -768,8 +892,12 @@ def _keep_top_entries(Z, n: int | None) -> sp.csr_matrix:
     return normalize(topk_to_csr(scores, indices, Z.shape[1])).astype(np.float32)
 
 
-def _gather_sparse(S: sp.csr_matrix, ids: np.ndarray) -> np.ndarray:
-    """``S[i, ids[i, j]]`` for every entry (0 where absent or ``ids < 0``)."""
-    rows = np.repeat(np.arange(ids.shape[0]), ids.shape[1])
-    values = np.asarray(S[rows, np.maximum(ids.ravel(), 0)]).ravel()
-    return np.where(ids.ravel() >= 0, values, 0).reshape(ids.shape).astype(np.float32)
+def _hold_out(rows: np.ndarray, fraction: float, seed: int, name: str):
+    """Split ``rows`` into a random held-out share and the rest (both sorted)."""
+    n_held = round(fraction * rows.size)
+    if n_held < 1 or n_held >= rows.size:
+        raise ValueError(
+            f"{name}={fraction} leaves {n_held} of {rows.size} rows held out."
+        )
+    order = np.random.default_rng(seed).permutation(rows)
+    return np.sort(order[:n_held]), np.sort(order[n_held:])

@@ -63,6 +63,14 @@ class EclareClassifier(DecafClassifier):
     text_weight : float, default=0.0
         Weight of the document-to-label-text TF-IDF cosine in the prediction
         score.
+    fusion : {"weights", "learned"}, default="weights"
+        Weighted sum of the scores, or a gradient-boosted fusion learned on
+        held-out rows (see :class:`~skxmc.DecafClassifier`).
+    fusion_fraction : float, default=0.1
+        Share of the training rows held out for ``fusion="learned"``.
+    propensity_tilt : float, default=0.0
+        Exponent of the inverse-propensity factor that moves rare labels up
+        (see :class:`~skxmc.DecafClassifier`).
     walk_length : int, default=400
         Hops of each random walk building the graph.
     restart_prob : float, default=0.8
@@ -172,6 +180,9 @@ class EclareClassifier(DecafClassifier):
         graph_shortlist_size=32,
         meta_weight=0.5,
         text_weight=0.0,
+        fusion="weights",
+        fusion_fraction=0.1,
+        propensity_tilt=0.0,
         walk_length=400,
         restart_prob=0.8,
         n_neighbors=10,
@@ -200,6 +211,9 @@ class EclareClassifier(DecafClassifier):
             ann_shortlist_size=ann_shortlist_size,
             meta_weight=meta_weight,
             text_weight=text_weight,
+            fusion=fusion,
+            fusion_fraction=fusion_fraction,
+            propensity_tilt=propensity_tilt,
             max_features=max_features,
             max_label_tokens=max_label_tokens,
             early_stopping=early_stopping,

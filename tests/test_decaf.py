@@ -229,6 +229,80 @@ def test_text_shortlist_and_text_weight(data):
     assert 30 in clf.predict_topk(query, k=5)[1][0]
 
 
+@pytest.fixture(scope="module")
+def fused(data):
+    clf = DecafClassifier(**TINY, fusion="learned", fusion_fraction=0.25)
+    return clf.fit(data["text"][:240], data["Y"][:240], label_info=data["info"])
+
+
+def test_learned_fusion_is_fitted_on_held_out_rows(data, fused):
+    from skxmc import _decaf
+
+    # the network trains on 180 rows, the fusion sees the other 60
+    seed = int(np.random.RandomState(0).randint(np.iinfo(np.int32).max))
+    held, trained = _decaf._hold_out(np.arange(240), 0.25, seed + 1, "fusion_fraction")
+    assert len(held) == 60 and not set(held) & set(trained)
+    counts = np.bincount(data["Y"][:240][trained].indices, minlength=30)
+    np.testing.assert_allclose(fused._log_frequency, np.log1p(counts), rtol=1e-6)
+    assert fused.fusion_.n_features_ == 4
+    # the scores are the fusion's probabilities of the shortlisted pairs
+    X = fused.vectorizer_.transform(data["text"][240:])
+    features, candidates = fused._pair_features(X, torch.device("cpu"))
+    probability = fused.fusion_.predict(features, candidates)
+    scores, labels = fused.predict_topk(data["text"][240:], k=5)
+    expected, position = _topk_of(probability, 5)
+    np.testing.assert_allclose(scores, expected, rtol=1e-6)
+    np.testing.assert_array_equal(labels, np.take_along_axis(candidates, position, 1))
+    assert np.all((scores >= 0) & (scores <= 1))
+
+
+def test_learned_fusion_full_beam_equals_brute_force(data, fused):
+    clf = pickle.loads(pickle.dumps(fused)).set_params(beam_size=fused.n_clusters_)
+    scores, labels = clf.predict_topk(data["text"][240:], k=5)
+    full = clf._full_scores(data["text"][240:])
+    np.testing.assert_allclose(scores, _topk_of(full, 5)[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.take_along_axis(full, labels, 1), scores, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_propensity_tilt_multiplies_by_normalised_inverse_propensity(data, fitted):
+    from skxmc.metrics import inverse_propensity
+
+    clf = pickle.loads(pickle.dumps(fitted)).set_params(
+        beam_size=fitted.n_clusters_, propensity_tilt=0.5
+    )
+    weights = inverse_propensity(data["Y"][:240])
+    factor = (weights / weights.max()) ** 0.5
+    base = fitted._full_scores(data["text"][240:])
+    np.testing.assert_allclose(
+        clf._full_scores(data["text"][240:]), base * factor, rtol=1e-5
+    )
+    scores, labels = clf.predict_topk(data["text"][240:], k=5)
+    expected, _ = _topk_of(base * factor, 5)
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-7)
+    # rare labels move up: the mean training count of the top-1 labels falls
+    counts = np.bincount(data["Y"][:240].indices, minlength=30)
+    plain = fitted.predict_topk(data["text"][240:], k=1)[1][:, 0]
+    assert counts[labels[:, 0]].mean() < counts[plain].mean()
+
+
+def test_zero_shot_labels_get_the_weights_of_unseen_labels(data, fused):
+    clf = pickle.loads(pickle.dumps(fused)).set_params(propensity_tilt=1.0)
+    clf.add_labels([data["label_text"][3]])
+    assert clf._log_frequency[-1] == 0
+    assert clf._inv_propensity[-1] == clf._inv_propensity.max()
+    query = [" ".join([data["label_text"][3]] * 3)]
+    assert 30 in clf.predict_topk(query, k=5)[1][0]
+
+
+def test_fusion_fraction_must_leave_rows(data):
+    with pytest.raises(ValueError, match=r"fusion_fraction=0\.001 leaves 0"):
+        DecafClassifier(**TINY, fusion="learned", fusion_fraction=0.001).fit(
+            data["text"][:240], data["Y"][:240], label_info=data["info"]
+        )
+
+
 @pytest.mark.slow  # compiles pynndescent (numba) on first use
 def test_ann_shortlist_adds_candidates(data):
     clf = DecafClassifier(**{**TINY, "beam_size": 1}, ann_shortlist_size=10)

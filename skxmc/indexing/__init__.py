@@ -5,6 +5,7 @@ scikit-learn base classes and no torch here.
 """
 
 from skxmc.indexing._beam import POST_PROCESSORS, TreeScorer, beam_search, post_process
+from skxmc.indexing._fusion import ScoreFusion, candidate_relevance
 from skxmc.indexing._label_embedding import (
     LABEL_EMBEDDINGS,
     label_embedding,
@@ -46,6 +47,8 @@ __all__ = [
     "post_process",
     "LabelShortlist",
     "ShortlistReranker",
+    "ScoreFusion",
+    "candidate_relevance",
     # the engine
     "NEGATIVE_SAMPLING",
     "XRLinearModel",

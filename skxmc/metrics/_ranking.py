@@ -570,9 +570,14 @@ def inverse_propensity(Y_train, A=0.55, B=1.5):
             f"inverse_propensity needs at least 3 training rows, got {n_samples}: "
             "below e, the formula's (ln N - 1) turns negative."
         )
-    counts = np.bincount(Y.indices, minlength=Y.shape[1]).astype(np.float64)
+    counts = np.bincount(Y.indices, minlength=Y.shape[1])
+    return _jain_inverse_propensity(counts, n_samples, A, B)
+
+
+def _jain_inverse_propensity(counts, n_samples: int, A=0.55, B=1.5) -> np.ndarray:
+    """``1 + C (n_l + B)^(-A)`` of label counts (see inverse_propensity)."""
     C = (np.log(n_samples) - 1.0) * (B + 1.0) ** A
-    return 1.0 + C * (counts + B) ** (-A)
+    return 1.0 + C * (np.asarray(counts, dtype=np.float64) + B) ** (-A)
 
 
 def coverage_at_k(y_score, threshold, k=1):

@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from skxmc.indexing import ScoreFusion, candidate_relevance
+from skxmc.indexing._fusion import _row_ranks
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    n=st.integers(1, 6),
+    n_labels=st.integers(1, 8),
+    m=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+)
+def test_candidate_relevance_matches_a_literal_lookup(n, n_labels, m, seed):
+    rng = np.random.default_rng(seed)
+    Y = sp.random(n, n_labels, density=0.4, random_state=rng, format="csr")
+    candidates = rng.integers(-1, n_labels, size=(n, m))
+    dense = Y.toarray() != 0
+    expected = [[c >= 0 and bool(dense[i, c]) for c in candidates[i]] for i in range(n)]
+    np.testing.assert_array_equal(candidate_relevance(candidates, Y), expected)
+
+
+def test_row_ranks_hand_case_ties_share_a_rank():
+    values = np.array([[0.2, 0.9, 0.5], [1.0, 1.0, 3.0], [0.0, 2.0, 0.0]])
+    valid = np.array([[True, True, False], [True, True, True], [True] * 3])
+    np.testing.assert_array_equal(
+        _row_ranks(values, valid), [[1, 0, 2], [1, 1, 0], [1, 0, 1]]
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**16))
+def test_row_ranks_count_the_better_entries_whatever_the_order(seed):
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 4, size=(3, 6)).astype(float)
+    valid = np.ones_like(values, dtype=bool)
+    expected = (values[:, None, :] > values[:, :, None]).sum(-1)
+    np.testing.assert_array_equal(_row_ranks(values, valid), expected)
+    perm = rng.permutation(6)
+    np.testing.assert_array_equal(_row_ranks(values[:, perm], valid), expected[:, perm])
+
+
+def _trust_problem(n, seed):
+    """Feature 0 is the truth when feature 1 is on, noise otherwise."""
+    rng = np.random.default_rng(seed)
+    Y = sp.csr_matrix(np.eye(4)[rng.integers(0, 4, n)])
+    trust = (rng.random((n, 1)) > 0.5).repeat(4, 1)
+    signal = np.where(trust, Y.toarray(), rng.random((n, 4)))
+    features = np.stack([signal, trust.astype(float)], axis=-1)
+    return features, np.tile(np.arange(4), (n, 1)), Y, trust[:, 0]
+
+
+def test_fusion_learns_when_to_trust_a_score():
+    features, candidates, Y, _ = _trust_problem(400, seed=0)
+    fusion = ScoreFusion(random_state=0).fit(features, candidates, Y)
+    test_features, test_candidates, Y_test, trust = _trust_problem(300, seed=1)
+    p = fusion.predict(test_features, test_candidates)
+    truth = Y_test.toarray().argmax(1)
+    assert (p.argmax(1)[trust] == truth[trust]).all()
+    # confident where the score is trustworthy, not elsewhere
+    assert p[trust].max(1).min() > 0.9 > 0.6 > p[~trust].max(1).mean()
+
+
+def test_fusion_pads_empty_slots_and_is_reproducible():
+    features, candidates, Y, _ = _trust_problem(200, seed=2)
+    candidates = candidates.copy()
+    candidates[::3, 3] = -1
+    a = ScoreFusion(random_state=0, max_pairs=300).fit(features, candidates, Y)
+    b = ScoreFusion(random_state=0, max_pairs=300).fit(features, candidates, Y)
+    pa, pb = a.predict(features, candidates), b.predict(features, candidates)
+    np.testing.assert_array_equal(pa, pb)
+    assert np.isneginf(pa[::3, 3]).all() and np.isfinite(pa[candidates >= 0]).all()
+
+
+def test_fusion_rejects_bad_input():
+    features, candidates, Y, _ = _trust_problem(50, seed=3)
+    with pytest.raises(ValueError, match="shape"):
+        ScoreFusion().fit(features[:, :3], candidates, Y)
+    bad = features.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        ScoreFusion().fit(bad, candidates, Y)
+    with pytest.raises(ValueError, match="nothing to learn"):
+        ScoreFusion().fit(features, candidates, sp.csr_matrix(Y.shape))
+    fusion = ScoreFusion(random_state=0).fit(features, candidates, Y)
+    with pytest.raises(ValueError, match="fitted with 2"):
+        fusion.predict(features[:, :, :1], candidates)
+    with pytest.raises(ValueError, match="rows"):
+        candidate_relevance(candidates[:3], Y)
