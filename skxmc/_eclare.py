@@ -68,6 +68,11 @@ class EclareClassifier(DecafClassifier):
         held-out rows (see :class:`~skxmc.DecafClassifier`).
     fusion_fraction : float, default=0.1
         Share of the training rows held out for ``fusion="learned"``.
+    reranker : bool, default=False
+        Sparse linear re-ranker scores as one more fusion feature (see
+        :class:`~skxmc.DecafClassifier`).
+    rerank_size : int, default=100
+        Labels per training row that train the re-ranker.
     propensity_tilt : float, default=0.0
         Exponent of the inverse-propensity factor that moves rare labels up
         (see :class:`~skxmc.DecafClassifier`).
@@ -182,6 +187,8 @@ class EclareClassifier(DecafClassifier):
         text_weight=0.0,
         fusion="weights",
         fusion_fraction=0.1,
+        reranker=False,
+        rerank_size=100,
         propensity_tilt=0.0,
         walk_length=400,
         restart_prob=0.8,
@@ -213,6 +220,8 @@ class EclareClassifier(DecafClassifier):
             text_weight=text_weight,
             fusion=fusion,
             fusion_fraction=fusion_fraction,
+            reranker=reranker,
+            rerank_size=rerank_size,
             propensity_tilt=propensity_tilt,
             max_features=max_features,
             max_label_tokens=max_label_tokens,

@@ -266,6 +266,31 @@ def test_learned_fusion_full_beam_equals_brute_force(data, fused):
     )
 
 
+def test_reranker_scores_are_a_fusion_feature(data):
+    from skxmc.indexing import ShortlistReranker
+
+    params = {**TINY, "fusion": "learned", "fusion_fraction": 0.25}
+    clf = DecafClassifier(**params, reranker=True, rerank_size=6)
+    clf.fit(data["text"][:240], data["Y"][:240], label_info=data["info"])
+    assert isinstance(clf.reranker_, ShortlistReranker)
+    assert clf.fusion_.n_features_ == 5
+    X = clf.vectorizer_.transform(data["text"][240:])
+    features, candidates = clf._pair_features(X, torch.device("cpu"))
+    valid = candidates >= 0
+    np.testing.assert_allclose(
+        features[..., 4][valid], clf.reranker_.score(X, candidates)[valid], rtol=1e-6
+    )
+    # brute force over every label still equals the shortlist scores
+    clf.set_params(beam_size=clf.n_clusters_)
+    scores, _ = clf.predict_topk(data["text"][240:], k=5)
+    full = clf._full_scores(data["text"][240:])
+    np.testing.assert_allclose(scores, _topk_of(full, 5)[0], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="reranker=True needs fusion='learned'"):
+        DecafClassifier(**TINY, reranker=True).fit(
+            data["text"][:240], data["Y"][:240], label_info=data["info"]
+        )
+
+
 def test_propensity_tilt_multiplies_by_normalised_inverse_propensity(data, fitted):
     from skxmc.metrics import inverse_propensity
 
