@@ -96,6 +96,12 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--fusion-fraction", type=float, default=0.1)
     parser.add_argument(
+        "--reranker",
+        action="store_true",
+        help="sparse re-ranker scores as a fusion feature (needs --fusion learned)",
+    )
+    parser.add_argument("--rerank-size", type=int, default=100)
+    parser.add_argument(
         "--tilts",
         type=float,
         nargs="+",
@@ -160,6 +166,8 @@ def main(argv=None) -> None:
             "ann_shortlist_size": args.ann_shortlist_size,
             "fusion": args.fusion,
             "fusion_fraction": args.fusion_fraction,
+            "reranker": args.reranker,
+            "rerank_size": args.rerank_size,
             "verbose": args.verbose,
         }
         model = DecafClassifier
@@ -171,6 +179,8 @@ def main(argv=None) -> None:
             r = result["report"]
             if args.fusion == "learned":
                 scoring = f"learned fusion ({args.fusion_fraction} held out)"
+                if args.reranker:
+                    scoring += f" + re-ranker (top {args.rerank_size})"
             else:
                 scoring = ", ".join(
                     f"{name} {result['setting'][name]}"
