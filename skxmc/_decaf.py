@@ -87,7 +87,8 @@ class DecafClassifier(BaseXMCClassifier):
         score, label-text cosine and training frequency (and their ranks in
         the shortlist); that probability is the prediction score. It learns,
         for instance, to trust the label text more for labels seen rarely or
-        never in training. An addition to DECAF.
+        never in training. The ranks make a pair's score depend on the other
+        shortlisted labels of its row. An addition to DECAF.
     fusion_fraction : float, default=0.1
         Share of the training rows held out for ``fusion="learned"``.
     reranker : bool, default=False
