@@ -95,8 +95,9 @@ class DecafClassifier(BaseXMCClassifier):
         Also train a sparse linear model per label on the input features
         (:class:`~skxmc.indexing.ShortlistReranker`, as ELIAS's re-ranker) on
         the ``rerank_size`` best labels that the trained network returns for
-        each of its training rows, and give its score of every shortlisted
-        pair to the learned fusion as one more feature. Requires
+        each of its training rows, and give its raw (not post-processed, so
+        never tied at the top) score of every shortlisted pair to the learned
+        fusion as one more feature. Requires
         ``fusion="learned"``. An addition to DECAF: the sparse model is
         strong on frequent labels, the label text on rare ones, and the
         fusion learns which to trust.
@@ -713,7 +714,9 @@ class DecafClassifier(BaseXMCClassifier):
                         )
                         parts["text"] = torch.from_numpy(text).to(device)
                     if getattr(self, "reranker_", None) is not None:
-                        rerank = self.reranker_.score(X_block, shortlist.cpu().numpy())
+                        rerank = self.reranker_.score(
+                            X_block, shortlist.cpu().numpy(), raw=True
+                        )
                         parts["rerank"] = torch.from_numpy(rerank).to(device)
                     yield start, stop, shortlist, parts
         finally:
@@ -809,7 +812,7 @@ class DecafClassifier(BaseXMCClassifier):
                 text = self._text_similarity(X).toarray()
                 parts["text"] = torch.from_numpy(text).to(device)
             if getattr(self, "reranker_", None) is not None:
-                rerank = self.reranker_.score(X, ids.cpu().numpy())
+                rerank = self.reranker_.score(X, ids.cpu().numpy(), raw=True)
                 parts["rerank"] = torch.from_numpy(rerank).to(device)
             return self._final_scores(ids, parts).cpu().numpy()
 

@@ -278,7 +278,9 @@ def test_reranker_scores_are_a_fusion_feature(data):
     features, candidates = clf._pair_features(X, torch.device("cpu"))
     valid = candidates >= 0
     np.testing.assert_allclose(
-        features[..., 4][valid], clf.reranker_.score(X, candidates)[valid], rtol=1e-6
+        features[..., 4][valid],
+        clf.reranker_.score(X, candidates, raw=True)[valid],
+        rtol=1e-6,
     )
     # brute force over every label still equals the shortlist scores
     clf.set_params(beam_size=clf.n_clusters_)
