@@ -321,7 +321,8 @@ class DecafClassifier(BaseXMCClassifier):
         self._log_frequency = np.log1p(
             np.bincount(Y[rows].indices, minlength=Y.shape[1])
         ).astype(np.float32)
-        self.fusion_ = None
+        # a refit must not score with the previous fit's fusion or re-ranker
+        self.fusion_ = self.reranker_ = None
 
         # Label clusters: spherical k-means of [PIFA, label text].
         embedding = self._clustering_embedding(X[rows], Y[rows], Z, seed)
@@ -365,7 +366,6 @@ class DecafClassifier(BaseXMCClassifier):
             )
         self._build_ann(seed)
         self._weights_cache = self._all_weights()
-        self.reranker_ = None
         if self.reranker:
             from skxmc.indexing import ShortlistReranker
 
@@ -713,7 +713,7 @@ class DecafClassifier(BaseXMCClassifier):
                             shortlist.cpu().numpy(),
                         )
                         parts["text"] = torch.from_numpy(text).to(device)
-                    if getattr(self, "reranker_", None) is not None:
+                    if self.reranker_ is not None:
                         rerank = self.reranker_.score(
                             X_block, shortlist.cpu().numpy(), raw=True
                         )
@@ -811,7 +811,7 @@ class DecafClassifier(BaseXMCClassifier):
             if self._text_index is not None:
                 text = self._text_similarity(X).toarray()
                 parts["text"] = torch.from_numpy(text).to(device)
-            if getattr(self, "reranker_", None) is not None:
+            if self.reranker_ is not None:
                 rerank = self.reranker_.score(X, ids.cpu().numpy(), raw=True)
                 parts["rerank"] = torch.from_numpy(rerank).to(device)
             return self._final_scores(ids, parts).cpu().numpy()
