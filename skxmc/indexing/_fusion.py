@@ -184,6 +184,7 @@ class ScoreFusion:
         Returns
         -------
         self : ScoreFusion
+            The fitted fusion.
         """
         from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -226,6 +227,7 @@ class ScoreFusion:
         Returns
         -------
         probabilities : ndarray of shape (n_rows, m), dtype float32
+            Estimated probability that each candidate is relevant to its row.
         """
         if np.shape(features)[-1] != self.n_features_:
             raise ValueError(

@@ -118,6 +118,7 @@ class ShortlistReranker:
         Returns
         -------
         reranker : ShortlistReranker
+            The trained label models.
         """
         X = as_float32_csr(X)
         Y = sp.csr_matrix(Y, dtype=np.float32)
