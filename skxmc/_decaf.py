@@ -369,14 +369,18 @@ class DecafClassifier(BaseXMCClassifier):
         if self.reranker:
             from skxmc.indexing import ShortlistReranker
 
-            _, candidates = self._predict_features(X[rows], self.rerank_size, device)
+            _, candidates = self._predict_features(
+                X[rows], self.rerank_size, device, self._weights_cache
+            )
             self.reranker_ = ShortlistReranker.train(
                 X[rows], Y[rows], candidates, seed=seed
             )
         if fusion_rows is not None:
             from skxmc.indexing import ScoreFusion
 
-            features, candidates = self._pair_features(X[fusion_rows], device)
+            features, candidates = self._pair_features(
+                X[fusion_rows], device, self._weights_cache
+            )
             self.fusion_ = ScoreFusion(random_state=seed).fit(
                 features, candidates, Y[fusion_rows]
             )
@@ -629,8 +633,10 @@ class DecafClassifier(BaseXMCClassifier):
         n = X.shape[0]
         out_scores = np.full((n, k), -np.inf, dtype=np.float32)
         out_ids = np.full((n, k), -1, dtype=np.int64)
+        # the fitted fusion (not the ``fusion`` parameter) decides what scores
+        with_text = bool(self.text_weight) or self.fusion_ is not None
         for start, stop, shortlist, parts in self._scored_shortlists(
-            X, device, weights
+            X, device, weights, with_text=with_text
         ):
             scores = self._final_scores(shortlist, parts)
             m = min(k, shortlist.shape[1])
@@ -641,14 +647,16 @@ class DecafClassifier(BaseXMCClassifier):
             out_ids[start:stop, :m] = ids.cpu().numpy()
         return out_scores, out_ids
 
-    def _scored_shortlists(self, X, device, weights=None, block_size=256):
+    def _scored_shortlists(
+        self, X, device, weights=None, block_size=256, *, with_text=False
+    ):
         """Shortlist every block of rows and score its pairs.
 
         Yields ``(start, stop, shortlist, parts)``: ``shortlist`` the label
         ids of the rows ``start:stop`` (``-1`` pads), ``parts`` a dict of
         tensors of the same shape: ``"label"`` (sigmoid of the label score),
         ``"cluster"`` (sigmoid of its cluster's score) and ``"text"`` (TF-IDF
-        cosine of document and label text; None when not needed).
+        cosine of document and label text; None unless ``with_text``).
         """
         import torch
 
@@ -662,7 +670,6 @@ class DecafClassifier(BaseXMCClassifier):
         table = self._table.to(device)
         cluster_of = torch.from_numpy(self.cluster_of_label_).to(device)
         beam = min(self.beam_size, self.n_clusters_)
-        need_text = bool(self.text_weight) or self.fusion == "learned"
         try:
             with torch.inference_mode():
                 if weights is None:
@@ -706,7 +713,7 @@ class DecafClassifier(BaseXMCClassifier):
                         "cluster": torch.gather(meta, 1, cluster_of[safe]),
                         "text": None,
                     }
-                    if need_text:
+                    if with_text:
                         text = sparse_pair_scores(
                             normalize(X_block),
                             self._text_index.labels_,
@@ -722,7 +729,7 @@ class DecafClassifier(BaseXMCClassifier):
         finally:
             net.train(was_training)
 
-    def _pair_features(self, X, device):
+    def _pair_features(self, X, device, weights=None):
         """Features of the shortlisted pairs for :class:`ScoreFusion`.
 
         Returns ``(features, candidates)`` of shapes ``(n, m, f)`` and
@@ -732,7 +739,9 @@ class DecafClassifier(BaseXMCClassifier):
         """
         blocks = [
             (shortlist.cpu().numpy(), self._fusion_inputs(shortlist, parts))
-            for _, _, shortlist, parts in self._scored_shortlists(X, device)
+            for _, _, shortlist, parts in self._scored_shortlists(
+                X, device, weights, with_text=True
+            )
         ]
         width = max((ids.shape[1] for ids, _ in blocks), default=0)
         candidates = np.full((X.shape[0], width), -1, dtype=np.int64)
