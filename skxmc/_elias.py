@@ -392,7 +392,10 @@ class EliasClassifier(BaseXMCClassifier):
         self.tokenizer_ = tokenizer
         self.loss_history_ = [[], []]
         rng = np.random.default_rng(order_seed)
-        path, payload = self._open_checkpoint(X, Y, seed, device)
+        fingerprint = None
+        if self.checkpoint_dir is not None:
+            fingerprint = self._fingerprint(X, Y, seed)
+        path, payload = self._open_checkpoint(fingerprint, device)
         resumed_stage = -1 if payload is None else payload["stage"]
         try:
             with seeded_torch(torch_seed, device):
@@ -410,7 +413,7 @@ class EliasClassifier(BaseXMCClassifier):
                 net.to(device)
                 save = None
                 if path is not None:
-                    save = self._checkpoint_writer(path, net, rng, device, X, Y, seed)
+                    save = self._checkpoint_writer(path, net, rng, device, fingerprint)
                 if payload is not None:
                     state = payload["model"]
                     if resumed_stage == 1:
@@ -469,7 +472,9 @@ class EliasClassifier(BaseXMCClassifier):
         from skxmc.indexing import ShortlistReranker
 
         self._log(f"re-ranker on the top {self.rerank_size} labels of each row")
-        _, candidates, emb = self._elias_topk(token_ids, self.rerank_size)
+        _, candidates, emb = self._elias_topk(
+            token_ids, self.rerank_size, with_embeddings=True
+        )
         return ShortlistReranker.train(
             _rerank_features(emb, X_tfidf),
             Y,
@@ -479,8 +484,8 @@ class EliasClassifier(BaseXMCClassifier):
             **(self.reranker_params or {}),
         )
 
-    def _open_checkpoint(self, X, Y, seed, device):
-        """The checkpoint path and a matching saved state (or None)."""
+    def _open_checkpoint(self, fingerprint, device):
+        """The checkpoint path and a saved state matching ``fingerprint``."""
         from pathlib import Path
 
         from skxmc.training import load_checkpoint
@@ -491,7 +496,7 @@ class EliasClassifier(BaseXMCClassifier):
         if not path.exists():
             return path, None
         payload = load_checkpoint(path, map_location=device)
-        if payload.get("fingerprint") != self._fingerprint(X, Y, seed):
+        if payload.get("fingerprint") != fingerprint:
             warnings.warn(
                 f"Ignoring the checkpoint {path}: it was written by a fit with "
                 "other data or parameters.",
@@ -508,12 +513,10 @@ class EliasClassifier(BaseXMCClassifier):
         arrays = (text, Y.indptr, Y.indices)
         return fit_fingerprint(self, arrays, seed, neutral=_NEUTRAL_PARAMS)
 
-    def _checkpoint_writer(self, path, net, rng, device, X, Y, seed):
+    def _checkpoint_writer(self, path, net, rng, device, fingerprint):
         """A function saving the whole training state in the middle of a stage."""
         from skxmc.training import get_rng_state
         from skxmc.training._checkpoint import save_checkpoint
-
-        fingerprint = self._fingerprint(X, Y, seed)
 
         def save(stage, step, optimizer, scheduler, averaged, order, chunk):
             save_checkpoint(
@@ -754,10 +757,12 @@ class EliasClassifier(BaseXMCClassifier):
 
         token_ids = tokenize(self.tokenizer_, X, self.max_length)
         if getattr(self, "reranker_", None) is None:
-            return self._elias_topk(token_ids, k)[:2]
+            return self._elias_topk(token_ids, k)
         from skxmc.utils import dense_row_topk
 
-        scores, candidates, emb = self._elias_topk(token_ids, max(k, self.rerank_size))
+        scores, candidates, emb = self._elias_topk(
+            token_ids, max(k, self.rerank_size), with_embeddings=True
+        )
         rerank = self.reranker_.score(
             _rerank_features(emb, self.vectorizer_.transform(X)), candidates
         )
@@ -769,10 +774,11 @@ class EliasClassifier(BaseXMCClassifier):
         labels = np.take_along_axis(candidates, np.maximum(pos, 0), 1)
         return top_scores, np.where(pos >= 0, labels, -1)
 
-    def _elias_topk(self, token_ids, k):
-        """ELIAS's top ``k`` labels of tokenised documents, and their embeddings.
+    def _elias_topk(self, token_ids, k, *, with_embeddings=False):
+        """ELIAS's top ``k`` labels of tokenised documents.
 
-        Returns ``(scores, labels, embeddings)`` (``-inf`` / ``-1`` pad).
+        Returns ``(scores, labels)`` (``-inf`` / ``-1`` pad), plus the
+        documents' embeddings ``with_embeddings`` (the re-ranker's input).
         """
         import torch
 
@@ -790,7 +796,8 @@ class EliasClassifier(BaseXMCClassifier):
                 scores, labels = net.predict(
                     emb, self.beam_size, self.shortlist_size, k
                 )
-            return scores.cpu().numpy(), labels.cpu().numpy(), emb.cpu().numpy()
+            out = (scores.cpu().numpy(), labels.cpu().numpy())
+            return (*out, emb.cpu().numpy()) if with_embeddings else out
 
         try:
             parts, _ = map_batches_with_oom_backoff(
@@ -800,13 +807,14 @@ class EliasClassifier(BaseXMCClassifier):
             net.cpu()
         if not parts:
             dim = int(net.encoder.config.hidden_size)
+            empty = (np.zeros((0, k), np.float32), np.zeros((0, k), np.int64))
             return (
-                np.zeros((0, k), np.float32),
-                np.zeros((0, k), np.int64),
-                np.zeros((0, dim), np.float32),
+                (*empty, np.zeros((0, dim), np.float32)) if with_embeddings else empty
             )
-        scores, labels, emb = (np.concatenate([p[i] for p in parts]) for i in range(3))
-        return scores.astype(np.float32), labels.astype(np.int64), emb
+        scores, labels, *emb = (
+            np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))
+        )
+        return (scores.astype(np.float32), labels.astype(np.int64), *emb)
 
     def transform(self, X):
         """Document embeddings of the fine-tuned encoder (pooled, no dropout).

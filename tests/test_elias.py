@@ -352,7 +352,7 @@ def test_reranked_scores_are_the_weighted_sum_of_both_models(reranked, data):
     _, (docs, _) = data
     clf = copy.deepcopy(reranked).set_params(rerank_weight=0.3)
     token_ids = tokenize(clf.tokenizer_, docs, clf.max_length)
-    elias, candidates, emb = clf._elias_topk(token_ids, 6)
+    elias, candidates, emb = clf._elias_topk(token_ids, 6, with_embeddings=True)
     features = sp.hstack([normalize(emb), clf.vectorizer_.transform(docs)]).tocsr()
     rerank = clf.reranker_.score(features, candidates)
     fused = np.where(candidates >= 0, 0.7 * elias + 0.3 * rerank, -np.inf)
