@@ -107,8 +107,7 @@ def fit_fingerprint(estimator, arrays, seed: int, neutral=()) -> dict:
     crc = 0
     sizes = []
     for array in arrays:
-        data = array if isinstance(array, bytes) else np.ascontiguousarray(array)
-        data = data if isinstance(data, bytes) else data.tobytes()
+        data = array if isinstance(array, bytes) else np.asarray(array).tobytes()
         crc = zlib.crc32(data, crc)
         sizes.append(len(data))
     return {"params": params, "sizes": sizes, "seed": int(seed), "crc": crc}
