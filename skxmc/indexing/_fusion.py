@@ -44,7 +44,7 @@ def candidate_relevance(candidates, Y) -> np.ndarray:
            [ True, False]])
     """
     candidates = np.ascontiguousarray(candidates, dtype=np.int64)
-    Y = sp.csr_matrix(Y)
+    Y = sp.csr_matrix(Y, copy=True)  # the caller's matrix is left as it is
     Y.eliminate_zeros()
     Y.sort_indices()
     if candidates.shape[0] != Y.shape[0]:

@@ -6,6 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from skxmc.indexing._fusion import candidate_relevance
+
 __all__ = [
     "cluster_table",
     "dedup_rows",
@@ -212,13 +214,4 @@ def shortlist_targets(
         positives[rows, cols] = Y_rows.indices
         parts.append(positives)
     ids = dedup_rows(np.concatenate(parts, axis=1))
-    n_labels = Y_rows.shape[1]
-    keys = np.arange(n_rows)[:, None] * np.int64(n_labels) + ids
-    Y_rows = Y_rows.copy()
-    Y_rows.sort_indices()
-    positive_keys = (
-        np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(Y_rows.indptr)) * n_labels
-        + Y_rows.indices
-    )
-    targets = np.isin(keys, positive_keys) & (ids >= 0)
-    return ids, targets.astype(np.float32)
+    return ids, candidate_relevance(ids, Y_rows).astype(np.float32)
