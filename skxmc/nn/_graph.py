@@ -77,17 +77,7 @@ class GraphLabelClassifier(LabelTextClassifier):
                 f"graph must have shape ({self.n_labels}, {self.n_labels}), got "
                 f"{graph.shape}."
             )
-        graph.sort_indices()
-        device = self.free.weight.device
-        for name, array in (
-            ("graph_indptr", graph.indptr.astype(np.int64)),
-            ("graph_indices", graph.indices.astype(np.int64)),
-            ("graph_data", graph.data.astype(np.float32)),
-        ):
-            tensor = torch.from_numpy(array.copy()).to(device)
-            if hasattr(self, name):
-                delattr(self, name)
-            self.register_buffer(name, tensor)
+        self._register_csr("graph", graph)
 
     def graph(self) -> sp.csr_matrix:
         """The label graph as a CPU CSR matrix."""

@@ -107,19 +107,24 @@ class LabelTextClassifier(nn.Module):
         self._set_features(features)
 
     def _set_features(self, features: sp.csr_matrix) -> None:
+        self._register_csr("feature", features)
+        self.__dict__.pop("_product_cache", None)
+
+    def _register_csr(self, prefix: str, matrix) -> None:
+        """Store a CSR matrix as the buffers ``{prefix}_indptr/indices/data``
+        (replacing earlier ones), on the device of the module."""
+        matrix = sp.csr_matrix(matrix, dtype=np.float32)
+        matrix.sort_indices()
         device = self.free.weight.device
-        features = sp.csr_matrix(features, dtype=np.float32)
-        features.sort_indices()
         for name, array in (
-            ("feature_indptr", features.indptr.astype(np.int64)),
-            ("feature_indices", features.indices.astype(np.int64)),
-            ("feature_data", features.data.astype(np.float32)),
+            (f"{prefix}_indptr", matrix.indptr.astype(np.int64)),
+            (f"{prefix}_indices", matrix.indices.astype(np.int64)),
+            (f"{prefix}_data", matrix.data.astype(np.float32)),
         ):
             tensor = torch.from_numpy(array.copy()).to(device)
             if hasattr(self, name):
                 delattr(self, name)
             self.register_buffer(name, tensor)
-        self.__dict__.pop("_product_cache", None)
 
     @property
     def n_labels(self) -> int:
