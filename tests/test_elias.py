@@ -13,40 +13,27 @@ from sklearn.model_selection import GridSearchCV, KFold
 from skxmc import EliasClassifier
 from skxmc.metrics import XMC_SCORERS, precision_at_k
 from skxmc.nn._elias import EliasNetwork, dedup_max
-from skxmc.utils._testing import save_tiny_bert
+from skxmc.utils._testing import (
+    KEYWORD_LABELS,
+    KEYWORDS,
+    NOISE_WORDS,
+    make_keyword_docs,
+    save_tiny_bert,
+)
 
-N_LABELS = 8
-# two keywords per label; documents mix their labels' keywords with noise
-KEYWORDS = [(f"key{j}a", f"key{j}b") for j in range(N_LABELS)]
-NOISE = [f"noise{j}" for j in range(12)]
-
-
-def _make_docs(n, seed):
-    rng = np.random.default_rng(seed)
-    docs, rows = [], []
-    for i in range(n):
-        labels = sorted({i % N_LABELS, int(rng.integers(N_LABELS))})
-        words = [KEYWORDS[j][int(rng.integers(2))] for j in labels]
-        words += [NOISE[int(k)] for k in rng.integers(len(NOISE), size=3)]
-        rng.shuffle(words)
-        docs.append(" ".join(words))
-        rows.append(labels)
-    Y = sp.lil_matrix((n, N_LABELS), dtype=np.float32)
-    for i, labels in enumerate(rows):
-        Y[i, labels] = 1
-    return docs, Y.tocsr()
+N_LABELS = KEYWORD_LABELS
 
 
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory):
     """A random-init 1-layer BERT (hidden 32) with a WordPiece vocab of the words."""
-    words = [w for pair in KEYWORDS for w in pair] + NOISE
+    words = [w for pair in KEYWORDS for w in pair] + NOISE_WORDS
     return save_tiny_bert(tmp_path_factory.mktemp("tiny_bert_elias"), words)
 
 
 @pytest.fixture(scope="module")
 def data():
-    return _make_docs(64, seed=0), _make_docs(32, seed=1)
+    return make_keyword_docs(64, seed=0), make_keyword_docs(32, seed=1)
 
 
 def _clf(encoder, **params):

@@ -141,3 +141,31 @@ def save_tiny_bert(folder, words, *, hidden_size=32, seed=0):
         torch.default_generator.manual_seed(seed)
         transformers.BertModel(config).save_pretrained(folder)
     return folder
+
+
+# Keyword documents for the tiny-transformer tests: label j owns two keywords.
+KEYWORD_LABELS = 8
+KEYWORDS = [(f"key{j}a", f"key{j}b") for j in range(KEYWORD_LABELS)]
+NOISE_WORDS = [f"noise{j}" for j in range(12)]
+
+
+def make_keyword_docs(n, seed):
+    """``n`` documents mixing their labels' keywords with noise words.
+
+    Document ``i`` carries label ``i % 8`` and one random label; it holds one
+    keyword of each label and three noise words, shuffled. Returns ``(docs,
+    Y)`` with ``Y`` a CSR matrix of shape ``(n, 8)``.
+    """
+    rng = np.random.default_rng(seed)
+    docs, rows = [], []
+    for i in range(n):
+        labels = sorted({i % KEYWORD_LABELS, int(rng.integers(KEYWORD_LABELS))})
+        words = [KEYWORDS[j][int(rng.integers(2))] for j in labels]
+        words += [NOISE_WORDS[int(k)] for k in rng.integers(len(NOISE_WORDS), size=3)]
+        rng.shuffle(words)
+        docs.append(" ".join(words))
+        rows.append(labels)
+    Y = sp.lil_matrix((n, KEYWORD_LABELS), dtype=np.float32)
+    for i, labels in enumerate(rows):
+        Y[i, labels] = 1
+    return docs, Y.tocsr()
