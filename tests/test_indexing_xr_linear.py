@@ -91,14 +91,52 @@ def test_wide_beam_is_exhaustive_and_pruning(problem):
     for level in range(1, tree.n_levels + 1):
         W, _ = model.weights(level)
         assert np.all(np.abs(W.data) >= 0.2)
-    P = np.ones((X.shape[0], 1))
-    for t in range(tree.n_levels):
-        W, b = model.weights(t + 1)
-        P = P[:, tree.parents(t + 1)] * post_process((X @ W.T).toarray() + b)
+    P = _literal_path_scores(X, model, tree, "l3-hinge")
     scores, labels = model.predict_topk(X, k=5, beam_size=max(tree.n_nodes))
     top = np.lexsort((np.broadcast_to(np.arange(P.shape[1]), P.shape), -P), axis=1)
     np.testing.assert_array_equal(labels, top[:, :5])
     np.testing.assert_allclose(scores, np.take_along_axis(P, top[:, :5], 1), rtol=1e-5)
+
+
+def _literal_path_scores(X, model, tree, post_processor):
+    """Path score of every label: the product of its ancestors' scores."""
+    P = np.ones((X.shape[0], 1))
+    for t in range(tree.n_levels):
+        W, b = model.weights(t + 1)
+        level = post_process((X @ W.T).toarray() + b, post_processor)
+        P = P[:, tree.parents(t + 1)] * level
+    return P
+
+
+@pytest.mark.parametrize("post_processor", ["l3-hinge", "sigmoid"])
+def test_score_pairs_match_literal_path_scores(problem, post_processor):
+    X, Y, tree = problem
+    model = XRLinearModel.train(X, Y, tree, C=2.0, seed=0)
+    P = _literal_path_scores(X, model, tree, post_processor)
+    labels = np.random.default_rng(0).integers(0, Y.shape[1], size=(X.shape[0], 7))
+    labels[::4, -2:] = -1  # padding
+    scores = model.score_pairs(
+        X, labels, post_processor=post_processor, block_size=16
+    )
+    expected = np.where(labels >= 0, np.take_along_axis(P, labels, 1), 0.0)
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-7)
+    # labels the beam reaches get the beam's score
+    beam_scores, beam_labels = model.predict_topk(
+        X, k=3, post_processor=post_processor
+    )
+    np.testing.assert_allclose(
+        model.score_pairs(X, beam_labels, post_processor=post_processor),
+        beam_scores,
+        rtol=1e-5,
+    )
+    with pytest.raises(ValueError, match="labels must"):
+        model.score_pairs(X, labels[:-1])
+    with pytest.raises(ValueError, match="labels must"):
+        model.score_pairs(X, labels + Y.shape[1])
+    with pytest.raises(ValueError, match="features"):
+        model.score_pairs(X[:, :-1], labels)
+    with pytest.raises(ValueError, match="post_processor"):
+        model.score_pairs(X, labels, post_processor="noop")
 
 
 def test_deterministic_and_thread_independent(problem):
