@@ -115,15 +115,11 @@ def test_score_pairs_match_literal_path_scores(problem, post_processor):
     P = _literal_path_scores(X, model, tree, post_processor)
     labels = np.random.default_rng(0).integers(0, Y.shape[1], size=(X.shape[0], 7))
     labels[::4, -2:] = -1  # padding
-    scores = model.score_pairs(
-        X, labels, post_processor=post_processor, block_size=16
-    )
+    scores = model.score_pairs(X, labels, post_processor=post_processor, block_size=16)
     expected = np.where(labels >= 0, np.take_along_axis(P, labels, 1), 0.0)
     np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-7)
     # labels the beam reaches get the beam's score
-    beam_scores, beam_labels = model.predict_topk(
-        X, k=3, post_processor=post_processor
-    )
+    beam_scores, beam_labels = model.predict_topk(X, k=3, post_processor=post_processor)
     np.testing.assert_allclose(
         model.score_pairs(X, beam_labels, post_processor=post_processor),
         beam_scores,
