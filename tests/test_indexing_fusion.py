@@ -91,3 +91,36 @@ def test_fusion_rejects_bad_input():
         fusion.predict(features[:, :, :1], candidates)
     with pytest.raises(ValueError, match="rows"):
         candidate_relevance(candidates[:3], Y)
+
+
+def test_only_nominees_train_and_they_rank_first():
+    rng = np.random.default_rng(4)
+    n, m = 300, 8
+    Y = sp.csr_matrix(np.eye(m)[rng.integers(0, m, n)])
+    features = rng.random((n, m, 2))
+    features[..., 0] += Y.toarray()  # feature 0 knows the truth, feature 1 noise
+    candidates = np.tile(np.arange(m), (n, 1))
+    candidates[::5, -1] = -1
+    valid = candidates >= 0
+    fusion = ScoreFusion(nominees=2, add_ranks=False, random_state=0)
+    scores = fusion.fit(features, candidates, Y).predict(features, candidates)
+    # literal nominees: fewer than 2 valid candidates beat it on some feature
+    beaten_by = (
+        (features[:, None, :, :] > features[:, :, None, :]) & valid[:, None, :, None]
+    ).sum(2)
+    nominated = valid & (beaten_by.min(-1) < 2)
+    assert nominated.sum(1).min() >= 2 and (~nominated & valid).any()
+    # the same classifier as one trained on the nominees alone
+    alone = np.where(nominated, candidates, -1)
+    reference = ScoreFusion(nominees=None, add_ranks=False, random_state=0)
+    reference.fit(features, alone, Y)
+    probability = reference.classifier_.predict_proba(features.reshape(n * m, 2))
+    probability = probability[:, 1].reshape(n, m)
+    np.testing.assert_allclose(scores[nominated], probability[nominated], rtol=1e-6)
+    # the others: probability times the row's lowest nominee score
+    floor = np.where(nominated, scores, np.inf).min(1, keepdims=True)
+    others = valid & ~nominated
+    np.testing.assert_allclose(scores[others], (probability * floor)[others], rtol=1e-5)
+    assert np.isneginf(scores[~valid]).all()
+    with pytest.raises(ValueError, match="nominees"):
+        ScoreFusion(nominees=0).fit(features, candidates, Y)

@@ -5,7 +5,9 @@ each say something about a (document, candidate label) pair; which one to
 trust depends on the pair (text similarity matters most for labels seen
 rarely or never in training). :class:`ScoreFusion` learns that from held-out
 rows: a gradient-boosted classifier over the pair's scores, their ranks
-within the row, and whatever else the caller provides.
+within the row, and whatever else the caller provides. The classifier rates
+the *nominees* of a row, the candidates that are among the few best of at
+least one feature; the others are ranked after them.
 """
 
 from __future__ import annotations
@@ -93,10 +95,25 @@ class ScoreFusion:
     is added as a feature (``add_ranks``), so the classifier sees both the
     absolute score and how it compares with the row's other candidates.
 
+    Only the *nominees* of a row are learned from and ranked first: the
+    candidates within the ``nominees`` best of at least one feature. A
+    pointwise classifier trained on every candidate spends itself on the many
+    easy negatives, and then ranks some of them above the few candidates
+    every model agrees on; restricted to the nominees, it learns where the
+    ranking is decided. (On LF-DebianPackages, fusing DECAF's scores with an
+    XR-Linear score: test P@1 79.6 with 10 nominees per feature, 71.9 with
+    all ~270 candidates of a row.)
+
     Parameters
     ----------
     add_ranks : bool, default=True
         Append each feature's within-row rank (0 = best) to the features.
+    nominees : int or None, default=10
+        A candidate is a nominee when it ranks among the ``nominees`` best
+        of its row by at least one feature (ties share a rank). Only
+        nominees train the classifier; at prediction the other candidates
+        score their probability times the row's lowest nominee score, so
+        they never rank above a nominee. None: every candidate is a nominee.
     max_iter : int, default=100
         Boosting iterations.
     learning_rate : float, default=0.1
@@ -137,6 +154,7 @@ class ScoreFusion:
         self,
         *,
         add_ranks=True,
+        nominees=10,
         max_iter=100,
         learning_rate=0.1,
         max_leaf_nodes=31,
@@ -144,13 +162,17 @@ class ScoreFusion:
         random_state=None,
     ):
         self.add_ranks = add_ranks
+        self.nominees = nominees
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
         self.max_pairs = max_pairs
         self.random_state = random_state
 
-    def _pair_matrix(self, features, candidates) -> tuple[np.ndarray, np.ndarray]:
+    def _pair_matrix(
+        self, features, candidates
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pair features (with ranks), valid slots and nominated slots."""
         features = np.asarray(features, dtype=np.float64)
         candidates = np.asarray(candidates, dtype=np.int64)
         if features.ndim != 3 or features.shape[:2] != candidates.shape:
@@ -160,14 +182,24 @@ class ScoreFusion:
             )
         if np.isnan(features).any():
             raise ValueError("features contain NaN.")
+        if self.nominees is not None and (
+            isinstance(self.nominees, bool) or int(self.nominees) < 1
+        ):
+            raise ValueError(
+                f"nominees must be a positive integer or None, got {self.nominees!r}."
+            )
         valid = candidates >= 0
+        ranks = np.stack(
+            [_row_ranks(features[:, :, f], valid) for f in range(features.shape[2])],
+            axis=-1,
+        )
+        nominated = valid.copy()
+        if self.nominees is not None:
+            nominated &= ranks.min(axis=-1) < self.nominees
         parts = [features]
         if self.add_ranks:
-            ranks = [
-                _row_ranks(features[:, :, f], valid) for f in range(features.shape[2])
-            ]
-            parts.append(np.stack(ranks, axis=-1).astype(np.float64))
-        return np.concatenate(parts, axis=-1), valid
+            parts.append(ranks.astype(np.float64))
+        return np.concatenate(parts, axis=-1), valid, nominated
 
     def fit(self, features, candidates, Y) -> ScoreFusion:
         """Learn the relevance of candidate pairs from labelled rows.
@@ -188,7 +220,7 @@ class ScoreFusion:
         """
         from sklearn.ensemble import HistGradientBoostingClassifier
 
-        matrix, valid = self._pair_matrix(features, candidates)
+        matrix, _, nominated = self._pair_matrix(features, candidates)
         relevant = candidate_relevance(candidates, Y)
         rng = np.random.default_rng(self.random_state)
         rows = np.arange(matrix.shape[0])
@@ -196,12 +228,12 @@ class ScoreFusion:
         if matrix.shape[0] * per_row > self.max_pairs:
             n_keep = max(1, self.max_pairs // per_row)
             rows = np.sort(rng.choice(matrix.shape[0], n_keep, replace=False))
-        X_pairs = matrix[rows][valid[rows]]
-        y_pairs = relevant[rows][valid[rows]]
+        X_pairs = matrix[rows][nominated[rows]]
+        y_pairs = relevant[rows][nominated[rows]]
         if y_pairs.all() or not y_pairs.any():
             raise ValueError(
-                "The candidates of the fusion rows are all relevant or all "
-                "irrelevant: there is nothing to learn from."
+                "The nominated candidates of the fusion rows are all relevant or "
+                "all irrelevant: there is nothing to learn from."
             )
         seed = None if self.random_state is None else int(rng.integers(2**31 - 1))
         self.classifier_ = HistGradientBoostingClassifier(
@@ -215,7 +247,11 @@ class ScoreFusion:
         return self
 
     def predict(self, features, candidates) -> np.ndarray:
-        """Relevance probability of every pair (``-inf`` on empty slots).
+        """Relevance score of every pair (``-inf`` on empty slots).
+
+        The estimated probability that the pair is relevant for nominees;
+        for the other candidates, that probability times the row's lowest
+        nominee probability (see ``nominees``).
 
         Parameters
         ----------
@@ -226,16 +262,21 @@ class ScoreFusion:
 
         Returns
         -------
-        probabilities : ndarray of shape (n_rows, m), dtype float32
-            Estimated probability that each candidate is relevant to its row.
+        scores : ndarray of shape (n_rows, m), dtype float32
+            Relevance scores in [0, 1].
         """
         if np.shape(features)[-1] != self.n_features_:
             raise ValueError(
                 f"features have {np.shape(features)[-1]} columns, the fusion was "
                 f"fitted with {self.n_features_}."
             )
-        matrix, valid = self._pair_matrix(features, candidates)
+        matrix, valid, nominated = self._pair_matrix(features, candidates)
         out = np.full(valid.shape, -np.inf, dtype=np.float32)
         if valid.any():
             out[valid] = self.classifier_.predict_proba(matrix[valid])[:, 1]
+        others = valid & ~nominated
+        if others.any():
+            # every row with a candidate has a nominee (the best of feature 0)
+            floor = np.where(nominated, out, np.inf).min(axis=1, keepdims=True)
+            out[others] = (out * floor)[others]
         return out
