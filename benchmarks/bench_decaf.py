@@ -97,8 +97,10 @@ def main(argv=None) -> None:
     parser.add_argument("--fusion-fraction", type=float, default=0.1)
     parser.add_argument(
         "--reranker",
-        action="store_true",
-        help="sparse re-ranker scores as a fusion feature (needs --fusion learned)",
+        choices=["shortlist", "xr-linear"],
+        default=None,
+        help="sparse re-ranker whose scores are a fusion feature (needs --fusion "
+        "learned)",
     )
     parser.add_argument("--rerank-size", type=int, default=100)
     parser.add_argument(
@@ -180,7 +182,7 @@ def main(argv=None) -> None:
             if args.fusion == "learned":
                 scoring = f"learned fusion ({args.fusion_fraction} held out)"
                 if args.reranker:
-                    scoring += f" + re-ranker (top {args.rerank_size})"
+                    scoring += f" + {args.reranker} re-ranker ({args.rerank_size})"
             else:
                 scoring = ", ".join(
                     f"{name} {result['setting'][name]}"

@@ -91,18 +91,25 @@ class DecafClassifier(BaseXMCClassifier):
         shortlisted labels of its row. An addition to DECAF.
     fusion_fraction : float, default=0.1
         Share of the training rows held out for ``fusion="learned"``.
-    reranker : bool, default=False
-        Also train a sparse linear model per label on the input features
-        (:class:`~skxmc.indexing.ShortlistReranker`, as ELIAS's re-ranker) on
-        the ``rerank_size`` best labels that the trained network returns for
-        each of its training rows, and give its raw (not post-processed, so
-        never tied at the top) score of every shortlisted pair to the learned
-        fusion as one more feature. Requires
-        ``fusion="learned"``. An addition to DECAF: the sparse model is
-        strong on frequent labels, the label text on rare ones, and the
-        fusion learns which to trust.
+    reranker : {None, "shortlist", "xr-linear"}, default=None
+        A sparse linear ranker on the input features whose score of every
+        shortlisted pair is one more feature of the learned fusion (requires
+        ``fusion="learned"``). An addition to DECAF: a linear model on the
+        sparse features is strong on frequent labels, the label text on rare
+        ones, and the fusion learns which to trust.
+        ``"shortlist"``: one model per label
+        (:class:`~skxmc.indexing.ShortlistReranker`, as ELIAS's re-ranker)
+        trained on the ``rerank_size`` best labels that the trained network
+        returns for each of its training rows; its raw score is the feature.
+        ``"xr-linear"``: an XR-Linear ranker
+        (:class:`~skxmc.indexing.XRLinearModel`; 16-way tree with leaves of
+        at most 100 labels, built from the same label embedding as DECAF's
+        clusters, beam 20) trained on the network's training rows; its
+        ``rerank_size`` best labels join every shortlist and its path score
+        is the feature.
     rerank_size : int, default=100
-        Labels per training row that train the re-ranker.
+        ``"shortlist"``: labels per training row that train the re-ranker.
+        ``"xr-linear"``: labels the ranker adds to every shortlist.
     propensity_tilt : float, default=0.0
         Multiply every score by ``(w_l / max w)^propensity_tilt``, where
         ``w_l`` is the inverse propensity of label ``l`` (Jain et al.,
@@ -212,7 +219,7 @@ class DecafClassifier(BaseXMCClassifier):
         "text_weight": [Interval(Real, 0, 1, closed="both")],
         "fusion": [StrOptions({"weights", "learned"})],
         "fusion_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "reranker": ["boolean"],
+        "reranker": [None, StrOptions({"shortlist", "xr-linear"})],
         "rerank_size": [Interval(Integral, 1, None, closed="left")],
         "propensity_tilt": [Interval(Real, 0, None, closed="left")],
         "max_features": [Interval(Integral, 1, None, closed="left"), None],
@@ -240,7 +247,7 @@ class DecafClassifier(BaseXMCClassifier):
         text_weight=0.0,
         fusion="weights",
         fusion_fraction=0.1,
-        reranker=False,
+        reranker=None,
         rerank_size=100,
         propensity_tilt=0.0,
         max_features=None,
@@ -291,10 +298,10 @@ class DecafClassifier(BaseXMCClassifier):
         from skxmc.training._data import cluster_table
         from skxmc.training._seed import seeded_torch
 
-        if self.reranker and self.fusion != "learned":
+        if self.reranker is not None and self.fusion != "learned":
             raise ValueError(
-                "reranker=True needs fusion='learned': the re-ranker's score is "
-                "a feature of the learned fusion."
+                f"reranker={self.reranker!r} needs fusion='learned': the "
+                "re-ranker's score is a feature of the learned fusion."
             )
         if self.meta_weight + self.text_weight > 1:
             raise ValueError(
@@ -366,7 +373,7 @@ class DecafClassifier(BaseXMCClassifier):
             )
         self._build_ann(seed)
         self._weights_cache = self._all_weights()
-        if self.reranker:
+        if self.reranker == "shortlist":
             from skxmc.indexing import ShortlistReranker
 
             _, candidates = self._predict_features(
@@ -374,6 +381,15 @@ class DecafClassifier(BaseXMCClassifier):
             )
             self.reranker_ = ShortlistReranker.train(
                 X[rows], Y[rows], candidates, seed=seed
+            )
+        elif self.reranker == "xr-linear":
+            from skxmc.indexing import XRLinearModel
+
+            xr_tree = hierarchical_kmeans(
+                embedding, branching_factor=16, max_leaf_size=100, random_state=seed
+            )
+            self.reranker_ = XRLinearModel.train(
+                X[rows], Y[rows], xr_tree, beam_size=20, seed=seed
             )
         if fusion_rows is not None:
             from skxmc.indexing import ScoreFusion
@@ -695,6 +711,12 @@ class DecafClassifier(BaseXMCClassifier):
                                 min(self.text_shortlist_size, self.n_labels_),
                             )[1]
                         )
+                    if self._reranker_proposes:
+                        extra.append(
+                            self.reranker_.predict_topk(
+                                X_block, k=min(self.rerank_size, self.n_labels_)
+                            )[1]
+                        )
                     if self._ann is not None:
                         _, near = self._ann.query(
                             x.float().cpu().numpy(),
@@ -721,9 +743,7 @@ class DecafClassifier(BaseXMCClassifier):
                         )
                         parts["text"] = torch.from_numpy(text).to(device)
                     if self.reranker_ is not None:
-                        rerank = self.reranker_.score(
-                            X_block, shortlist.cpu().numpy(), raw=True
-                        )
+                        rerank = self._rerank_scores(X_block, shortlist.cpu().numpy())
                         parts["rerank"] = torch.from_numpy(rerank).to(device)
                     yield start, stop, shortlist, parts
         finally:
@@ -790,6 +810,20 @@ class DecafClassifier(BaseXMCClassifier):
             scores = scores * tilt[shortlist.clamp_min(0)]
         return torch.where(valid, scores, torch.full_like(scores, -torch.inf))
 
+    @property
+    def _reranker_proposes(self) -> bool:
+        """Whether the fitted re-ranker adds its own best labels to shortlists
+        (an XR-Linear ranker does; a shortlist re-ranker only rescores)."""
+        from skxmc.indexing import XRLinearModel
+
+        return isinstance(getattr(self, "reranker_", None), XRLinearModel)
+
+    def _rerank_scores(self, X, ids) -> np.ndarray:
+        """The re-ranker's score of the pairs ``(i, ids[i, j])`` (fusion feature)."""
+        if self._reranker_proposes:
+            return self.reranker_.score_pairs(X, ids)
+        return self.reranker_.score(X, ids, raw=True)
+
     def _text_similarity(self, X) -> sp.csr_matrix:
         """Cosine of the TF-IDF of documents and label texts (sparse)."""
         return sp.csr_matrix(normalize(X) @ self._text_index.labels_.T)
@@ -821,7 +855,7 @@ class DecafClassifier(BaseXMCClassifier):
                 text = self._text_similarity(X).toarray()
                 parts["text"] = torch.from_numpy(text).to(device)
             if self.reranker_ is not None:
-                rerank = self.reranker_.score(X, ids.cpu().numpy(), raw=True)
+                rerank = self._rerank_scores(X, ids.cpu().numpy())
                 parts["rerank"] = torch.from_numpy(rerank).to(device)
             return self._final_scores(ids, parts).cpu().numpy()
 

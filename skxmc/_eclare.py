@@ -68,11 +68,12 @@ class EclareClassifier(DecafClassifier):
         held-out rows (see :class:`~skxmc.DecafClassifier`).
     fusion_fraction : float, default=0.1
         Share of the training rows held out for ``fusion="learned"``.
-    reranker : bool, default=False
-        Sparse linear re-ranker scores as one more fusion feature (see
+    reranker : {None, "shortlist", "xr-linear"}, default=None
+        Sparse linear re-ranker whose scores are one more fusion feature (see
         :class:`~skxmc.DecafClassifier`).
     rerank_size : int, default=100
-        Labels per training row that train the re-ranker.
+        Labels per training row that train the ``"shortlist"`` re-ranker, or
+        labels the ``"xr-linear"`` ranker adds to every shortlist.
     propensity_tilt : float, default=0.0
         Exponent of the inverse-propensity factor that moves rare labels up
         (see :class:`~skxmc.DecafClassifier`).
@@ -187,7 +188,7 @@ class EclareClassifier(DecafClassifier):
         text_weight=0.0,
         fusion="weights",
         fusion_fraction=0.1,
-        reranker=False,
+        reranker=None,
         rerank_size=100,
         propensity_tilt=0.0,
         walk_length=400,

@@ -265,29 +265,35 @@ def test_learned_fusion_full_beam_equals_brute_force(data, fused):
     )
 
 
-def test_reranker_scores_are_a_fusion_feature(data):
-    from skxmc.indexing import ShortlistReranker
+@pytest.mark.parametrize("kind", ["shortlist", "xr-linear"])
+def test_reranker_scores_are_a_fusion_feature(data, kind):
+    from skxmc.indexing import ShortlistReranker, XRLinearModel
 
     params = {**TINY, "fusion": "learned", "fusion_fraction": 0.25}
-    clf = DecafClassifier(**params, reranker=True, rerank_size=6)
+    clf = DecafClassifier(**params, reranker=kind, rerank_size=6)
     clf.fit(data["text"][:240], data["Y"][:240], label_info=data["info"])
-    assert isinstance(clf.reranker_, ShortlistReranker)
+    expected_type = {"shortlist": ShortlistReranker, "xr-linear": XRLinearModel}
+    assert isinstance(clf.reranker_, expected_type[kind])
     assert clf.fusion_.n_features_ == 5
     X = clf.vectorizer_.transform(data["text"][240:])
     features, candidates = clf._pair_features(X, torch.device("cpu"))
     valid = candidates >= 0
-    np.testing.assert_allclose(
-        features[..., 4][valid],
-        clf.reranker_.score(X, candidates, raw=True)[valid],
-        rtol=1e-6,
-    )
+    if kind == "shortlist":
+        reference = clf.reranker_.score(X, candidates, raw=True)
+    else:
+        reference = clf.reranker_.score_pairs(X, candidates)
+        # the XR-Linear ranker's own best labels join every shortlist
+        _, proposed = clf.reranker_.predict_topk(X, k=6)
+        for row, ids in zip(candidates, proposed):
+            assert set(ids[ids >= 0]) <= set(row)
+    np.testing.assert_allclose(features[..., 4][valid], reference[valid], rtol=1e-6)
     # brute force over every label still equals the shortlist scores
     clf.set_params(beam_size=clf.n_clusters_)
     scores, _ = clf.predict_topk(data["text"][240:], k=5)
     full = clf._full_scores(data["text"][240:])
     np.testing.assert_allclose(scores, _topk_of(full, 5)[0], rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="reranker=True needs fusion='learned'"):
-        DecafClassifier(**TINY, reranker=True).fit(
+    with pytest.raises(ValueError, match=f"reranker='{kind}' needs fusion='learned'"):
+        DecafClassifier(**TINY, reranker=kind).fit(
             data["text"][:240], data["Y"][:240], label_info=data["info"]
         )
 
