@@ -826,7 +826,7 @@ class DecafClassifier(BaseXMCClassifier):
 
     def _text_similarity(self, X) -> sp.csr_matrix:
         """Cosine of the TF-IDF of documents and label texts (sparse)."""
-        return sp.csr_matrix(normalize(X) @ self._text_index.labels_.T)
+        return sp.csr_matrix(self._text_index.similarity(X))
 
     def _full_scores(self, X) -> np.ndarray:
         """Prediction scores of every label (dense; for tests on tiny data)."""

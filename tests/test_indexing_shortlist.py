@@ -1,5 +1,7 @@
 """LabelShortlist (skxmc.indexing._shortlist): exact search and ANN recall."""
 
+import pickle
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -23,6 +25,9 @@ def test_exact_matches_brute_force():
     order = np.lexsort((np.broadcast_to(np.arange(70), S.shape), -S), axis=1)[:, :5]
     np.testing.assert_array_equal(labels, order)
     np.testing.assert_allclose(scores, np.take_along_axis(S, order, 1), atol=1e-6)
+    index = pickle.loads(pickle.dumps(LabelShortlist().fit(Z)))
+    np.testing.assert_allclose(index.similarity(X).toarray(), S, atol=1e-6)
+    np.testing.assert_allclose(index.similarity(X.toarray()), S, atol=1e-6)
     # more neighbours than labels: -1 / -inf padding
     scores, labels = LabelShortlist(method="exact").fit(Z[:3]).query(X[:2], k=5)
     assert (labels[:, 3:] == -1).all() and np.isneginf(scores[:, 3:]).all()
@@ -56,3 +61,7 @@ def test_errors():
     sl = LabelShortlist(method="exact").fit(np.eye(3))
     with pytest.raises(ValueError, match="features"):
         sl.query(np.ones((1, 4)))
+    with pytest.raises(ValueError, match="features"):
+        sl.similarity(np.ones((1, 4)))
+    with pytest.raises(ValueError, match="not fitted"):
+        LabelShortlist().similarity(np.ones((1, 2)))

@@ -168,10 +168,56 @@ class LabelShortlist:
         scores[:, :kk] = np.take_along_axis(sim, order, 1)
         return scores, indices
 
+    def similarity(self, X):
+        """Cosine similarity of every row of ``X`` with every label.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Queries in the feature space of the labels.
+
+        Returns
+        -------
+        similarity : sparse matrix or ndarray of shape (n_samples, n_labels)
+            Sparse when both ``X`` and the labels are.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skxmc.indexing import LabelShortlist
+        >>> index = LabelShortlist().fit(np.array([[1.0, 0.0], [1.0, 1.0]]))
+        >>> index.similarity(np.array([[2.0, 0.0]])).round(3)
+        array([[1.   , 0.707]], dtype=float32)
+        """
+        if not hasattr(self, "labels_"):
+            raise ValueError("This LabelShortlist is not fitted; call fit first.")
+        X = self._prepare(X)
+        if X.shape[1] != self.labels_.shape[1]:
+            raise ValueError(
+                f"X has {X.shape[1]} features, the labels have {self.labels_.shape[1]}."
+            )
+        return X @ self._labels_transposed()
+
+    def _labels_transposed(self):
+        """``labels_.T``, kept as CSR: a CSR @ CSR.T product would convert the
+        whole label matrix on every call (most of a single query's time)."""
+        transposed = self.__dict__.get("_transposed")
+        if transposed is None:
+            transposed = self.labels_.T
+            if sp.issparse(transposed):
+                transposed = transposed.tocsr()
+            self._transposed = transposed
+        return transposed
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_transposed", None)
+        return state
+
     def _exact(self, X: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
         scores = np.empty((X.shape[0], k), dtype=np.float32)
         indices = np.empty((X.shape[0], k), dtype=np.int64)
-        ZT = self.labels_.T
+        ZT = self._labels_transposed()
         for a in range(0, X.shape[0], self.batch_size):
             S = X[a : a + self.batch_size] @ ZT
             S = S.toarray() if sp.issparse(S) else np.asarray(S)

@@ -361,19 +361,21 @@ class XRLinearModel:
             )
         levels = self.__dict__.get("_level_weights")
         if levels is None:
-            levels = self._level_weights = [
-                self.weights(t) for t in range(1, self.tree.n_levels + 1)
-            ]
-        ancestors = self.tree.ancestors()
+            levels = [self.weights(t) for t in range(1, self.tree.n_levels + 1)]
+            # upper levels stored transposed: X @ W.T would convert W per call
+            levels[:-1] = [(W.T.tocsr(), b) for W, b in levels[:-1]]
+            self._level_weights = levels
+            self._ancestors = self.tree.ancestors()
+        ancestors = self._ancestors
         valid = labels >= 0
         safe = np.where(valid, labels, 0)
         out = np.ones(labels.shape, dtype=np.float64)
         for start in range(0, X.shape[0], block_size):
             rows = slice(start, start + block_size)
             X_block, ids = X[rows], safe[rows]
-            for t, (W, b) in enumerate(levels[:-1]):
+            for t, (W_transposed, b) in enumerate(levels[:-1]):
                 # few nodes per upper level: score them all, then look up
-                raw = (X_block @ W.T).toarray() + b
+                raw = (X_block @ W_transposed).toarray() + b
                 nodes = ancestors[ids, t]
                 out[rows] *= post_process(
                     np.take_along_axis(raw, nodes, axis=1), post_processor
@@ -387,4 +389,5 @@ class XRLinearModel:
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_level_weights", None)
+        state.pop("_ancestors", None)
         return state
