@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import pickle
 import platform
 import sys
 import time
@@ -35,14 +36,20 @@ from _common import (  # isort: skip (benchmarks/ is the script's own folder)
 )
 
 
-def run(d: dict, model, params: dict, settings, *, k: int, n_single: int):
-    """Fit once, then evaluate every prediction setting (a set_params dict)."""
+def run(d: dict, model, params: dict, settings, *, k: int, n_single: int, save=None):
+    """Fit once, then evaluate every prediction setting (a set_params dict).
+
+    ``save``: a path to pickle the fitted model to (for later probes).
+    """
     clf = model(**params, top_k=k, device="cpu", random_state=0)
     start = time.perf_counter()
     clf.fit(
         d["X_train"], d["Y_train"], label_info=LabelInfo(features=d["label_features"])
     )
     fit_s = time.perf_counter() - start
+    if save:
+        with open(save, "wb") as f:
+            pickle.dump(clf, f, protocol=4)
     inv_p = inverse_propensity(d["Y_train"], A=0.55, B=1.5)
     for setting in settings:
         clf.set_params(**setting)
@@ -119,6 +126,9 @@ def main(argv=None) -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--n-single", type=int, default=200)
     parser.add_argument("--verbose", type=int, default=0)
+    parser.add_argument(
+        "--save", default=None, help="pickle the fitted model there (one setting)"
+    )
     args = parser.parse_args(argv)
 
     print(f"# date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}")
@@ -176,7 +186,9 @@ def main(argv=None) -> None:
         if args.model == "eclare":
             model = EclareClassifier
             params["graph_shortlist_size"] = args.graph_shortlist_size
-        results = run(d, model, params, settings, k=args.k, n_single=args.n_single)
+        results = run(
+            d, model, params, settings, k=args.k, n_single=args.n_single, save=args.save
+        )
         for result in results:
             r = result["report"]
             if args.fusion == "learned":

@@ -745,6 +745,8 @@ class DecafClassifier(BaseXMCClassifier):
                     if self.reranker_ is not None:
                         rerank = self._rerank_scores(X_block, shortlist.cpu().numpy())
                         parts["rerank"] = torch.from_numpy(rerank).to(device)
+                    if with_text:
+                        parts.update(self._extra_parts(shortlist, parts))
                     yield start, stop, shortlist, parts
         finally:
             net.train(was_training)
@@ -774,6 +776,14 @@ class DecafClassifier(BaseXMCClassifier):
             row += len(ids)
         return features, candidates
 
+    def _extra_parts(self, shortlist, parts) -> dict:
+        """More per-pair scores for the learned fusion (none in DECAF).
+
+        Gets a block's shortlist and its ``parts`` (see _scored_shortlists);
+        returns a dict of tensors of the shortlist's shape.
+        """
+        return {}
+
     def _fusion_inputs(self, shortlist, parts) -> np.ndarray:
         """The ``(b, m, f)`` fusion features of a block (see _pair_features)."""
         ids = shortlist.cpu().numpy()
@@ -783,6 +793,8 @@ class DecafClassifier(BaseXMCClassifier):
         columns.append(frequency)
         if "rerank" in parts:
             columns.append(parts["rerank"].float().cpu().numpy())
+        for name in sorted(set(parts) - {"label", "cluster", "text", "rerank"}):
+            columns.append(parts[name].float().cpu().numpy())
         features = np.stack(columns, axis=-1)
         features[ids < 0] = 0.0
         return features.astype(np.float32)
@@ -857,6 +869,8 @@ class DecafClassifier(BaseXMCClassifier):
             if self.reranker_ is not None:
                 rerank = self._rerank_scores(X, ids.cpu().numpy())
                 parts["rerank"] = torch.from_numpy(rerank).to(device)
+            if self._text_index is not None:
+                parts.update(self._extra_parts(ids, parts))
             return self._final_scores(ids, parts).cpu().numpy()
 
     # ------------------------------------------------------------ zero-shot

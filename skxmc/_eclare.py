@@ -65,7 +65,9 @@ class EclareClassifier(DecafClassifier):
         score.
     fusion : {"weights", "learned"}, default="weights"
         Weighted sum of the scores, or a gradient-boosted fusion learned on
-        held-out rows (see :class:`~skxmc.DecafClassifier`).
+        held-out rows (see :class:`~skxmc.DecafClassifier`). ECLARE's learned
+        fusion also reads each pair's graph score: the label scores of the
+        row's shortlist propagated one step through the label graph.
     fusion_fraction : float, default=0.1
         Share of the training rows held out for ``fusion="learned"``.
     reranker : {None, "shortlist", "xr-linear"}, default=None
@@ -285,6 +287,33 @@ class EclareClassifier(DecafClassifier):
             size = min(self.graph_shortlist_size, graph.shape[0])
             candidates.append(propagate_topk(cluster_scores, shortlist, graph, size)[1])
         return candidates
+
+    def _extra_parts(self, shortlist, parts) -> dict:
+        """The graph score of every shortlisted label, a learned-fusion input.
+
+        ``sum_j G[j, l] * label_score(j)`` over the row's shortlisted labels
+        ``j``: how strongly the labels the network rates for this document
+        point to ``l`` in the label graph (a label correlated with likely
+        labels is likely too, which helps rare labels most).
+        """
+        import torch
+
+        from skxmc.utils import sparse_pair_scores
+
+        ids = shortlist.cpu().numpy()
+        valid = ids >= 0
+        rows = np.broadcast_to(np.arange(ids.shape[0])[:, None], ids.shape)
+        scores = parts["label"].float().cpu().numpy()
+        S = sp.csr_matrix(
+            (scores[valid], (rows[valid], ids[valid])),
+            shape=(ids.shape[0], self.label_graph_.shape[0]),
+        )
+        cached = self.__dict__.get("_graph_transposed")
+        if cached is None or cached[0] is not self.label_graph_:
+            cached = (self.label_graph_, self.label_graph_.T.tocsr())
+            self._graph_transposed = cached
+        graph = sparse_pair_scores(S, cached[1], ids)
+        return {"graph": torch.from_numpy(graph).to(shortlist.device)}
 
     def add_labels(self, label_text, *, labels=None):
         """Add labels known only by their text, without retraining (zero-shot).

@@ -132,3 +132,29 @@ def test_errors(data):
         EclareClassifier(restart_prob=2.0).fit(
             data["text"][:50], data["Y"][:50], label_info=data["info"]
         )
+
+
+def test_learned_fusion_reads_the_graph_score(data):
+    import torch
+
+    clf = EclareClassifier(
+        **TINY, graph_shortlist_size=8, fusion="learned", fusion_fraction=0.25
+    ).fit(data["text"][:240], data["Y"][:240], label_info=data["info"])
+    # label, cluster, text, frequency, graph
+    assert clf.fusion_.n_features_ == 5
+    X = clf.vectorizer_.transform(data["text"][240:])
+    features, candidates = clf._pair_features(X, torch.device("cpu"))
+    graph = clf.label_graph_.toarray()
+    for i in range(0, X.shape[0], 7):
+        valid = candidates[i] >= 0
+        ids, label_scores = candidates[i][valid], features[i][valid, 0]
+        expected = graph[np.ix_(ids, ids)].T @ label_scores
+        np.testing.assert_allclose(features[i][valid, 4], expected, rtol=1e-5)
+    assert features[..., 4].std() > 0
+    # with every cluster in the beam, the shortlist scores equal brute force
+    clf.set_params(beam_size=clf.n_clusters_)
+    scores, _ = clf.predict_topk(data["text"][240:], k=5)
+    full = clf._full_scores(data["text"][240:])
+    np.testing.assert_allclose(
+        scores, -np.sort(-full, axis=1)[:, :5], rtol=1e-5, atol=1e-6
+    )
