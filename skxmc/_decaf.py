@@ -672,7 +672,9 @@ class DecafClassifier(BaseXMCClassifier):
         ids of the rows ``start:stop`` (``-1`` pads), ``parts`` a dict of
         tensors of the same shape: ``"label"`` (sigmoid of the label score),
         ``"cluster"`` (sigmoid of its cluster's score) and ``"text"`` (TF-IDF
-        cosine of document and label text; None unless ``with_text``).
+        cosine of document and label text; None unless ``with_text``), plus
+        ``"rerank"`` with a fitted re-ranker and, with ``with_text``, the
+        parts of :meth:`_extra_parts` (ECLARE's ``"graph"``).
         """
         import torch
 
