@@ -725,30 +725,26 @@ class DecafClassifier(BaseXMCClassifier):
                             k=min(self.ann_shortlist_size, self.n_labels_),
                         )
                         extra.append(near)
+                    # the label ids on the host, copied once per block
+                    ids = shortlist.cpu().numpy()
                     if extra:
-                        shortlist = torch.from_numpy(
-                            dedup_rows(
-                                np.concatenate([shortlist.cpu().numpy(), *extra], 1)
-                            )
-                        ).to(device)
+                        ids = dedup_rows(np.concatenate([ids, *extra], 1))
+                        shortlist = torch.from_numpy(ids).to(device)
                     safe = shortlist.clamp_min(0)
                     parts = {
                         "label": torch.sigmoid(score_pairs(x, shortlist, W, b)),
                         "cluster": torch.gather(meta, 1, cluster_of[safe]),
                         "text": None,
                     }
-                    if with_text:
-                        text = sparse_pair_scores(
-                            normalize(X_block),
-                            self._text_index.labels_,
-                            shortlist.cpu().numpy(),
-                        )
-                        parts["text"] = torch.from_numpy(text).to(device)
                     if self.reranker_ is not None:
-                        rerank = self._rerank_scores(X_block, shortlist.cpu().numpy())
+                        rerank = self._rerank_scores(X_block, ids)
                         parts["rerank"] = torch.from_numpy(rerank).to(device)
                     if with_text:
-                        parts.update(self._extra_parts(shortlist, parts))
+                        text = sparse_pair_scores(
+                            normalize(X_block), self._text_index.labels_, ids
+                        )
+                        parts["text"] = torch.from_numpy(text).to(device)
+                        parts.update(self._extra_parts(ids, parts))
                     yield start, stop, shortlist, parts
         finally:
             net.train(was_training)
@@ -778,11 +774,12 @@ class DecafClassifier(BaseXMCClassifier):
             row += len(ids)
         return features, candidates
 
-    def _extra_parts(self, shortlist, parts) -> dict:
+    def _extra_parts(self, ids, parts) -> dict:
         """More per-pair scores for the learned fusion (none in DECAF).
 
-        Gets a block's shortlist and its ``parts`` (see _scored_shortlists);
-        returns a dict of tensors of the shortlist's shape.
+        Gets a block's shortlisted label ids (a NumPy array, ``-1`` pads) and
+        its ``parts`` (see _scored_shortlists); returns a dict of tensors of
+        the shortlist's shape, on the device of ``parts``.
         """
         return {}
 
@@ -872,7 +869,7 @@ class DecafClassifier(BaseXMCClassifier):
                 rerank = self._rerank_scores(X, ids.cpu().numpy())
                 parts["rerank"] = torch.from_numpy(rerank).to(device)
             if self._text_index is not None:
-                parts.update(self._extra_parts(ids, parts))
+                parts.update(self._extra_parts(ids.cpu().numpy(), parts))
             return self._final_scores(ids, parts).cpu().numpy()
 
     # ------------------------------------------------------------ zero-shot

@@ -288,7 +288,7 @@ class EclareClassifier(DecafClassifier):
             candidates.append(propagate_topk(cluster_scores, shortlist, graph, size)[1])
         return candidates
 
-    def _extra_parts(self, shortlist, parts) -> dict:
+    def _extra_parts(self, ids, parts) -> dict:
         """The graph score of every shortlisted label, a learned-fusion input.
 
         ``sum_j G[j, l] * text_score(j)`` over the row's shortlisted labels
@@ -302,7 +302,6 @@ class EclareClassifier(DecafClassifier):
 
         from skxmc.utils import sparse_pair_scores
 
-        ids = shortlist.cpu().numpy()
         valid = ids >= 0
         rows = np.broadcast_to(np.arange(ids.shape[0])[:, None], ids.shape)
         scores = parts["text"].float().cpu().numpy()
@@ -315,7 +314,7 @@ class EclareClassifier(DecafClassifier):
             cached = (self.label_graph_, self.label_graph_.T.tocsr())
             self._graph_transposed = cached
         graph = sparse_pair_scores(S, cached[1], ids)
-        return {"graph": torch.from_numpy(graph).to(shortlist.device)}
+        return {"graph": torch.from_numpy(graph).to(parts["text"].device)}
 
     def add_labels(self, label_text, *, labels=None):
         """Add labels known only by their text, without retraining (zero-shot).
