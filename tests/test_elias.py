@@ -15,8 +15,7 @@ from skxmc.metrics import XMC_SCORERS, precision_at_k
 from skxmc.nn._elias import EliasNetwork, dedup_max
 from skxmc.utils._testing import (
     KEYWORD_LABELS,
-    KEYWORDS,
-    NOISE_WORDS,
+    KEYWORD_VOCABULARY,
     make_keyword_docs,
     save_tiny_bert,
 )
@@ -27,8 +26,8 @@ N_LABELS = KEYWORD_LABELS
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory):
     """A random-init 1-layer BERT (hidden 32) with a WordPiece vocab of the words."""
-    words = [w for pair in KEYWORDS for w in pair] + NOISE_WORDS
-    return save_tiny_bert(tmp_path_factory.mktemp("tiny_bert_elias"), words)
+    folder = tmp_path_factory.mktemp("tiny_bert_elias")
+    return save_tiny_bert(folder, KEYWORD_VOCABULARY)
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,8 @@ from skxmc.nn._transformer import (
 )
 from skxmc.utils._testing import (
     KEYWORD_LABELS,
+    KEYWORD_VOCABULARY,
     KEYWORDS,
-    NOISE_WORDS,
     make_keyword_docs,
     save_tiny_bert,
 )
@@ -33,7 +33,7 @@ N_LABELS = KEYWORD_LABELS
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory):
     """A random-init 1-layer BERT (hidden 32) with a WordPiece vocab of the words."""
-    words = [w for pair in KEYWORDS for w in pair] + NOISE_WORDS + ["label"]
+    words = [*KEYWORD_VOCABULARY, "label"]
     return save_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), words)
 
 

@@ -147,6 +147,8 @@ def save_tiny_bert(folder, words, *, hidden_size=32, seed=0):
 KEYWORD_LABELS = 8
 KEYWORDS = [(f"key{j}a", f"key{j}b") for j in range(KEYWORD_LABELS)]
 NOISE_WORDS = [f"noise{j}" for j in range(12)]
+#: Every word of the keyword documents (a tiny tokenizer's vocabulary).
+KEYWORD_VOCABULARY = [w for pair in KEYWORDS for w in pair] + NOISE_WORDS
 
 
 def make_keyword_docs(n, seed):
