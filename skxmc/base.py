@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import pickle
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 from typing import Any
@@ -279,29 +280,56 @@ class BaseXMCClassifier(
         """A tqdm progress bar shown when ``verbose`` is set."""
         return tqdm(iterable, disable=not self.verbose, leave=False, **kwargs)
 
+    def _log(self, message: str) -> None:
+        """Log ``message`` on the ``skxmc`` logger when ``verbose`` is set."""
+        from skxmc.utils._logging import log
+
+        log(f"{type(self).__name__}: {message}", verbose=self.verbose)
+
+    #: Parameters that do not change a fitted model (left out of checkpoint
+    #: fingerprints).
+    _NEUTRAL_PARAMS = (
+        "verbose", "checkpoint_dir", "device", "top_k", "threshold",
+        "deterministic",
+    )  # fmt: skip
+
+    def _open_checkpoint(self, data):
+        """The :class:`~skxmc.training.CheckpointStore` of this fit, or None.
+
+        ``data`` is everything besides the parameters that changes the model
+        (X, Y, label text / features / graph, the encoder's weights); the
+        file name carries the estimator's class, so two estimators never
+        share a checkpoint.
+        """
+        if getattr(self, "checkpoint_dir", None) is None:
+            return None
+        from skxmc.training import CheckpointStore, fit_fingerprint
+
+        fingerprint = fit_fingerprint(self, data, neutral=self._NEUTRAL_PARAMS)
+        name = type(self).__name__.lower().removesuffix("classifier")
+        return CheckpointStore(self.checkpoint_dir, name, fingerprint)
+
     # -------------------------------------------------------------- pickling
     def __getstate__(self):
-        # Torch tensors keep their device when pickled; a model fitted on a GPU
-        # would then fail to unpickle on a CPU-only machine. torch.save records
-        # tensors so that torch.load can remap them (see __setstate__).
+        # Torch tensors keep their device when pickled, and a model fitted on
+        # a GPU would fail to unpickle on a CPU-only machine. The state is
+        # pickled here with every tensor copied to the CPU, and unpickled by
+        # plain pickle (no torch.load): models load on any machine, on the CPU
+        # first, and move to their device on the first predict.
         state = super().__getstate__()
-        import torch
-
+        state = {k: v for k, v in state.items() if k not in self._DEVICE_CACHES}
         buffer = io.BytesIO()
-        torch.save(state, buffer)
-        return {"_skxmc_torch_state": buffer.getvalue()}
+        _CpuTensorPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(state)
+        return {"_skxmc_cpu_state": buffer.getvalue()}
 
     def __setstate__(self, state):
-        if "_skxmc_torch_state" in state:
-            import torch
-
-            map_location = None if torch.cuda.is_available() else "cpu"
-            state = torch.load(
-                io.BytesIO(state["_skxmc_torch_state"]),
-                map_location=map_location,
-                weights_only=False,
-            )
+        if "_skxmc_cpu_state" in state:
+            state = pickle.loads(state["_skxmc_cpu_state"])
         super().__setstate__(state)
+
+    #: Attributes that hold device copies of fitted state (dropped on pickling,
+    #: rebuilt on demand).
+    _DEVICE_CACHES: tuple[str, ...] = ()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -320,3 +348,20 @@ def _topk_to_csr(
     from skxmc.utils._sparse import topk_to_csr
 
     return topk_to_csr(scores, indices, n_labels)
+
+
+class _CpuTensorPickler(pickle.Pickler):
+    """Pickles every torch tensor (and parameter) as a CPU copy."""
+
+    def reducer_override(self, obj):
+        import torch
+
+        if isinstance(obj, torch.Tensor) and obj.device.type != "cpu":
+            if isinstance(obj, torch.nn.Parameter):
+                return torch.nn.Parameter, (obj.detach().cpu(), obj.requires_grad)
+            return _detached, (obj.detach().cpu(), obj.requires_grad)
+        return NotImplemented
+
+
+def _detached(tensor, requires_grad):
+    return tensor.requires_grad_(requires_grad)

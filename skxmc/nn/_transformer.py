@@ -9,12 +9,13 @@ downloaded.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from skxmc.training._device import is_oom_error
 
 __all__ = [
     "POOLINGS",
@@ -206,28 +207,16 @@ def pooled_forward(model, input_ids, attention_mask, pooling: str = "cls"):
 
 
 def autocast_context(device, dtype: str | None = "auto"):
-    """Mixed precision on CUDA only (bf16 where supported, else fp16).
+    """Mixed precision on CUDA only, by skxmc's one rule (:func:`amp_dtype`).
 
     Returns a null context on the CPU or with ``dtype=None``.
     """
-    device = torch.device(device)
-    if device.type != "cuda" or dtype is None:
-        return contextlib.nullcontext()
-    if dtype == "auto":
-        amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    else:
-        amp = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
-    return torch.autocast("cuda", dtype=amp)
+    from skxmc.training._device import autocast
+
+    return autocast(device, enabled=dtype is not None)
 
 
 # --------------------------------------------------------- OOM and batches
-def is_oom_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is a CUDA out-of-memory error."""
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
-        return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc)
-
-
 def map_batches_with_oom_backoff(
     fn: Callable[[int, int], object],
     n_items: int,

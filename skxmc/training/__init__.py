@@ -1,9 +1,11 @@
-"""Training machinery: devices, seeding, data batches, loops and checkpoints.
+"""Training machinery: devices, seeding, data batches, the Trainer, checkpoints.
 
-The only place of skxmc that knows about devices.
+The only place of skxmc that knows about devices, and the only one that calls
+``backward()`` and ``optimizer.step()``.
 """
 
 from skxmc.training._checkpoint import (
+    CheckpointStore,
     fit_fingerprint,
     load_checkpoint,
     save_checkpoint,
@@ -16,10 +18,15 @@ from skxmc.training._data import (
     minibatches,
     shortlist_targets,
 )
-from skxmc.training._device import resolve_device
+from skxmc.training._device import (
+    amp_dtype,
+    autocast,
+    deterministic_algorithms,
+    is_oom_error,
+    resolve_device,
+)
 from skxmc.training._loop import (
     LoopState,
-    autocast,
     fit_loop,
     linear_warmup_decay,
     make_optimizers,
@@ -27,17 +34,25 @@ from skxmc.training._loop import (
     train_step,
 )
 from skxmc.training._seed import get_rng_state, seeded_torch, set_rng_state
+from skxmc.training._trainer import Trainer, TrainState, epoch_batches
 
 __all__ = [
+    "CheckpointStore",
     "LoopState",
+    "TrainState",
+    "Trainer",
+    "amp_dtype",
     "autocast",
     "cluster_table",
     "csr_to_bag",
     "dedup_rows",
+    "deterministic_algorithms",
     "dense_targets",
+    "epoch_batches",
     "fit_fingerprint",
     "fit_loop",
     "get_rng_state",
+    "is_oom_error",
     "linear_warmup_decay",
     "load_checkpoint",
     "make_optimizers",

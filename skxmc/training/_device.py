@@ -1,21 +1,35 @@
-"""Device selection shared by every torch-backed estimator."""
+"""Devices, mixed precision and out-of-memory errors: one rule for every estimator."""
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 
 import torch
+
+__all__ = [
+    "amp_dtype",
+    "autocast",
+    "deterministic_algorithms",
+    "is_oom_error",
+    "resolve_device",
+]
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
-def resolve_device(device: str, *, strict: bool = True) -> torch.device:
-    """Turn a ``device`` parameter into a :class:`torch.device`.
+def resolve_device(device: str | torch.device, *, strict: bool = True) -> torch.device:
+    """Turn a ``device`` parameter into an indexed :class:`torch.device`.
+
+    A CUDA device always carries its index (``cuda:0``, never ``cuda``), so
+    that two spellings of one device compare equal.
 
     Parameters
     ----------
-    device : str
+    device : str or torch.device
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or
         ``"cuda:N"``.
     strict : bool, default=True
@@ -34,16 +48,23 @@ def resolve_device(device: str, *, strict: bool = True) -> torch.device:
     >>> resolve_device("cpu")
     device(type='cpu')
     """
+    if isinstance(device, torch.device):
+        device = str(device)
     if not isinstance(device, str) or not _DEVICE_PATTERN.match(device):
         raise ValueError(
             f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}."
         )
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
     if device == "cpu":
         return torch.device("cpu")
-    index = int(device.split(":")[1]) if ":" in device else 0
     available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if ":" in device:
+        index = int(device.split(":")[1])
+    else:
+        index = torch.cuda.current_device() if available else 0
     if index < available:
         return torch.device("cuda", index)
     message = (
@@ -59,3 +80,128 @@ def resolve_device(device: str, *, strict: bool = True) -> torch.device:
         raise RuntimeError(message + " Use device='auto' or device='cpu'.")
     warnings.warn(message + " Falling back to the CPU.", RuntimeWarning, stacklevel=3)
     return torch.device("cpu")
+
+
+def amp_dtype(device: str | torch.device) -> torch.dtype | None:
+    """The mixed-precision dtype of ``device``: the one autocast rule.
+
+    bfloat16 where the GPU supports it natively (no gradient scaler needed),
+    float16 on older GPUs (the :class:`~skxmc.training.Trainer` then scales
+    the loss), None on the CPU (full precision).
+
+    Parameters
+    ----------
+    device : str or torch.device
+        The device of the computation.
+
+    Returns
+    -------
+    dtype : torch.dtype or None
+
+    Examples
+    --------
+    >>> from skxmc.training import amp_dtype
+    >>> amp_dtype("cpu") is None
+    True
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    with torch.cuda.device(device):
+        native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+    return torch.bfloat16 if native_bf16 else torch.float16
+
+
+def autocast(device: str | torch.device, enabled: bool = True):
+    """Autocast to :func:`amp_dtype` on CUDA when ``enabled``, else a no-op.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        The device of the computation.
+    enabled : bool, default=True
+        Whether to use mixed precision at all.
+
+    Returns
+    -------
+    context : context manager
+        ``torch.autocast`` or ``contextlib.nullcontext``.
+    """
+    dtype = amp_dtype(device) if enabled else None
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def is_oom_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is an accelerator out-of-memory error.
+
+    Parameters
+    ----------
+    exc : BaseException
+        The error.
+
+    Returns
+    -------
+    is_oom : bool
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skxmc.training import is_oom_error
+    >>> is_oom_error(torch.cuda.OutOfMemoryError("CUDA out of memory"))
+    True
+    """
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc)
+
+
+@contextmanager
+def deterministic_algorithms(enabled: bool = True) -> Iterator[None]:
+    """Run a block with torch's deterministic algorithms (restored afterwards).
+
+    On the CPU, skxmc's training is reproducible without this switch: the same
+    seed gives the same model. On CUDA, some kernels (atomic adds in
+    ``index_add``/``embedding_bag`` backward, cuBLAS split-K reductions) sum
+    in a nondeterministic order, so two fits with the same seed differ in the
+    last bits and then drift apart. With ``enabled``, torch uses deterministic
+    kernels (slower) and raises on an operation that has none, and cuBLAS gets
+    a fixed workspace (``CUBLAS_WORKSPACE_CONFIG=:4096:8``, set only when the
+    user has not set it). Same seed then means the same model on the same
+    GPU model, driver and library versions; never across devices.
+
+    Parameters
+    ----------
+    enabled : bool, default=True
+        False makes the context a no-op.
+
+    Yields
+    ------
+    None
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skxmc.training import deterministic_algorithms
+    >>> with deterministic_algorithms():
+    ...     torch.are_deterministic_algorithms_enabled()
+    True
+    >>> torch.are_deterministic_algorithms_enabled()
+    False
+    """
+    if not enabled:
+        yield
+        return
+    previous = torch.are_deterministic_algorithms_enabled()
+    previous_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    set_env = "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    if set_env:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
+        if set_env:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)

@@ -6,7 +6,6 @@ import copy
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,37 +13,15 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from skxmc.training._device import autocast
+
 __all__ = [
     "LoopState",
-    "autocast",
     "fit_loop",
     "make_optimizers",
     "run_epoch",
     "train_step",
 ]
-
-
-def autocast(device: torch.device, enabled: bool = True):
-    """Return a bfloat16 autocast context on CUDA when ``enabled``, else a no-op.
-
-    bfloat16 has float32's exponent range, so no gradient scaler is needed
-    (and sparse embedding gradients stay in float32).
-
-    Parameters
-    ----------
-    device : torch.device
-        The device of the computation.
-    enabled : bool, default=True
-        Whether to use mixed precision (CUDA only).
-
-    Returns
-    -------
-    context : context manager
-        ``torch.autocast`` or ``contextlib.nullcontext``.
-    """
-    if enabled and torch.device(device).type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
 
 
 def make_optimizers(

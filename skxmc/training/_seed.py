@@ -88,7 +88,13 @@ def set_rng_state(state: dict, device: torch.device | str = "cpu") -> None:
     device : torch.device or str, default="cpu"
         The CUDA device whose generator is restored too.
     """
-    torch.set_rng_state(state["cpu"])
+    # generator states are CPU byte tensors, whatever map_location a
+    # checkpoint was loaded with (torch.set_rng_state rejects a CUDA tensor)
+    torch.set_rng_state(_as_cpu_state(state["cpu"]))
     for index in _devices(torch.device(device)):
         if "cuda" in state:
-            torch.cuda.set_rng_state(state["cuda"], index)
+            torch.cuda.set_rng_state(_as_cpu_state(state["cuda"]), index)
+
+
+def _as_cpu_state(state) -> torch.Tensor:
+    return torch.as_tensor(state).detach().to("cpu", torch.uint8)
