@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import math
 import os
-import time
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from skxmc.base import BaseXMCClassifier
-from skxmc.indexing import (
-    LOSSES,
-    NEGATIVE_SAMPLING,
-    POST_PROCESSORS,
-    XRLinearModel,
-    hierarchical_kmeans,
-    pifa_embedding,
-)
+from skxmc.indexing import LOSSES, NEGATIVE_SAMPLING, POST_PROCESSORS
+from skxmc.models._xr_transformer import MatcherParams, RankerParams, TreeParams
+from skxmc.nn._xr_transformer import MATCHER_LOSSES
 
 __all__ = ["XRTransformerClassifier"]
-
-#: Losses of the fine-tuning scorers.
-MATCHER_LOSSES = ("squared_hinge", "bce")
 
 
 class XRTransformerClassifier(BaseXMCClassifier):
@@ -69,24 +55,30 @@ class XRTransformerClassifier(BaseXMCClassifier):
     max_match_clusters : int, default=32768
         Tree levels with more nodes than this are not fine-tuned on (the
         finest resolution of the fine-tuning).
-    epochs : int, default=1
+    n_epochs : int, default=1
         Passes over the data per fine-tuned level (used when ``n_steps`` is
         None).
     n_steps : int, array-like of int or None, default=None
         Optimizer steps per fine-tuned level, coarse to fine (the last value
-        is repeated for deeper levels); overrides ``epochs``. 0 skips
+        is repeated for deeper levels); overrides ``n_epochs``: a level runs
+        as many epochs as these steps need, the last one cut short. 0 skips
         fine-tuning (the ranker then uses the pretrained embedding).
     batch_size : int, default=32
-        Documents per forward pass during fine-tuning.
+        Documents per forward pass during fine-tuning (halved on a CUDA
+        out-of-memory error, with gradients accumulated).
     gradient_accumulation : int, default=1
-        Forward passes per optimizer step.
+        Forward passes per optimizer step: a step reads
+        ``batch_size * gradient_accumulation`` documents.
     learning_rate : float, default=1e-4
         AdamW learning rate of the encoder.
     head_learning_rate : float, default=None
         Learning rate of the level scorers; None means ``learning_rate``.
     warmup : float, default=0.1
-        Fraction of each level's steps with a linearly rising learning rate;
-        it then decays linearly to 0.
+        Fraction of each level's steps with a linearly rising learning rate
+        (from 0); it then decays linearly to 0 (transformers'
+        ``get_linear_schedule_with_warmup``). On CUDA the forward passes run
+        in bfloat16 autocast (float16 with loss scaling on GPUs without
+        native bfloat16).
     weight_decay : float, default=0.0
         AdamW weight decay.
     matcher_loss : {"squared_hinge", "bce"}, default="squared_hinge"
@@ -131,16 +123,25 @@ class XRTransformerClassifier(BaseXMCClassifier):
         Labels kept per row by :meth:`decision_function` and :meth:`predict`.
     threshold : float, default=0.5
         :meth:`predict` returns the top-``top_k`` labels scoring above it.
+    checkpoint_dir : str or path-like, default=None
+        If set, the fine-tuning state is saved there after every epoch of
+        every level and after each level, and a fit with the same documents,
+        labels, label text, encoder weights and parameters resumes from it (a
+        checkpoint of finished fine-tuning skips it at once; the refined tree
+        and the ranker are rebuilt). With ``random_state=None`` the resumed
+        fit reuses the seed of the interrupted one.
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or
-        ``"cuda:N"``. The encoder is kept on the CPU between calls.
+        ``"cuda:N"``. After the first call on a device, the encoder stays
+        there (a copy; ``encoder_`` is on the CPU); the copy is dropped on
+        pickling.
     n_jobs : int, default=None
         Threads of the clustering and of the ranker; None means all cores.
     random_state : int, RandomState instance or None, default=None
         Seeds the trees, the scorer initialisation, the data order, dropout
         and the ranker solvers; the global RNGs are left untouched.
     verbose : int, default=0
-        Print the stages and show progress bars.
+        Log the stages on the ``skxmc`` logger and show progress bars.
 
     Attributes
     ----------
@@ -150,6 +151,10 @@ class XRTransformerClassifier(BaseXMCClassifier):
         Number of labels.
     vectorizer_ : TfidfVectorizer
         The fitted TF-IDF vectorizer.
+    model_ : XRTransformerModel
+        The engine (:class:`skxmc.models.XRTransformerModel`); its ``ranker``
+        is the :class:`~skxmc.indexing.XRLinearModel` on
+        ``[TF-IDF, embedding]`` features.
     encoder_ : transformers.PreTrainedModel
         The fine-tuned encoder (on the CPU).
     tokenizer_ : transformers.PreTrainedTokenizerBase
@@ -160,10 +165,13 @@ class XRTransformerClassifier(BaseXMCClassifier):
         ``(W, b)`` of the scorer of each fine-tuned level, coarse to fine.
     label_tree_ : LabelTree
         The refined tree of the ranker.
-    model_ : XRLinearModel
-        The ranker on ``[TF-IDF, embedding]`` features.
-    loss_history_ : list of list of float
-        Training loss of every optimizer step, per fine-tuned level.
+    loss_curve_ : list of float
+        Mean training loss of every epoch, the fine-tuned levels coarse to
+        fine in turn (a flat list, as DecafClassifier's); ``n_iter_`` splits
+        it per level.
+    n_iter_ : list of int
+        Epochs run per fine-tuned level (an epoch cut short by ``n_steps``
+        counts; 0 for a level with no steps).
     fit_times_ : dict
         Seconds per stage: ``"tfidf"``, ``"preliminary_tree"``,
         ``"fine_tuning"``, ``"encoding"``, ``"refined_tree"``, ``"ranker"``.
@@ -217,7 +225,7 @@ class XRTransformerClassifier(BaseXMCClassifier):
         "max_leaf_size": [Interval(Integral, 1, None, closed="left")],
         "kmeans_max_iter": [Interval(Integral, 1, None, closed="left")],
         "max_match_clusters": [Interval(Integral, 1, None, closed="left")],
-        "epochs": [Interval(Integral, 0, None, closed="left")],
+        "n_epochs": [Interval(Integral, 0, None, closed="left")],
         "n_steps": [Interval(Integral, 0, None, closed="left"), "array-like", None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "gradient_accumulation": [Interval(Integral, 1, None, closed="left")],
@@ -239,6 +247,7 @@ class XRTransformerClassifier(BaseXMCClassifier):
         "beam_size": [Interval(Integral, 1, None, closed="left")],
         "post_processor": [StrOptions(set(POST_PROCESSORS))],
         "inference_batch_size": [Interval(Integral, 1, None, closed="left")],
+        "checkpoint_dir": [str, os.PathLike, None],
         "device": [str],
         "n_jobs": [Integral, None],
     }
@@ -253,7 +262,7 @@ class XRTransformerClassifier(BaseXMCClassifier):
         max_leaf_size=100,
         kmeans_max_iter=20,
         max_match_clusters=32768,
-        epochs=1,
+        n_epochs=1,
         n_steps=None,
         batch_size=32,
         gradient_accumulation=1,
@@ -277,6 +286,7 @@ class XRTransformerClassifier(BaseXMCClassifier):
         inference_batch_size=128,
         top_k=10,
         threshold=0.5,
+        checkpoint_dir=None,
         device="auto",
         n_jobs=None,
         random_state=None,
@@ -289,7 +299,7 @@ class XRTransformerClassifier(BaseXMCClassifier):
         self.max_leaf_size = max_leaf_size
         self.kmeans_max_iter = kmeans_max_iter
         self.max_match_clusters = max_match_clusters
-        self.epochs = epochs
+        self.n_epochs = n_epochs
         self.n_steps = n_steps
         self.batch_size = batch_size
         self.gradient_accumulation = gradient_accumulation
@@ -313,6 +323,7 @@ class XRTransformerClassifier(BaseXMCClassifier):
         self.inference_batch_size = inference_batch_size
         self.top_k = top_k
         self.threshold = threshold
+        self.checkpoint_dir = checkpoint_dir
         self.device = device
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -320,8 +331,9 @@ class XRTransformerClassifier(BaseXMCClassifier):
 
     # ------------------------------------------------------------------ fit
     def _fit(self, X, Y, *, label_info, seed):
-        from skxmc.nn._transformer import load_encoder, tokenize
-        from skxmc.training import resolve_device, seeded_torch
+        from skxmc.models import XRTransformerModel
+        from skxmc.nn._transformer import load_encoder
+        from skxmc.training import resolve_device
 
         label_text = None if label_info is None else label_info.text
         if self.label_text_init and label_text is None:
@@ -329,297 +341,109 @@ class XRTransformerClassifier(BaseXMCClassifier):
                 "label_text_init=True needs label text: pass "
                 "fit(X, y, label_info=LabelInfo(text=[...])) with one text per label."
             )
+        params = self._engine_params()
         device = resolve_device(self.device)
-        seeds = np.random.default_rng(seed).integers(np.iinfo(np.int32).max, size=4)
-        tree_seed, torch_seed, order_seed, ranker_seed = (int(s) for s in seeds)
-        times = {}
-
-        start = time.perf_counter()
-        params = {"sublinear_tf": True, "dtype": np.float32}
-        params.update(self.tfidf_params or {})
-        self.vectorizer_ = TfidfVectorizer(**params)
-        X_tfidf = self.vectorizer_.fit_transform(X).astype(np.float32)
-        times["tfidf"] = time.perf_counter() - start
-
-        start = time.perf_counter()
-        self.matcher_tree_ = hierarchical_kmeans(
-            pifa_embedding(X_tfidf, Y),
-            branching_factor=self.branching_factor,
-            max_leaf_size=self.max_leaf_size,
-            max_iter=self.kmeans_max_iter,
-            random_state=tree_seed,
-            n_jobs=self.n_jobs,
+        encoder, tokenizer = load_encoder(self.encoder)
+        store = self._open_checkpoint(
+            {"X": list(X), "Y": Y, "label_text": label_text, "encoder": encoder}
         )
-        times["preliminary_tree"] = time.perf_counter() - start
-        self._log(f"preliminary tree: {self.matcher_tree_.n_nodes} nodes per level")
-
-        start = time.perf_counter()
-        model, tokenizer = load_encoder(self.encoder)
-        token_ids = tokenize(tokenizer, X, self.max_length)
-        label_ids = (
-            tokenize(tokenizer, label_text, self.max_length)
-            if self.label_text_init
-            else None
-        )
-        self.tokenizer_ = tokenizer
-        self.loss_history_ = []
-        self.matcher_weights_ = []
-        try:
-            with seeded_torch(torch_seed, device):
-                self._fine_tune(
-                    model, tokenizer, token_ids, label_ids, Y, device, order_seed
-                )
-        finally:
-            model.cpu().eval()
-        self.encoder_ = model
-        times["fine_tuning"] = time.perf_counter() - start
-
-        start = time.perf_counter()
-        features = self._features(X_tfidf, token_ids, device)
-        times["encoding"] = time.perf_counter() - start
-
-        start = time.perf_counter()
-        self.label_tree_ = hierarchical_kmeans(
-            pifa_embedding(features, Y),
-            branching_factor=self.branching_factor,
-            max_leaf_size=self.max_leaf_size,
-            max_iter=self.kmeans_max_iter,
-            random_state=tree_seed,
-            n_jobs=self.n_jobs,
-        )
-        times["refined_tree"] = time.perf_counter() - start
-        self._log(f"refined tree: {self.label_tree_.n_nodes} nodes per level")
-
-        start = time.perf_counter()
-        self.model_ = XRLinearModel.train(
-            features,
+        if store is not None:
+            seed = store.resume_seed(seed)
+        self.model_ = XRTransformerModel.train(
+            X,
             Y,
-            self.label_tree_,
-            negative_sampling=self.negative_sampling,
-            loss=self.loss,
-            C=self.C,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            bias=self.bias,
-            weight_threshold=self.weight_threshold,
-            beam_size=self.beam_size,
-            post_processor=self.post_processor,
-            seed=ranker_seed,
-            n_jobs=self.n_jobs,
+            encoder=encoder,
+            tokenizer=tokenizer,
+            label_text=label_text,
+            **params,
+            seed=seed,
+            device=device,
+            checkpoint=store,
             verbose=self.verbose,
         )
-        times["ranker"] = time.perf_counter() - start
-        self.fit_times_ = times
+        model = self.model_
+        self.vectorizer_ = model.vectorizer
+        self.tokenizer_ = model.tokenizer
+        self.encoder_ = model.encoder
+        self.matcher_tree_ = model.matcher_tree
+        self.matcher_weights_ = model.matcher_weights
+        self.label_tree_ = model.label_tree
+        self.loss_curve_ = model.loss_curve
+        self.n_iter_ = model.n_iter
+        self.fit_times_ = model.fit_times
         return self
 
-    def _steps_per_level(self, n_levels: int, n_samples: int) -> list[int]:
-        if self.n_steps is None:
-            per_step = self.batch_size * self.gradient_accumulation
-            return [math.ceil(self.epochs * n_samples / per_step)] * n_levels
-        steps = np.atleast_1d(np.asarray(self.n_steps))
-        if (
-            steps.ndim != 1
-            or steps.size == 0
-            or not np.issubdtype(steps.dtype, np.integer)
-        ):
-            raise ValueError(
-                "n_steps must be an int or a 1-D sequence of ints, got "
-                f"{self.n_steps!r}."
-            )
-        if (steps < 0).any():
-            raise ValueError(f"n_steps must be >= 0, got {self.n_steps!r}.")
-        return [int(steps[min(i, steps.size - 1)]) for i in range(n_levels)]
+    def _engine_params(self) -> dict:
+        """The keyword arguments of :meth:`XRTransformerModel.train` that
+        come from the parameters."""
+        return {
+            "tree": TreeParams(
+                branching_factor=self.branching_factor,
+                max_leaf_size=self.max_leaf_size,
+                kmeans_max_iter=self.kmeans_max_iter,
+            ),
+            "matcher": self._matcher_params(),
+            "ranker": RankerParams(
+                negative_sampling=self.negative_sampling,
+                loss=self.loss,
+                C=self.C,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                bias=self.bias,
+                weight_threshold=self.weight_threshold,
+                beam_size=self.beam_size,
+                post_processor=self.post_processor,
+            ),
+            "tfidf_params": self.tfidf_params,
+            "n_jobs": self.n_jobs,
+        }
 
-    def _fine_tune(self, model, tokenizer, token_ids, label_ids, Y, device, seed):
-        """Coarse-to-fine fine-tuning of ``model`` on the preliminary tree."""
-        import torch
-
-        from skxmc.nn._transformer import autocast_context, encode, is_oom_error
-        from skxmc.training import linear_warmup_decay
-
-        tree = self.matcher_tree_
-        levels = [
-            t for t in range(1, tree.n_levels + 1)
-            if tree.n_nodes[t] <= self.max_match_clusters
-        ]  # fmt: skip
-        steps = self._steps_per_level(len(levels), len(token_ids))
-        n_samples = len(token_ids)
-        dim = int(model.config.hidden_size)
-        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        rng = np.random.default_rng(seed)
-        generator = torch.Generator().manual_seed(int(rng.integers(2**31 - 1)))
-        label_to_level = None
-        use_tfn = "tfn" in self.matcher_negative_sampling
-        use_man = "man" in self.matcher_negative_sampling
-        model.to(device)
-        prev = None  # (W, b) of the previous level, on device
-        chunk = self.batch_size  # rows per forward/backward; halved on OOM
-        # bf16 autocast for training where supported (fp16 would need scaling)
-        amp = (
-            "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+    def _matcher_params(self) -> MatcherParams:
+        n_steps = self.n_steps
+        if n_steps is not None:
+            steps = np.atleast_1d(np.asarray(n_steps))
+            if (
+                steps.ndim != 1
+                or steps.size == 0
+                or not np.issubdtype(steps.dtype, np.integer)
+            ):
+                raise ValueError(
+                    "n_steps must be an int or a 1-D sequence of ints, got "
+                    f"{self.n_steps!r}."
+                )
+            if (steps < 0).any():
+                raise ValueError(f"n_steps must be >= 0, got {self.n_steps!r}.")
+            n_steps = tuple(int(s) for s in steps)
+        return MatcherParams(
+            max_length=self.max_length,
+            pooling=self.pooling,
+            max_match_clusters=self.max_match_clusters,
+            n_epochs=self.n_epochs,
+            n_steps=n_steps,
+            batch_size=self.batch_size,
+            gradient_accumulation=self.gradient_accumulation,
+            learning_rate=self.learning_rate,
+            head_learning_rate=self.head_learning_rate,
+            warmup=self.warmup,
+            weight_decay=self.weight_decay,
+            loss=self.matcher_loss,
+            negative_sampling=self.matcher_negative_sampling,
+            beam_size=self.beam_size,
+            label_text_init=self.label_text_init,
+            inference_batch_size=self.inference_batch_size,
         )
-        for i, t in enumerate(levels):
-            n_nodes = tree.n_nodes[t]
-            relevance = tree.project(Y, t)  # rows x nodes of level t
-            parents = torch.from_numpy(tree.parents(t)).to(device) if t > 1 else None
-            # ---- scorer initialisation
-            if prev is None:
-                W = torch.randn(n_nodes, dim, generator=generator) * 0.02
-                b = torch.zeros(n_nodes)
-            else:
-                W = prev[0][parents].detach().cpu().clone()
-                b = prev[1][parents].detach().cpu().clone()
-            if self.label_text_init:
-                label_emb = encode(
-                    model, tokenizer, None, token_ids=label_ids,
-                    batch_size=self.inference_batch_size, device=device,
-                    pooling=self.pooling, normalize=True,
-                )  # fmt: skip
-                label_to_level = tree.project(sp.identity(tree.n_labels), t)
-                centroids = normalize(label_to_level.T @ label_emb)
-                W = W + torch.from_numpy(np.asarray(centroids, dtype=np.float32))
-            head_W = torch.nn.Parameter(W.to(device))
-            head_b = torch.nn.Parameter(b.to(device))
-            n_level_steps = steps[i]
-            history = []
-            self.loss_history_.append(history)
-            if n_level_steps == 0:
-                prev = (head_W.detach(), head_b.detach())
-                self.matcher_weights_.append(_to_numpy(prev))
-                continue
-            optimizer = torch.optim.AdamW(
-                [
-                    {"params": list(model.parameters()), "lr": self.learning_rate},
-                    {
-                        "params": [head_W, head_b],
-                        "lr": self.head_learning_rate or self.learning_rate,
-                    },
-                ],
-                weight_decay=self.weight_decay,
-            )
-            n_warmup = int(self.warmup * n_level_steps)
-            scheduler = torch.optim.lr_scheduler.LambdaLR(
-                optimizer, linear_warmup_decay(n_warmup, n_level_steps)
-            )
-            model.train()
-            rows_per_step = self.batch_size * self.gradient_accumulation
-            order = np.empty(0, dtype=np.int64)
-            bar = self._progress(total=n_level_steps, desc=f"level {t}")
-            for _ in range(n_level_steps):
-                while order.size < rows_per_step:
-                    order = np.concatenate([order, rng.permutation(n_samples)])
-                step_rows, order = order[:rows_per_step], order[rows_per_step:]
-                while True:
-                    try:
-                        optimizer.zero_grad(set_to_none=True)
-                        step_loss = 0.0
-                        for c in range(0, rows_per_step, chunk):
-                            rows = step_rows[c : c + chunk]
-                            input_ids, mask = _collate(token_ids, rows, pad_id, device)
-                            with autocast_context(device, amp):
-                                emb = _pooled(model, input_ids, mask, self.pooling)
-                            emb = emb.float()
-                            scores = emb @ head_W.T + head_b
-                            target = torch.from_numpy(relevance[rows].toarray()).to(
-                                device
-                            )
-                            active = self._active(
-                                target, emb, prev, parents, use_tfn, use_man
-                            )
-                            loss = _masked_loss(
-                                scores, target, active, self.matcher_loss
-                            )
-                            (loss * (len(rows) / rows_per_step)).backward()
-                            step_loss += (
-                                float(loss.detach()) * len(rows) / rows_per_step
-                            )
-                        break
-                    except RuntimeError as exc:
-                        if not is_oom_error(exc) or chunk == 1:
-                            raise
-                        del exc
-                        torch.cuda.empty_cache()
-                        chunk = max(1, chunk // 2)
-                        warnings.warn(
-                            f"CUDA out of memory: fine-tuning with {chunk} rows per "
-                            "forward pass (gradients are accumulated).",
-                            RuntimeWarning,
-                            stacklevel=2,
-                        )
-                optimizer.step()
-                scheduler.step()
-                history.append(step_loss)
-                bar.update(1)
-            bar.close()
-            model.eval()
-            prev = (head_W.detach(), head_b.detach())
-            self.matcher_weights_.append(_to_numpy(prev))
-            self._log(
-                f"level {t} ({n_nodes} clusters): {n_level_steps} steps, loss "
-                f"{history[0]:.4f} -> {history[-1]:.4f}"
-            )
-        del label_to_level
-
-    def _active(self, target, emb, prev, parents, use_tfn, use_man):
-        """Positive and negative clusters of each row (a 0/1 float mask)."""
-        import torch
-
-        if parents is None:  # first level: every cluster
-            return torch.ones_like(target)
-        n_parents = prev[0].shape[0]
-        allowed = torch.zeros(
-            target.shape[0], n_parents, dtype=torch.bool, device=target.device
-        )
-        if use_tfn:
-            pos_parent = torch.zeros_like(allowed, dtype=target.dtype)
-            pos_parent.index_add_(1, parents, target)
-            allowed |= pos_parent > 0
-        if use_man:
-            with torch.no_grad():
-                parent_scores = emb.detach() @ prev[0].T + prev[1]
-                top = parent_scores.topk(min(self.beam_size, n_parents), dim=1).indices
-            allowed.scatter_(1, top, True)
-        return (allowed[:, parents] | (target > 0)).to(target.dtype)
 
     # -------------------------------------------------------------- predict
-    def _features(self, X_tfidf, token_ids, device) -> sp.csr_matrix:
-        """Rows of ``[TF-IDF, normalised embedding]``, L2-normalised."""
-        emb = self._encode(token_ids, device)
-        features = sp.hstack([normalize(X_tfidf), sp.csr_matrix(emb)], format="csr")
-        return normalize(features).astype(np.float32)
-
-    def _encode(self, token_ids, device):
-        from skxmc.nn._transformer import encode
-
-        try:
-            return encode(
-                self.encoder_,
-                self.tokenizer_,
-                None,
-                token_ids=token_ids,
-                batch_size=self.inference_batch_size,
-                device=device,
-                pooling=self.pooling,
-                normalize=True,
-            )
-        finally:
-            self.encoder_.cpu()
-
     def _predict_device(self):
         from skxmc.training import resolve_device
 
         return resolve_device(self.device, strict=False)
 
     def _predict_topk(self, X, k):
-        from skxmc.nn._transformer import tokenize
-
-        token_ids = tokenize(self.tokenizer_, X, self.max_length)
-        features = self._features(
-            self.vectorizer_.transform(X), token_ids, self._predict_device()
-        )
         return self.model_.predict_topk(
-            features,
+            X,
             k,
+            device=self._predict_device(),
             beam_size=self.beam_size,
             post_processor=self.post_processor,
             n_jobs=self.n_jobs,
@@ -639,48 +463,6 @@ class XRTransformerClassifier(BaseXMCClassifier):
             The pooled output of ``encoder_``, one unit-norm row per document
             (the dense half of the ranker's features).
         """
-        from skxmc.nn._transformer import tokenize
-
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        return self._encode(
-            tokenize(self.tokenizer_, X, self.max_length), self._predict_device()
-        )
-
-    def _log(self, message: str) -> None:
-        if self.verbose:
-            print(f"[XRTransformer] {message}", flush=True)
-
-
-# ------------------------------------------------------------------ helpers
-def _collate(token_ids, rows, pad_id, device):
-    from skxmc.nn._transformer import collate
-
-    return collate([token_ids[r] for r in rows], pad_id, device)
-
-
-def _pooled(model, input_ids, mask, pooling):
-    from skxmc.nn._transformer import pooled_forward
-
-    return pooled_forward(model, input_ids, mask, pooling)
-
-
-def _masked_loss(scores, target, active, kind: str):
-    """Per-row mean loss over the active clusters, averaged over rows."""
-    import torch
-
-    if kind == "squared_hinge":
-        sign = 2.0 * target - 1.0
-        per_entry = torch.relu(1.0 - sign * scores) ** 2
-    else:
-        per_entry = torch.nn.functional.binary_cross_entropy_with_logits(
-            scores, target, reduction="none"
-        )
-    per_row = (per_entry * active).sum(1) / active.sum(1).clamp_min(1.0)
-    return per_row.mean()
-
-
-def _to_numpy(weights):
-    return tuple(
-        np.asarray(w.detach().cpu().numpy(), dtype=np.float32) for w in weights
-    )
+        return self.model_.transform(X, device=self._predict_device())

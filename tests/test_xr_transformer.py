@@ -73,11 +73,13 @@ def fitted(tiny_bert, data):
 def test_every_level_is_fine_tuned_and_its_loss_falls(fitted):
     tree = fitted.matcher_tree_
     assert tree.n_nodes == [1, 2, 4, N_LABELS]  # 8 labels, leaves of 2, binary
-    assert len(fitted.loss_history_) == tree.n_levels == 3
-    for level, history in enumerate(fitted.loss_history_, start=1):
-        assert len(history) == 25
-        assert np.all(np.isfinite(history))
-        assert np.mean(history[-5:]) < 0.8 * np.mean(history[:5]), level
+    # 25 steps of 4 per epoch (64 rows, batches of 16): 7 epochs, the last cut
+    assert fitted.n_iter_ == [7, 7, 7] and fitted.model_.n_steps == [25, 25, 25]
+    assert len(fitted.loss_curve_) == sum(fitted.n_iter_)
+    assert np.all(np.isfinite(fitted.loss_curve_))
+    for level in range(3):
+        curve = fitted.loss_curve_[7 * level : 7 * (level + 1)]
+        assert np.mean(curve[-2:]) < 0.8 * curve[0], level
     dim = fitted.encoder_.config.hidden_size
     for (W, b), n in zip(fitted.matcher_weights_, tree.n_nodes[1:]):
         assert W.shape == (n, dim) and b.shape == (n,)
@@ -101,7 +103,7 @@ def test_children_start_from_their_parent_row(tiny_bert, data):
         W_parent, b_parent = clf.matcher_weights_[t - 2]
         np.testing.assert_array_equal(W, W_parent[tree.parents(t)])
         np.testing.assert_array_equal(b, b_parent[tree.parents(t)])
-    assert [len(h) for h in clf.loss_history_] == [3, 0, 0]
+    assert clf.model_.n_steps == [3, 0, 0] and clf.n_iter_ == [1, 0, 0]
 
 
 def test_refined_tree_covers_every_label_exactly_once(fitted):
@@ -116,7 +118,8 @@ def test_refined_tree_covers_every_label_exactly_once(fitted):
     assert fitted.model_.n_labels == N_LABELS
     # the ranker reads [TF-IDF, embedding]
     n_tfidf = len(fitted.vectorizer_.vocabulary_)
-    assert fitted.model_.n_features == n_tfidf + fitted.encoder_.config.hidden_size
+    n_dense = fitted.encoder_.config.hidden_size
+    assert fitted.model_.ranker.n_features == n_tfidf + n_dense
 
 
 def test_predict_topk_shapes_order_and_padding(fitted, data):
@@ -162,7 +165,7 @@ def test_same_random_state_same_model_and_global_rng_untouched(tiny_bert, data):
     b = _clf(tiny_bert, n_steps=8).fit(docs, Y)
     assert torch.equal(torch_state, torch.get_rng_state())
     np.testing.assert_array_equal(numpy_state, np.random.get_state()[1])
-    assert a.loss_history_ == b.loss_history_
+    assert a.loss_curve_ == b.loss_curve_
     sa, ia = a.predict_topk(test_docs, k=4)
     sb, ib = b.predict_topk(test_docs, k=4)
     np.testing.assert_array_equal(ia, ib)
@@ -202,7 +205,7 @@ def test_label_text_init_mean_pooling_and_bce(tiny_bert, data):
     clf = _clf(tiny_bert, label_text_init=True, pooling="mean", matcher_loss="bce").fit(
         docs, Y, label_info=LabelInfo(text=text)
     )
-    assert all(len(h) == 25 for h in clf.loss_history_)
+    assert clf.model_.n_steps == [25, 25, 25]
     assert precision_at_k(Y_test, clf.predict_topk(test_docs), k=1) > 0.8
     with pytest.raises(ValueError, match="label_text_init=True needs label text"):
         _clf(tiny_bert, label_text_init=True, n_steps=1).fit(docs, Y)
@@ -236,10 +239,10 @@ def test_invalid_params(tiny_bert, data):
 
 
 def test_training_halves_its_forward_batch_on_oom(tiny_bert, data, monkeypatch):
-    import skxmc._xr_transformer as module
+    import skxmc.nn._xr_transformer as module
 
     (docs, Y), _ = data
-    real = module._pooled
+    real = module.pooled_forward
     sizes = []
 
     def fake(model, input_ids, mask, pooling):
@@ -248,14 +251,14 @@ def test_training_halves_its_forward_batch_on_oom(tiny_bert, data, monkeypatch):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (fake)")
         return real(model, input_ids, mask, pooling)
 
-    monkeypatch.setattr(module, "_pooled", fake)
+    monkeypatch.setattr(module, "pooled_forward", fake)
     with pytest.warns(RuntimeWarning, match="rows per forward pass") as record:
         clf = _clf(tiny_bert, n_steps=[2, 1, 1]).fit(docs, Y)
     messages = [str(w.message) for w in record]
     assert "with 8 rows" in messages[0] and "with 4 rows" in messages[1]
     assert sizes[:3] == [16, 8, 4]
     assert max(sizes[3:]) == 4
-    assert [len(h) for h in clf.loss_history_] == [2, 1, 1]
+    assert clf.model_.n_steps == [2, 1, 1]
 
 
 # --------------------------------------------------------- encoder utilities

@@ -1,0 +1,674 @@
+"""XRTransformerModel: the engine behind :class:`skxmc.XRTransformerClassifier`."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from skxmc.indexing import XRLinearModel, hierarchical_kmeans, pifa_embedding
+from skxmc.utils._logging import log as _skxmc_log
+
+__all__ = ["MatcherParams", "RankerParams", "TreeParams", "XRTransformerModel"]
+
+
+@dataclass(frozen=True)
+class TreeParams:
+    """How both label trees are built (:func:`~skxmc.indexing.hierarchical_kmeans`).
+
+    Parameters
+    ----------
+    branching_factor : int, default=16
+        Maximum number of children of an internal node.
+    max_leaf_size : int, default=100
+        Maximum number of labels per leaf cluster.
+    kmeans_max_iter : int, default=20
+        Iterations of each 2-means split.
+    """
+
+    branching_factor: int = 16
+    max_leaf_size: int = 100
+    kmeans_max_iter: int = 20
+
+
+@dataclass(frozen=True)
+class MatcherParams:
+    """How the encoder is fine-tuned on the preliminary tree, coarse to fine.
+
+    See :class:`~skxmc.XRTransformerClassifier` for each knob; ``n_steps`` is
+    None or a tuple of steps per level (the last one repeats).
+    """
+
+    max_length: int = 64
+    pooling: str = "cls"
+    max_match_clusters: int = 32768
+    n_epochs: int = 1
+    n_steps: tuple[int, ...] | None = None
+    batch_size: int = 32
+    gradient_accumulation: int = 1
+    learning_rate: float = 1e-4
+    head_learning_rate: float | None = None
+    warmup: float = 0.1
+    weight_decay: float = 0.0
+    loss: str = "squared_hinge"
+    negative_sampling: str = "tfn+man"
+    beam_size: int = 10
+    label_text_init: bool = False
+    inference_batch_size: int = 128
+
+
+@dataclass(frozen=True)
+class RankerParams:
+    """Knobs of the XR-Linear ranker (:meth:`~skxmc.indexing.XRLinearModel.train`)."""
+
+    negative_sampling: str = "tfn+man"
+    loss: str = "squared_hinge"
+    C: float = 1.0
+    max_iter: int = 100
+    tol: float = 0.1
+    bias: float = 1.0
+    weight_threshold: float = 0.001
+    beam_size: int = 10
+    post_processor: str = "l3-hinge"
+
+
+class XRTransformerModel:
+    """A fitted XR-Transformer: TF-IDF, fine-tuned encoder, XR-Linear ranker.
+
+    Build one with :meth:`train`. A query is encoded (pooled, L2-normalised
+    embedding of the fine-tuned encoder), concatenated with its TF-IDF into
+    ``normalize([normalize(tfidf), embedding])`` and ranked by the ranker's
+    beam search.
+
+    The encoder is kept on the CPU (``encoder``, what is pickled); a copy per
+    device it has run on is cached, so that it stays on its device between
+    calls. The cache is dropped on pickling.
+
+    Parameters
+    ----------
+    vectorizer : TfidfVectorizer
+        The fitted TF-IDF vectorizer.
+    tokenizer : transformers.PreTrainedTokenizerBase
+        The encoder's tokenizer.
+    encoder : transformers.PreTrainedModel
+        The fine-tuned encoder, on the CPU.
+    ranker : XRLinearModel
+        The ranker on ``[TF-IDF, embedding]`` features.
+    max_length : int, default=64
+        Tokens per document.
+    pooling : {"cls", "mean"}, default="cls"
+        Pooling of the encoder.
+    inference_batch_size : int, default=128
+        Documents per forward pass when encoding.
+
+    Attributes
+    ----------
+    matcher_tree : LabelTree or None
+        The preliminary tree the encoder was fine-tuned on.
+    matcher_weights : list of tuple of ndarray
+        ``(W, b)`` of the scorer of each fine-tuned level, coarse to fine.
+    loss_curve : list of float
+        Mean training loss of every epoch, the fine-tuned levels in turn.
+    n_iter : list of int
+        Epochs run per fine-tuned level (an epoch cut short by ``n_steps``
+        counts).
+    n_steps : list of int
+        Optimizer steps run per fine-tuned level.
+    fit_times : dict
+        Seconds per stage: ``"tfidf"``, ``"preliminary_tree"``,
+        ``"fine_tuning"``, ``"encoding"``, ``"refined_tree"``, ``"ranker"``.
+    """
+
+    def __init__(
+        self,
+        vectorizer: TfidfVectorizer,
+        tokenizer,
+        encoder,
+        ranker: XRLinearModel,
+        *,
+        max_length: int = 64,
+        pooling: str = "cls",
+        inference_batch_size: int = 128,
+    ):
+        self.vectorizer = vectorizer
+        self.tokenizer = tokenizer
+        self.encoder = encoder
+        self.ranker = ranker
+        self.max_length = max_length
+        self.pooling = pooling
+        self.inference_batch_size = inference_batch_size
+        self.matcher_tree = None
+        self.matcher_weights: list = []
+        self.loss_curve: list = []
+        self.n_iter: list = []
+        self.n_steps: list = []
+        self.fit_times: dict = {}
+        self._encoders: dict = {}
+
+    @property
+    def n_labels(self) -> int:
+        return self.ranker.n_labels
+
+    @property
+    def label_tree(self):
+        """The refined tree of the ranker."""
+        return self.ranker.tree
+
+    # ------------------------------------------------------------ training
+    @classmethod
+    def train(
+        cls,
+        X,
+        Y,
+        *,
+        encoder,
+        tokenizer,
+        label_text=None,
+        tree: TreeParams = TreeParams(),
+        matcher: MatcherParams = MatcherParams(),
+        ranker: RankerParams = RankerParams(),
+        tfidf_params: dict | None = None,
+        seed: int = 0,
+        device="cpu",
+        checkpoint=None,
+        n_jobs: int | None = None,
+        verbose: int = 0,
+    ) -> XRTransformerModel:
+        """Fine-tune ``encoder`` on a preliminary tree, then train the ranker.
+
+        Parameters
+        ----------
+        X : sequence of str
+            Training documents.
+        Y : sparse matrix of shape (n_samples, n_labels)
+            Binary relevance.
+        encoder : transformers.PreTrainedModel
+            The pretrained encoder, trained in place.
+        tokenizer : transformers.PreTrainedTokenizerBase
+            Its tokenizer.
+        label_text : sequence of str, default=None
+            One text per label (needed by ``matcher.label_text_init``).
+        tree, matcher, ranker : TreeParams, MatcherParams, RankerParams
+            The knobs of the trees, the fine-tuning and the ranker.
+        tfidf_params : dict, default=None
+            Keyword arguments of the TF-IDF vectorizer (defaults:
+            ``sublinear_tf=True``, ``dtype=np.float32``).
+        seed : int, default=0
+            Seeds the trees, the scorer initialisation, the data order,
+            dropout and the ranker; saved with the checkpoints.
+        device : torch.device or str, default="cpu"
+            An indexed device (:func:`~skxmc.training.resolve_device`).
+        checkpoint : CheckpointStore, default=None
+            Saves the fine-tuning state after every epoch of every level and
+            after each level, and resumes from it.
+        n_jobs : int, default=None
+            Threads of the clustering and of the ranker.
+        verbose : int, default=0
+            Log the stages, show progress bars.
+
+        Returns
+        -------
+        model : XRTransformerModel
+        """
+        import torch
+
+        from skxmc.nn._transformer import tokenize
+        from skxmc.training import seeded_torch
+
+        device = torch.device(device)
+        seeds = np.random.default_rng(seed).integers(np.iinfo(np.int32).max, size=4)
+        tree_seed, torch_seed, order_seed, ranker_seed = (int(s) for s in seeds)
+        times = {}
+
+        start = time.perf_counter()
+        vectorizer = TfidfVectorizer(
+            **{"sublinear_tf": True, "dtype": np.float32, **(tfidf_params or {})}
+        )
+        X_tfidf = vectorizer.fit_transform(X).astype(np.float32)
+        times["tfidf"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        matcher_tree = _build_tree(pifa_embedding(X_tfidf, Y), tree, tree_seed, n_jobs)
+        times["preliminary_tree"] = time.perf_counter() - start
+        _log(
+            f"preliminary tree: {matcher_tree.n_nodes} nodes per level", verbose=verbose
+        )
+
+        start = time.perf_counter()
+        token_ids = tokenize(tokenizer, X, matcher.max_length)
+        label_ids = (
+            tokenize(tokenizer, label_text, matcher.max_length)
+            if matcher.label_text_init
+            else None
+        )
+        fine_tuner = _FineTuner(
+            encoder, tokenizer, matcher, matcher_tree, device, order_seed, seed,
+            checkpoint, verbose,
+        )  # fmt: skip
+        with seeded_torch(torch_seed, device):
+            fine_tuner.run(token_ids, label_ids, Y)
+        encoder.eval()
+        model = cls(
+            vectorizer,
+            tokenizer,
+            _cpu_clone(encoder) if device.type != "cpu" else encoder,
+            None,
+            max_length=matcher.max_length,
+            pooling=matcher.pooling,
+            inference_batch_size=matcher.inference_batch_size,
+        )
+        model._encoders[str(device)] = encoder  # the trained copy stays there
+        model.matcher_tree = matcher_tree
+        model.matcher_weights = fine_tuner.weights
+        model.loss_curve = fine_tuner.loss_curve
+        model.n_iter = fine_tuner.n_iter
+        model.n_steps = fine_tuner.n_steps
+        times["fine_tuning"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        features = model._features(X_tfidf, token_ids, device)
+        times["encoding"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        label_tree = _build_tree(pifa_embedding(features, Y), tree, tree_seed, n_jobs)
+        times["refined_tree"] = time.perf_counter() - start
+        _log(f"refined tree: {label_tree.n_nodes} nodes per level", verbose=verbose)
+
+        start = time.perf_counter()
+        model.ranker = XRLinearModel.train(
+            features,
+            Y,
+            label_tree,
+            **asdict(ranker),
+            seed=ranker_seed,
+            n_jobs=n_jobs,
+            verbose=verbose,
+        )
+        times["ranker"] = time.perf_counter() - start
+        model.fit_times = times
+        return model
+
+    # ----------------------------------------------------------- inference
+    def _encoder_on(self, device):
+        """The encoder on ``device``, cached (the CPU one is ``encoder``)."""
+        import torch
+
+        device = torch.device(device)
+        key = str(device)
+        if key not in self._encoders:
+            self._encoders[key] = (
+                self.encoder
+                if device.type == "cpu"
+                else copy.deepcopy(self.encoder).to(device)
+            )
+        return self._encoders[key].eval()
+
+    def _encode(self, token_ids, device) -> np.ndarray:
+        from skxmc.nn._transformer import encode
+
+        return encode(
+            self._encoder_on(device),
+            self.tokenizer,
+            None,
+            token_ids=token_ids,
+            batch_size=self.inference_batch_size,
+            device=device,
+            pooling=self.pooling,
+            normalize=True,
+        )
+
+    def _features(self, X_tfidf, token_ids, device) -> sp.csr_matrix:
+        """Rows of ``[TF-IDF, normalised embedding]``, L2-normalised."""
+        emb = self._encode(token_ids, device)
+        features = sp.hstack([normalize(X_tfidf), sp.csr_matrix(emb)], format="csr")
+        return normalize(features).astype(np.float32)
+
+    def transform(self, X, *, device="cpu") -> np.ndarray:
+        """Pooled, L2-normalised embeddings of the documents ``X``.
+
+        Parameters
+        ----------
+        X : sequence of str
+            Documents.
+        device : torch.device or str, default="cpu"
+            Where the encoder runs (and stays).
+
+        Returns
+        -------
+        embeddings : ndarray of shape (n_samples, dim), dtype float32
+        """
+        from skxmc.nn._transformer import tokenize
+
+        return self._encode(tokenize(self.tokenizer, X, self.max_length), device)
+
+    def predict_topk(
+        self,
+        X,
+        k: int,
+        *,
+        device="cpu",
+        beam_size: int | None = None,
+        post_processor: str | None = None,
+        n_jobs: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best labels of each document.
+
+        Parameters
+        ----------
+        X : sequence of str
+            Documents.
+        k : int
+            Labels per document.
+        device : torch.device or str, default="cpu"
+            Where the encoder runs (and stays).
+        beam_size, post_processor : default=None
+            Of the ranker's beam search; None: the ranker's own.
+        n_jobs : int, default=None
+            Threads of the beam search.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, k), dtype float32
+            Best first, ``-inf`` padded.
+        indices : ndarray of shape (n_samples, k), dtype int64
+            Label ids, ``-1`` padded.
+        """
+        from skxmc.nn._transformer import tokenize
+
+        token_ids = tokenize(self.tokenizer, X, self.max_length)
+        features = self._features(self.vectorizer.transform(X), token_ids, device)
+        return self.ranker.predict_topk(
+            features,
+            k,
+            beam_size=beam_size or self.ranker.beam_size,
+            post_processor=post_processor or self.ranker.post_processor,
+            n_jobs=n_jobs,
+        )
+
+    # ------------------------------------------------------------ pickling
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_encoders"] = {}  # device copies: rebuilt on the next call
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._encoders = {}
+
+
+def _log(message: str, *, verbose) -> None:
+    _skxmc_log(f"XRTransformerModel: {message}", verbose=verbose)
+
+
+def _build_tree(Z, params: TreeParams, seed: int, n_jobs):
+    return hierarchical_kmeans(
+        Z,
+        branching_factor=params.branching_factor,
+        max_leaf_size=params.max_leaf_size,
+        max_iter=params.kmeans_max_iter,
+        random_state=seed,
+        n_jobs=n_jobs,
+    )
+
+
+def _cpu_clone(module):
+    """A CPU copy of ``module`` (no second copy on its device)."""
+    device = next(module.parameters()).device
+    module.cpu()
+    clone = copy.deepcopy(module)
+    module.to(device)
+    return clone
+
+
+def _cpu_state(module) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+def _steps_per_level(params: MatcherParams, n_levels: int) -> list[int | None]:
+    """Optimizer-step budget of each fine-tuned level (None: ``n_epochs`` epochs)."""
+    if params.n_steps is None:
+        return [None] * n_levels
+    steps = params.n_steps
+    return [int(steps[min(i, len(steps) - 1)]) for i in range(n_levels)]
+
+
+class _FineTuner:
+    """Coarse-to-fine fine-tuning of the encoder: one :class:`Trainer` per level.
+
+    Level ``t`` of the preliminary tree gets a :class:`LevelScorer` (random at
+    the first level, each row a copy of its parent's row below it, plus the
+    label-text centroids with ``label_text_init``), trained with the encoder
+    on each row's positive clusters and sampled negatives
+    (:func:`~skxmc.training._negatives.active_clusters`). A checkpoint is
+    saved after every epoch (the level's Trainer state) and after each level
+    (the encoder weights and RNG state).
+    """
+
+    def __init__(
+        self, encoder, tokenizer, params, tree, device, order_seed, seed,
+        checkpoint, verbose,
+    ):  # fmt: skip
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.params = params
+        self.tree = tree
+        self.device = device
+        self.order_seed = order_seed
+        self.seed = seed
+        self.checkpoint = checkpoint
+        self.verbose = verbose
+        self.weights: list = []
+        self.loss_curve: list = []
+        self.n_iter: list = []
+        self.n_steps: list = []
+        self.micro_batch_size = params.batch_size
+
+    def _payload(self, level: int, done: bool) -> dict:
+        import torch
+
+        return {
+            "level": level,
+            "done": done,
+            "matcher_weights": [
+                [torch.from_numpy(W), torch.from_numpy(b)] for W, b in self.weights
+            ],
+            "loss_curve": list(self.loss_curve),
+            "n_iter": list(self.n_iter),
+            "n_steps": list(self.n_steps),
+            "micro_batch_size": self.micro_batch_size,
+        }
+
+    def _resume(self) -> tuple[int, dict | None]:
+        """Restore finished levels; the first level to run and its Trainer state."""
+        from skxmc.training import set_rng_state
+
+        payload = None if self.checkpoint is None else self.checkpoint.load()
+        if payload is None:
+            return 0, None
+        self.weights = [
+            (W.numpy().astype(np.float32), b.numpy().astype(np.float32))
+            for W, b in payload["matcher_weights"]
+        ]
+        self.loss_curve = [float(v) for v in payload["loss_curve"]]
+        self.n_iter = [int(v) for v in payload["n_iter"]]
+        self.n_steps = [int(v) for v in payload["n_steps"]]
+        self.micro_batch_size = payload["micro_batch_size"]
+        _log(f"resuming fine-tuning from {self.checkpoint.path}", verbose=self.verbose)
+        if payload["done"]:
+            self.encoder.load_state_dict(payload["encoder"])
+            set_rng_state(payload["rng"], self.device)
+            return payload["level"] + 1, None
+        return payload["level"], payload["trainer"]
+
+    def run(self, token_ids, label_ids, Y) -> None:
+        import torch
+
+        from skxmc.nn._xr_transformer import LevelScorer
+
+        params, tree = self.params, self.tree
+        levels = [
+            t for t in range(1, tree.n_levels + 1)
+            if tree.n_nodes[t] <= params.max_match_clusters
+        ]  # fmt: skip
+        budgets = _steps_per_level(params, len(levels))
+        start_level, saved = self._resume()
+        self.encoder.to(self.device)
+        dim = int(self.encoder.config.hidden_size)
+        for i, t in enumerate(levels):
+            if i < start_level:
+                continue
+            parents = (
+                torch.from_numpy(tree.parents(t)).to(self.device) if t > 1 else None
+            )
+            if i == 0:
+                generator = torch.Generator().manual_seed(self.order_seed)
+                scorer = LevelScorer.random(tree.n_nodes[t], dim, generator=generator)
+            else:
+                W, b = (torch.from_numpy(w) for w in self.weights[-1])
+                scorer = LevelScorer.from_parent(LevelScorer(W, b), parents.cpu())
+            scorer.to(self.device)
+            if params.label_text_init:
+                with torch.no_grad():
+                    scorer.weight += self._label_centroids(label_ids, t)
+            prev = None
+            if parents is not None:
+                prev = tuple(
+                    torch.from_numpy(w).to(self.device) for w in self.weights[-1]
+                )
+            self._train_level(
+                i, t, scorer, prev, parents, budgets[i],
+                token_ids, Y, saved if i == start_level else None,
+            )  # fmt: skip
+            if self.checkpoint is not None:
+                from skxmc.training import get_rng_state
+
+                payload = self._payload(i, done=True)
+                payload["encoder"] = _cpu_state(self.encoder)
+                payload["rng"] = get_rng_state(self.device)
+                self.checkpoint.save(payload, seed=self.seed)
+
+    def _label_centroids(self, label_ids, t):
+        """Normalised mean embedding of the label text below each cluster."""
+        import torch
+
+        from skxmc.nn._transformer import encode
+
+        label_emb = encode(
+            self.encoder, self.tokenizer, None, token_ids=label_ids,
+            batch_size=self.params.inference_batch_size, device=self.device,
+            pooling=self.params.pooling, normalize=True,
+        )  # fmt: skip
+        label_to_level = self.tree.project(sp.identity(self.tree.n_labels), t)
+        centroids = normalize(label_to_level.T @ label_emb)
+        return torch.from_numpy(np.asarray(centroids, dtype=np.float32)).to(self.device)
+
+    def _train_level(
+        self, i, t, scorer, prev, parents, budget, token_ids, Y, saved
+    ) -> None:
+        import torch
+
+        from skxmc.nn._transformer import collate
+        from skxmc.nn._xr_transformer import TransformerMatcher, masked_cluster_loss
+        from skxmc.training import Trainer, epoch_batches
+        from skxmc.training._negatives import active_clusters
+
+        params, device = self.params, self.device
+        n_rows = len(token_ids)
+        rows_per_step = params.batch_size * params.gradient_accumulation
+        steps_per_epoch = max(1, math.ceil(n_rows / rows_per_step))
+        if budget is None:
+            n_epochs, budget = params.n_epochs, params.n_epochs * steps_per_epoch
+        else:
+            n_epochs = math.ceil(budget / steps_per_epoch)
+        if budget == 0:
+            self._finish_level(scorer, [], 0, 0, t)
+            return
+        matcher = TransformerMatcher(self.encoder, scorer, params.pooling)
+        trainer = Trainer(
+            matcher,
+            [
+                {"params": list(self.encoder.parameters()), "lr": params.learning_rate},
+                {
+                    "params": list(scorer.parameters()),
+                    "lr": params.head_learning_rate or params.learning_rate,
+                },
+            ],
+            optimizer="adamw",
+            weight_decay=params.weight_decay,
+            schedule="linear",
+            warmup=params.warmup,
+            micro_batch_size=self.micro_batch_size,
+            mixed_precision=True,
+            device=device,
+            verbose=self.verbose,
+            desc=f"level {t}",
+        )
+        if saved is not None:
+            trainer.load_state_dict(
+                saved, n_steps=budget, steps_per_epoch=steps_per_epoch
+            )
+        relevance = self.tree.project(Y, t).astype(np.float32).tocsr()
+        pad_id = self.tokenizer.pad_token_id or 0
+        teacher_forced = "tfn" in params.negative_sampling
+        use_man = "man" in params.negative_sampling
+
+        def loss_fn(rows):
+            input_ids, mask = collate([token_ids[r] for r in rows], pad_id, device)
+            scores, emb = matcher(input_ids, mask)
+            target = torch.from_numpy(relevance[rows].toarray()).to(device)
+            parent_scores = None
+            if use_man and prev is not None:
+                with torch.no_grad():
+                    parent_scores = emb.detach() @ prev[0].T + prev[1]
+            active = active_clusters(
+                target,
+                parents,
+                0 if prev is None else prev[0].shape[0],
+                parent_scores=parent_scores,
+                beam_size=params.beam_size,
+                teacher_forced=teacher_forced,
+            )
+            return masked_cluster_loss(scores, target, active, params.loss)
+
+        def on_epoch_end(trainer):
+            if self.checkpoint is not None:
+                payload = self._payload(i, done=False)
+                payload["trainer"] = trainer.state_dict()
+                self.checkpoint.save(payload, seed=self.seed)
+
+        level_seed = int(
+            np.random.default_rng([self.order_seed, i]).integers(2**31 - 1)
+        )
+        state = trainer.fit(
+            loss_fn,
+            epoch_batches(n_rows, rows_per_step, level_seed),
+            n_epochs=n_epochs,
+            max_steps=budget,
+            on_epoch_end=on_epoch_end,
+        )
+        self.micro_batch_size = state.micro_batch_size
+        losses = [record["loss"] for record in state.history]
+        self._finish_level(scorer, losses, state.epoch, state.step, t)
+
+    def _finish_level(self, scorer, losses, n_epochs, n_steps, t) -> None:
+        self.weights.append(
+            tuple(
+                p.detach().cpu().numpy().astype(np.float32)
+                for p in (scorer.weight, scorer.bias)
+            )
+        )
+        self.loss_curve.extend(float(v) for v in losses)
+        self.n_iter.append(int(n_epochs))
+        self.n_steps.append(int(n_steps))
+        if losses:
+            _log(
+                f"level {t} ({scorer.n_clusters} clusters): {n_steps} steps, "
+                f"loss {losses[0]:.4f} -> {losses[-1]:.4f}",
+                verbose=self.verbose,
+            )
