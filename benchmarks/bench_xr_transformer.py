@@ -45,7 +45,7 @@ def run_xr_transformer(d: dict, args) -> dict:
         pooling=args.pooling,
         branching_factor=16,
         max_leaf_size=100,
-        epochs=args.epochs,
+        n_epochs=args.epochs,
         n_steps=args.steps,
         batch_size=args.batch_size,
         learning_rate=args.lr,
@@ -64,12 +64,16 @@ def run_xr_transformer(d: dict, args) -> dict:
     topk = clf.predict_topk(list(d["text_test"]), k=args.k)
     predict_s = time.perf_counter() - start
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in clf.fit_times_.items())
+    curves, start = [], 0
+    for n in clf.n_iter_:  # loss_curve_: epoch means, the levels in turn
+        curves.append(clf.loss_curve_[start : start + n])
+        start += n
     losses = ", ".join(
-        f"L{t + 1} {h[0]:.3f}->{h[-1]:.3f}" if h else f"L{t + 1} -"
-        for t, h in enumerate(clf.loss_history_)
+        f"L{t + 1} {'->'.join(f'{v:.3f}' for v in c)}" if c else f"L{t + 1} -"
+        for t, c in enumerate(curves)
     )
     print(f"# XR-Transformer stages: {stages}", flush=True)
-    print(f"# XR-Transformer losses: {losses}", flush=True)
+    print(f"# XR-Transformer epoch losses: {losses}", flush=True)
     print(f"# XR-Transformer matcher tree: {clf.matcher_tree_.n_nodes}", flush=True)
     return {"topk": topk, "fit_s": fit_s, "predict_s": predict_s}
 

@@ -103,7 +103,12 @@ for name, clf in models.items():
 # Fine-tuning losses per tree level (coarse to fine)
 # --------------------------------------------------
 xrt = models["XR-Transformer"]
-for level, history in enumerate(xrt.loss_history_, start=1):
-    if history:
-        print(f"level {level}: loss {history[0]:.3f} -> {history[-1]:.3f}")
+# ``loss_curve_`` holds the mean loss of every epoch, the levels in turn;
+# ``n_iter_`` says how many epochs each level ran.
+start = 0
+for level, n_epochs in enumerate(xrt.n_iter_, start=1):
+    curve = xrt.loss_curve_[start : start + n_epochs]
+    start += n_epochs
+    if curve:
+        print(f"level {level}: epoch loss {curve[0]:.3f} -> {curve[-1]:.3f}")
 print("stage seconds:", {k: round(v, 1) for k, v in xrt.fit_times_.items()})
