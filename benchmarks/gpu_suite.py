@@ -673,7 +673,7 @@ def suite(args) -> int:
     header.append(
         f"data: {source}: {d['Y_train'].shape[0]} train / {d['Y_test'].shape[0]} "
         f"test documents, {d['Y_train'].shape[1]} labels, "
-        f"{d['X_train'].shape[1]} TF-IDF features (load + TF-IDF "
+        f"{d['X_train'].shape[1]} TF-IDF features (load, TF-IDF, cache "
         f"{time.perf_counter() - start:.0f} s)"
     )
     header.append(
