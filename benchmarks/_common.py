@@ -1,12 +1,17 @@
-"""What every benchmark script shares: data per BENCHMARKS.md, the table printer."""
+"""What the benchmark scripts share: data per BENCHMARKS.md, metrics, timing, tables."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import lzma
 import os
 import platform
+import time
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
@@ -16,35 +21,70 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SKXMC_SHARED_DIR", ROOT.parent / "shared"))
 # Columns of xmc_report printed by the accuracy benchmarks, as percentages.
 METRIC_COLUMNS = ["P@1", "P@3", "P@5", "nDCG@5", "PSP@1", "PSP@3", "PSP@5"]
+# What the benchmarks read of an LF data set (texts, then 0/1 matrices).
+LF_KEYS = ("text_train", "text_test", "label_text", "Y_train", "Y_test", "filter_test")
+_TEXT_KEYS = LF_KEYS[:3]
+_MATRIX_KEYS = LF_KEYS[3:]
 
 
-def load_benchmark_data(name: str) -> dict:
+def tfidf_features(d: dict) -> dict:
+    """``d`` plus the BENCHMARKS.md TF-IDF of its documents and label texts.
+
+    ``X_train``, ``X_test`` and ``label_features``: 1-2 grams, sublinear tf,
+    min_df=2, at most 200,000 features, fitted on the train documents and the
+    label texts.
+    """
+    vectorizer = TfidfVectorizer(
+        sublinear_tf=True,
+        ngram_range=(1, 2),
+        min_df=2,
+        max_features=200_000,
+        dtype=np.float32,
+    )
+    vectorizer.fit(list(d["text_train"]) + list(d["label_text"]))
+    return {
+        **d,
+        "X_train": vectorizer.transform(d["text_train"]),
+        "X_test": vectorizer.transform(d["text_test"]),
+        "label_features": vectorizer.transform(d["label_text"]),
+    }
+
+
+def _lf_keys(data) -> dict:
+    """What the benchmarks read of an LF data set (a ``load_xc_repo`` Bunch)."""
+    return {key: data[key] for key in LF_KEYS}
+
+
+def load_lf_debian(bundle: str | os.PathLike | None = None) -> dict:
+    """LF-DebianPackages' texts, labels and test filter (no features).
+
+    From ``<shared>/data/LF-DebianPackages``, or from a bundle folder written
+    by :func:`write_lf_bundle` (``<bundle>/lf_debian``), whose content is
+    checked against the fingerprint stored beside it.
+    """
+    if bundle is not None:
+        return read_lf_bundle(Path(bundle) / "lf_debian")
+    return _lf_keys(load_xc_repo(SHARED / "data" / "LF-DebianPackages"))
+
+
+def load_debian_sample() -> dict:
+    """The LF-DebianPackages sample shipped with skxmc, as :func:`load_lf_debian`."""
+    from skxmc.datasets import load_debian_packages_sample
+
+    return _lf_keys(load_debian_packages_sample())
+
+
+def load_benchmark_data(name: str, bundle=None) -> dict:
     """Features per BENCHMARKS.md: TF-IDF for LF data, L2-normalised BoW for Mulan.
 
-    ``name`` is "debian" (LF-DebianPackages, with raw and label text),
-    "bibtex" or "delicious".
+    ``name`` is "debian" (LF-DebianPackages, with raw and label text; read
+    from ``bundle`` when given, see :func:`load_lf_debian`), "debian-sample"
+    (the sample shipped with skxmc), "bibtex" or "delicious".
     """
     if name == "debian":
-        data = load_xc_repo(SHARED / "data" / "LF-DebianPackages")
-        vectorizer = TfidfVectorizer(
-            sublinear_tf=True,
-            ngram_range=(1, 2),
-            min_df=2,
-            max_features=200_000,
-            dtype=np.float32,
-        )
-        vectorizer.fit(list(data.text_train) + list(data.label_text))
-        return {
-            "X_train": vectorizer.transform(data.text_train),
-            "X_test": vectorizer.transform(data.text_test),
-            "Y_train": data.Y_train,
-            "Y_test": data.Y_test,
-            "label_features": vectorizer.transform(data.label_text),
-            "filter_test": data.filter_test,
-            "text_train": data.text_train,
-            "text_test": data.text_test,
-            "label_text": data.label_text,
-        }
+        return tfidf_features(load_lf_debian(bundle))
+    if name == "debian-sample":
+        return tfidf_features(load_debian_sample())
     folder = {"bibtex": "Bibtex", "delicious": "Delicious"}[name]
     data = load_xc_repo(SHARED / "data" / folder)
     return {
@@ -55,6 +95,83 @@ def load_benchmark_data(name: str) -> dict:
         "label_features": None,
         "filter_test": None,
     }
+
+
+# --------------------------------------------------------------------------- #
+# A compact copy of an LF data set, for a machine without ../shared
+# --------------------------------------------------------------------------- #
+
+
+def lf_fingerprint(d: dict) -> dict:
+    """Shapes, counts and SHA-256 digests of the :data:`LF_KEYS` of ``d``.
+
+    Two data dicts with equal fingerprints hold the same texts and the same
+    0/1 matrices (CSR structure and values, indices sorted first).
+    """
+    out = {}
+    for key in _TEXT_KEYS:
+        blob = json.dumps(list(d[key]), ensure_ascii=False).encode()
+        out[key] = {"n": len(d[key]), "sha256": hashlib.sha256(blob).hexdigest()}
+    for key in _MATRIX_KEYS:
+        m = sp.csr_matrix(d[key], copy=True)
+        m.sort_indices()
+        digest = hashlib.sha256()
+        for part in (m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data):
+            digest.update(np.ascontiguousarray(part).tobytes())
+        out[key] = {
+            "shape": list(m.shape),
+            "nnz": int(m.nnz),
+            "dtype": str(m.dtype),
+            "sha256": digest.hexdigest(),
+        }
+    return out
+
+
+def write_lf_bundle(d: dict, folder) -> dict:
+    """Store the :data:`LF_KEYS` of ``d`` compactly in ``folder``.
+
+    ``text.json.xz`` holds the three text lists (xz, about 7.7 MB for
+    LF-DebianPackages against 12.6 MB for its gzip'ed JSON lines),
+    ``labels.npz`` the CSR parts of the matrices, ``fingerprint.json`` their
+    :func:`lf_fingerprint`. Returns the fingerprint.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    texts = {key: list(d[key]) for key in _TEXT_KEYS}
+    with lzma.open(folder / "text.json.xz", "wb", preset=9) as f:
+        f.write(json.dumps(texts, ensure_ascii=False).encode())
+    arrays = {}
+    for key in _MATRIX_KEYS:
+        m = sp.csr_matrix(d[key])
+        arrays.update(
+            {
+                f"{key}.indptr": m.indptr,
+                f"{key}.indices": m.indices,
+                f"{key}.data": m.data,
+                f"{key}.shape": np.asarray(m.shape),
+            }
+        )
+    np.savez_compressed(folder / "labels.npz", **arrays)
+    fingerprint = lf_fingerprint(d)
+    (folder / "fingerprint.json").write_text(json.dumps(fingerprint, indent=1))
+    return fingerprint
+
+
+def read_lf_bundle(folder) -> dict:
+    """The data written by :func:`write_lf_bundle`, checked against its fingerprint."""
+    folder = Path(folder)
+    with lzma.open(folder / "text.json.xz", "rb") as f:
+        d = json.loads(f.read().decode())
+    with np.load(folder / "labels.npz") as z:
+        for key in _MATRIX_KEYS:
+            d[key] = sp.csr_matrix(
+                (z[f"{key}.data"], z[f"{key}.indices"], z[f"{key}.indptr"]),
+                shape=tuple(z[f"{key}.shape"]),
+            )
+    expected = json.loads((folder / "fingerprint.json").read_text())
+    if lf_fingerprint(d) != expected:
+        raise ValueError(f"{folder}: the data differ from fingerprint.json")
+    return d
 
 
 def subset(d: dict, max_train: int | None, max_test: int | None) -> dict:
@@ -91,10 +208,32 @@ def protocol_report(d: dict, topk) -> dict:
     )
 
 
+def time_predictions(clf, X, *, k: int, n_single: int) -> dict:
+    """Top-``k`` of all rows of ``X`` in one call, then ``n_single`` one-row calls.
+
+    ``X`` is a sparse matrix or a list of texts. Returns ``topk`` (the
+    ``(scores, indices)`` of the batch call), ``batch_ms`` (its time per row)
+    and ``single_ms`` (mean time of one call on one row, the serving path;
+    rows 0, 1, ...; the batch call has warmed the model up).
+    """
+    n = X.shape[0] if hasattr(X, "shape") else len(X)
+    start = time.perf_counter()
+    topk = clf.predict_topk(X, k=k)
+    batch_s = time.perf_counter() - start
+    n_single = min(n_single, n)
+    start = time.perf_counter()
+    for i in range(n_single):
+        clf.predict_topk(X[i : i + 1], k=k)
+    single_s = time.perf_counter() - start
+    return {
+        "topk": topk,
+        "batch_ms": 1000 * batch_s / n,
+        "single_ms": 1000 * single_s / max(n_single, 1),
+    }
+
+
 def run_xr_linear_baseline(d: dict, *, beam_size: int, k: int) -> dict:
     """Fit and time the XRLinearClassifier row that deep benchmarks print beside."""
-    import time
-
     from skxmc import XRLinearClassifier
 
     clf = XRLinearClassifier(

@@ -28,11 +28,12 @@ from datetime import datetime, timezone
 import torch
 
 from skxmc import DecafClassifier, EclareClassifier, LabelInfo
-from skxmc.metrics import inverse_propensity, xmc_report
 
 from _common import (  # isort: skip (benchmarks/ is the script's own folder)
     METRIC_COLUMNS as COLUMNS,
     load_benchmark_data,
+    protocol_report,
+    time_predictions,
 )
 
 
@@ -50,29 +51,14 @@ def run(d: dict, model, params: dict, settings, *, k: int, n_single: int, save=N
     if save:
         with open(save, "wb") as f:
             pickle.dump(clf, f, protocol=4)
-    inv_p = inverse_propensity(d["Y_train"], A=0.55, B=1.5)
     for setting in settings:
         clf.set_params(**setting)
-        start = time.perf_counter()
-        topk = clf.predict_topk(d["X_test"], k=k)
-        predict_s = time.perf_counter() - start
-        n = min(n_single, d["X_test"].shape[0])
-        start = time.perf_counter()
-        for i in range(n):
-            clf.predict_topk(d["X_test"][i], k=k)
-        single_ms = 1000 * (time.perf_counter() - start) / n
-        report = xmc_report(
-            d["Y_test"],
-            topk,
-            k=(1, 3, 5),
-            inv_propensity=inv_p,
-            filter=d["filter_test"],
-        )
+        timed = time_predictions(clf, d["X_test"], k=k, n_single=n_single)
         yield {
-            "report": report,
+            "report": protocol_report(d, timed["topk"]),
             "fit_s": fit_s,
-            "batch_ms": 1000 * predict_s / d["X_test"].shape[0],
-            "single_ms": single_ms,
+            "batch_ms": timed["batch_ms"],
+            "single_ms": timed["single_ms"],
             "losses": clf.loss_curve_,
             "n_clusters": clf.n_clusters_,
             "setting": setting,
