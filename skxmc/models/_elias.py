@@ -29,9 +29,31 @@ RERANKERS = ("shortlist",)
 class EliasConfig:
     """The hyper-parameters of an ELIAS fit.
 
-    Each one is documented with the parameter of the same name of
+    Each one is documented in full with the parameter of the same name of
     :class:`~skxmc.EliasClassifier`; the per-stage ones are pairs (stage 1,
-    stage 2).
+    stage 2) here.
+
+    Parameters
+    ----------
+    max_length, pooling, dropout : int, str, float
+        Tokens per document, ``"cls"`` or ``"mean"`` pooling, dropout on the
+        pooled embedding.
+    max_leaf_size, kappa, kmeans_max_iter, tfidf_params : int, int, int, dict
+        The clustering (and its TF-IDF) and the label slots per cluster row.
+    beam_size, shortlist_size, alpha, beta : int, int, float, float
+        The search: clusters per document, labels scored per document, and
+        the scales of the cluster and adjacency softmaxes.
+    loss_lambda, n_epochs, learning_rate, head_learning_rate : tuple of 2
+        Per stage: weight of the positives' loss, epochs, AdamW learning
+        rates of the encoder and of the rest.
+    batch_size, warmup, weight_decay, swa : int, float, float, bool
+        Documents per step, warm-up share of the linear schedule, AdamW
+        weight decay, weight averaging over the second half of stage 2.
+    reranker, rerank_size, rerank_weight, reranker_params : str or None, \
+int, float, dict
+        The sparse re-ranker (``"shortlist"`` or None).
+    inference_batch_size, n_jobs : int, int or None
+        Documents per forward pass without gradients; clustering threads.
     """
 
     max_length: int = 32
@@ -39,15 +61,17 @@ class EliasConfig:
     dropout: float = 0.5
     max_leaf_size: int = 100
     kappa: int = 1000
+    kmeans_max_iter: int = 20
+    tfidf_params: dict | None = None
     beam_size: int = 20
     shortlist_size: int = 2000
     alpha: float = 10.0
     beta: float = 150.0
     loss_lambda: tuple[float, float] = (0.01, 0.05)
     n_epochs: tuple[int, int] = (10, 10)
-    batch_size: int = 64
     learning_rate: tuple[float, float] = (2e-4, 3e-5)
     head_learning_rate: tuple[float, float] = (5e-3, 5e-3)
+    batch_size: int = 64
     warmup: float = 0.1
     weight_decay: float = 0.01
     swa: bool = False
@@ -55,8 +79,6 @@ class EliasConfig:
     rerank_size: int = 100
     rerank_weight: float = 0.5
     reranker_params: dict | None = None
-    kmeans_max_iter: int = 20
-    tfidf_params: dict | None = None
     inference_batch_size: int = 256
     n_jobs: int | None = None
 
@@ -438,9 +460,25 @@ loss_curve, fit_times
     ):
         """ELIAS's own top ``k`` labels of tokenised documents (no re-ranker).
 
-        Returns ``(scores, labels)`` (``-inf`` / ``-1`` pads), plus the
-        documents' pooled embeddings ``with_embeddings`` (the re-ranker's
-        input). Keywords as in :meth:`predict_topk`.
+        Parameters
+        ----------
+        token_ids : sequence of ndarray
+            :func:`~skxmc.nn._transformer.tokenize` output.
+        k : int
+            Labels per document.
+        device, beam_size, shortlist_size, batch_size : default=None
+            As in :meth:`predict_topk`.
+        with_embeddings : bool, default=False
+            Also return the pooled embeddings (the re-ranker's input).
+
+        Returns
+        -------
+        scores : ndarray of shape (n_documents, k), dtype float32
+            Best first; ``-inf`` pads.
+        labels : ndarray of shape (n_documents, k), dtype int64
+            ``-1`` pads.
+        embeddings : ndarray of shape (n_documents, hidden_size)
+            Only ``with_embeddings``.
         """
         from skxmc.nn._transformer import collate, map_batches_with_oom_backoff
 
@@ -495,6 +533,7 @@ loss_curve, fit_times
         Returns
         -------
         embeddings : ndarray of shape (n_documents, hidden_size), dtype float32
+            One row per document.
         """
         from skxmc.nn._transformer import encode, tokenize
 

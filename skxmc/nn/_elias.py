@@ -307,6 +307,7 @@ def elias_loss(
     Returns
     -------
     loss : scalar Tensor
+        The mean loss of the rows, in float32.
 
     Examples
     --------
