@@ -59,7 +59,7 @@ def run_elias(d: dict, args) -> dict:
         learning_rate=tuple(args.lr),
         head_learning_rate=args.head_lr,
         swa=args.swa,
-        reranker=args.reranker,
+        reranker="shortlist" if args.reranker else None,
         rerank_size=RECALL_K,
         top_k=args.k,
         device=args.device,
@@ -87,12 +87,14 @@ def run_elias(d: dict, args) -> dict:
             "predict_s": time.perf_counter() - start,
         }
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in clf.fit_times_.items())
+    n_first = args.epochs[0]
+    curves = (clf.loss_curve_[:n_first], clf.loss_curve_[n_first:])
     losses = ", ".join(
-        f"stage {t + 1} {h[0]:.4f}->{h[-1]:.4f}" if h else f"stage {t + 1} -"
-        for t, h in enumerate(clf.loss_history_)
+        f"stage {t + 1} " + ("->".join(f"{v:.4f}" for v in h) if h else "-")
+        for t, h in enumerate(curves)
     )
     print(f"# ELIAS stages: {stages}", flush=True)
-    print(f"# ELIAS losses: {losses}", flush=True)
+    print(f"# ELIAS epoch losses (mean per epoch): {losses}", flush=True)
     print(f"# ELIAS: {clf.n_clusters_} clusters, kappa {clf.kappa_}", flush=True)
     if cuda:
         peak = torch.cuda.max_memory_allocated() / 2**30

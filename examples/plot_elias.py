@@ -109,6 +109,7 @@ for name, clf in {"XR-Linear (TF-IDF)": xr_linear, "ELIAS": elias}.items():
 # dense ``C x n_labels`` matrix.
 net = elias.network_
 print("clusters:", elias.n_clusters_, "index shape:", tuple(net.adjacency_index.shape))
-for stage, history in enumerate(elias.loss_history_, start=1):
-    print(f"stage {stage}: loss {history[0]:.4f} -> {history[-1]:.4f}")
+# one mean loss per epoch: stage 1 (1 epoch here), then stage 2
+for stage, loss in enumerate(elias.loss_curve_, start=1):
+    print(f"stage {stage}: mean loss {loss:.4f}")
 print("seconds:", {k: round(v, 1) for k, v in elias.fit_times_.items()})

@@ -152,8 +152,9 @@ def test_small_beam_returns_sorted_padded_subsets(fitted, data):
 
 # --------------------------------------------------------------- training
 def test_both_stages_run_and_loss_falls(fitted):
-    first, second = fitted.loss_history_
-    assert len(first) == 20 * 64 // 16 and len(second) == 10 * 64 // 16
+    # one mean loss per epoch: 20 of stage 1, then 10 of stage 2
+    assert len(fitted.loss_curve_) == 20 + 10
+    first, second = fitted.loss_curve_[:20], fitted.loss_curve_[20:]
     assert np.all(np.isfinite(first + second))
     assert np.mean(first[-5:]) < 0.5 * np.mean(first[:5])
     assert np.mean(second[-5:]) < 0.8 * np.mean(second[:5])
@@ -169,17 +170,20 @@ def test_both_stages_run_and_loss_falls(fitted):
 
 
 def test_stage2_starts_from_stage1_weights(tiny_bert, data, monkeypatch):
+    import skxmc.models._elias as engine
+
     (docs, Y), _ = data
     snapshots = []
-    real = EliasClassifier._run_stage
+    real = engine._train_stage
 
-    def spy(self, net, stage, *args, **kwargs):
+    def spy(net, stage, *args, **kwargs):
         before = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        real(self, net, stage, *args, **kwargs)
+        result = real(net, stage, *args, **kwargs)
         after = {k: v.detach().clone() for k, v in net.state_dict().items()}
         snapshots.append((stage, before, after, net.adjacency_logits.requires_grad))
+        return result
 
-    monkeypatch.setattr(EliasClassifier, "_run_stage", spy)
+    monkeypatch.setattr(engine, "_train_stage", spy)
     _clf(tiny_bert, n_epochs=(2, 1)).fit(docs, Y)
     (s1, before1, after1, learn1), (s2, before2, after2, learn2) = snapshots
     assert (s1, s2, learn1, learn2) == (0, 1, False, True)
@@ -212,7 +216,7 @@ def test_same_random_state_same_predictions_and_global_rng_untouched(tiny_bert, 
     b = _clf(tiny_bert, n_epochs=(1, 1)).fit(docs, Y)
     assert torch.equal(torch_state, torch.get_rng_state())
     np.testing.assert_array_equal(numpy_state, np.random.get_state()[1])
-    assert a.loss_history_ == b.loss_history_
+    assert a.loss_curve_ == b.loss_curve_
     sa, ia = a.predict_topk(test_docs, k=4)
     sb, ib = b.predict_topk(test_docs, k=4)
     np.testing.assert_array_equal(ia, ib)
@@ -222,7 +226,7 @@ def test_same_random_state_same_predictions_and_global_rng_untouched(tiny_bert, 
 def test_swa_and_cls_pooling(tiny_bert, data):
     (docs, Y), (test_docs, _) = data
     clf = _clf(tiny_bert, n_epochs=(1, 2), swa=True, pooling="cls").fit(docs, Y)
-    assert [len(h) for h in clf.loss_history_] == [4, 8]
+    assert len(clf.loss_curve_) == 1 + 2
     scores, _ = clf.predict_topk(test_docs, k=3)
     assert np.all(np.isfinite(scores[:, 0]))
 
@@ -261,7 +265,7 @@ def test_resume_after_interruption_equals_uninterrupted_fit(
     assert stages[-1] == (0 if crash_at <= 20 else 1)
     monkeypatch.setattr(checkpoint, "save_checkpoint", save)
     resumed = _clf(tiny_bert, checkpoint_dir=tmp_path).fit(docs, Y)
-    assert resumed.loss_history_ == fitted.loss_history_
+    assert resumed.loss_curve_ == fitted.loss_curve_
     for a, b in zip(resumed.network_.parameters(), fitted.network_.parameters()):
         assert torch.equal(a, b)
     expected = fitted.predict_topk(test_docs, k=4)
@@ -283,7 +287,7 @@ def test_resume_inside_the_swa_window_keeps_the_average(
 
     def save_then_crash(path, payload):
         save(path, payload)
-        calls.append(payload["step"])
+        calls.append(payload["trainer"]["progress"]["step"])
         if len(calls) == 3:  # stage 2, step 8
             raise KeyboardInterrupt
 
@@ -297,7 +301,7 @@ def test_resume_inside_the_swa_window_keeps_the_average(
         assert torch.equal(a, b)
 
 
-def test_finished_checkpoint_skips_training_and_stale_one_is_ignored(
+def test_finished_checkpoint_skips_training_and_other_fits_do_not_resume(
     tiny_bert, data, tmp_path
 ):
     (docs, Y), (test_docs, _) = data
@@ -305,21 +309,81 @@ def test_finished_checkpoint_skips_training_and_stale_one_is_ignored(
     first = _clf(tiny_bert, **params).fit(docs, Y)
     again = _clf(tiny_bert, **params, verbose=0).fit(docs, Y)
     assert "stage1" not in again.fit_times_  # resumed after stage 1
-    assert again.loss_history_ == first.loss_history_
+    assert again.loss_curve_ == first.loss_curve_
     np.testing.assert_array_equal(
         again.predict_topk(test_docs, k=3)[1], first.predict_topk(test_docs, k=3)[1]
     )
+    # other parameters or data: a fit of their own, in a file of their own
+    other = _clf(tiny_bert, **{**params, "n_epochs": (1, 2)}).fit(docs, Y)
+    assert "stage1" in other.fit_times_
+    fewer = _clf(tiny_bert, **params).fit(docs[:-1], Y[:-1])
+    assert "stage1" in fewer.fit_times_
+    assert len(list(tmp_path.glob("elias-*.ckpt"))) == 3
+    # a file that cannot be read safely: a warning and a fresh fit
+    for p in tmp_path.glob("elias-*.ckpt"):
+        p.write_bytes(p.read_bytes()[:100])
     with pytest.warns(UserWarning, match="Ignoring the checkpoint"):
-        _clf(tiny_bert, **{**params, "n_epochs": (1, 2)}).fit(docs, Y)
-    with pytest.warns(UserWarning, match="Ignoring the checkpoint"):
-        _clf(tiny_bert, **params).fit(docs[:-1], Y[:-1])
+        fresh = _clf(tiny_bert, **params).fit(docs, Y)
+    assert "stage1" in fresh.fit_times_
+    assert fresh.loss_curve_ == first.loss_curve_
+
+
+def test_random_state_none_resumes_with_the_stored_seed(
+    tiny_bert, data, tmp_path, monkeypatch
+):
+    import skxmc.training._checkpoint as checkpoint
+    from skxmc.models import EliasModel
+    from skxmc.nn._transformer import load_encoder
+
+    (docs, Y), (test_docs, _) = data
+    params = {"n_epochs": (2, 1), "random_state": None, "checkpoint_dir": tmp_path}
+    save = checkpoint.save_checkpoint
+
+    def save_then_crash(path, payload):
+        save(path, payload)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save_checkpoint", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        _clf(tiny_bert, **params).fit(docs, Y)
+    monkeypatch.setattr(checkpoint, "save_checkpoint", save)
+    (path,) = tmp_path.glob("elias-*.ckpt")
+    seed = checkpoint.load_checkpoint(path)["seed"]
+    resumed = _clf(tiny_bert, **params).fit(docs, Y)
+    assert len(list(tmp_path.glob("elias-*.ckpt"))) == 1
+    # the uninterrupted fit of the stored seed
+    clf = _clf(tiny_bert, **params)
+    encoder, tokenizer = load_encoder(tiny_bert)
+    expected = EliasModel.train(
+        docs, Y, encoder=encoder, tokenizer=tokenizer, config=clf._config(), seed=seed
+    )
+    assert resumed.loss_curve_ == expected.loss_curve
+    got = resumed.predict_topk(test_docs, k=4)
+    want = expected.predict_topk(test_docs, 4)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+def test_changed_encoder_weights_do_not_resume(tiny_bert, data, tmp_path):
+    import shutil
+
+    (docs, Y), _ = data
+    encoder = tmp_path / "encoder"
+    shutil.copytree(tiny_bert, encoder)
+    params = {"n_epochs": (1, 1), "checkpoint_dir": tmp_path / "checkpoints"}
+    _clf(encoder, **params).fit(docs, Y)
+    assert "stage1" not in _clf(encoder, **params).fit(docs, Y).fit_times_
+    save_tiny_bert(encoder, KEYWORD_VOCABULARY, seed=1)  # same path, new weights
+    other = _clf(encoder, **params).fit(docs, Y)
+    assert "stage1" in other.fit_times_
+    assert len(list((tmp_path / "checkpoints").glob("elias-*.ckpt"))) == 2
 
 
 # ------------------------------------------------------------ re-ranker
 @pytest.fixture(scope="module")
 def reranked(tiny_bert, data):
     (docs, Y), _ = data
-    return _clf(tiny_bert, reranker=True, rerank_size=6).fit(docs, Y)
+    return _clf(tiny_bert, reranker="shortlist", rerank_size=6).fit(docs, Y)
 
 
 def test_reranker_is_trained_after_an_unchanged_elias_fit(reranked, fitted):
@@ -338,7 +402,7 @@ def test_reranked_scores_are_the_weighted_sum_of_both_models(reranked, data):
     _, (docs, _) = data
     clf = copy.deepcopy(reranked).set_params(rerank_weight=0.3)
     token_ids = tokenize(clf.tokenizer_, docs, clf.max_length)
-    elias, candidates, emb = clf._elias_topk(token_ids, 6, with_embeddings=True)
+    elias, candidates, emb = clf.model_.elias_topk(token_ids, 6, with_embeddings=True)
     features = sp.hstack([normalize(emb), clf.vectorizer_.transform(docs)]).tocsr()
     rerank = clf.reranker_.score(features, candidates)
     fused = np.where(candidates >= 0, 0.7 * elias + 0.3 * rerank, -np.inf)
@@ -383,7 +447,7 @@ def test_grid_search_with_xmc_scorers(tiny_bert, data):
 
 
 def test_training_halves_its_forward_batch_on_oom(tiny_bert, data, monkeypatch):
-    import skxmc._elias as module
+    import skxmc.models._elias as module
 
     (docs, Y), _ = data
     real = module._embed
@@ -401,7 +465,8 @@ def test_training_halves_its_forward_batch_on_oom(tiny_bert, data, monkeypatch):
     messages = [str(w.message) for w in record]
     assert "with 8 rows" in messages[0] and "with 4 rows" in messages[1]
     assert sizes[:3] == [16, 8, 4]
-    assert [len(h) for h in clf.loss_history_] == [4, 4]
+    assert len(messages) == 2  # stage 2 starts with the halved size
+    assert len(clf.loss_curve_) == 2
 
 
 # ----------------------------------------------------------------- errors

@@ -4,6 +4,11 @@ The engine behind :class:`~skxmc.XRLinearClassifier`, usable on its own; no
 scikit-learn base classes and no torch here.
 """
 
+from skxmc.indexing._adjacency import (
+    cluster_adjacency,
+    label_cluster_matrix,
+    reestimate_adjacency,
+)
 from skxmc.indexing._beam import POST_PROCESSORS, TreeScorer, beam_search, post_process
 from skxmc.indexing._fusion import ScoreFusion, candidate_relevance
 from skxmc.indexing._label_embedding import (
@@ -36,6 +41,10 @@ __all__ = [
     # trees
     "LabelTree",
     "hierarchical_kmeans",
+    # fixed-width cluster-to-label adjacencies (ELIAS)
+    "cluster_adjacency",
+    "label_cluster_matrix",
+    "reestimate_adjacency",
     # rankers
     "LOSSES",
     "fit_binary",

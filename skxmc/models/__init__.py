@@ -1,11 +1,13 @@
-"""The engines behind the torch estimators: plain objects, not estimators.
+"""The engines of the torch estimators: plain objects, no scikit-learn base class.
 
-Each facade (``skxmc.XRTransformerClassifier``, ...) validates its parameters
-and assembles its engine; the engine trains (``train``) and predicts
-(``predict_topk``) on plain arrays, with an int seed, a device and an optional
-:class:`~skxmc.training.CheckpointStore`.
+Each estimator of :mod:`skxmc` validates its parameters and data and assembles
+its engine; the engine builds its network (:mod:`skxmc.nn`), trains it through
+the one :class:`~skxmc.training.Trainer` with an optional
+:class:`~skxmc.training.CheckpointStore`, and predicts (``predict_topk``) from
+plain arrays, with an int seed and a device.
 """
 
+from skxmc.models._elias import EliasConfig, EliasModel
 from skxmc.models._xr_transformer import (
     MatcherParams,
     RankerParams,
@@ -13,4 +15,11 @@ from skxmc.models._xr_transformer import (
     XRTransformerModel,
 )
 
-__all__ = ["MatcherParams", "RankerParams", "TreeParams", "XRTransformerModel"]
+__all__ = [
+    "EliasConfig",
+    "EliasModel",
+    "MatcherParams",
+    "RankerParams",
+    "TreeParams",
+    "XRTransformerModel",
+]

@@ -1,6 +1,6 @@
 """The ELIAS network: encoder, cluster scorer, sparse learnable index, classifier.
 
-Used by :class:`skxmc._elias.EliasClassifier`. The cluster-to-label adjacency
+Used by :class:`skxmc.models.EliasModel`. The cluster-to-label adjacency
 is stored sparsely, as a ``(n_clusters, kappa)`` tensor of label ids (``-1``
 masks an empty slot) and a ``(n_clusters, kappa)`` tensor of learnable
 parameters; no dense ``n_clusters x n_labels`` tensor is ever built.
@@ -13,7 +13,7 @@ import torch
 
 from skxmc.nn._transformer import pooled_forward
 
-__all__ = ["EliasNetwork", "dedup_max"]
+__all__ = ["EliasLoss", "EliasNetwork", "dedup_max", "elias_loss"]
 
 
 class EliasNetwork(torch.nn.Module):
@@ -271,3 +271,89 @@ def _lookup(labels: torch.Tensor, keys: torch.Tensor, n_labels: int) -> torch.Te
         return torch.zeros_like(labels, dtype=torch.bool)
     pos = torch.searchsorted(keys, query.reshape(-1)).clamp_max(keys.numel() - 1)
     return (keys[pos] == query.reshape(-1)).reshape(labels.shape) & (labels >= 0)
+
+
+def elias_loss(
+    scores: torch.Tensor,
+    positive: torch.Tensor,
+    valid: torch.Tensor,
+    loss_lambda: float = 0.0,
+) -> torch.Tensor:
+    """ELIAS's batch loss over the shortlists (Gupta et al. 2022, eq. 6).
+
+    With ``s`` the final scores ``sigmoid(w_l . phi(x)) * path score`` of a
+    row's shortlist, ``y`` its 0/1 targets, ``v`` its valid (non-empty) slots
+    and ``b = -(y log s + (1 - y) log(1 - s))`` (each log clamped at -100,
+    as :func:`torch.nn.functional.binary_cross_entropy` does)::
+
+        loss = mean_rows( sum(v b) / max(sum(v), 1)
+                          + loss_lambda * sum(v y b) / max(sum(v y), 1) )
+
+    the mean cross-entropy over the shortlist plus ``loss_lambda`` times the
+    mean over its positive entries. It is computed in float32 with autocast
+    off (cross-entropy on probabilities is unsafe in half precision).
+
+    Parameters
+    ----------
+    scores : Tensor of shape (batch, K)
+        Scores in [0, 1].
+    positive : Tensor of shape (batch, K), dtype bool
+        Whether each entry is a positive.
+    valid : Tensor of shape (batch, K), dtype bool
+        False on empty slots (ignored).
+    loss_lambda : float, default=0.0
+        Weight of the loss on the positive entries.
+
+    Returns
+    -------
+    loss : scalar Tensor
+        The mean loss of the rows, in float32.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skxmc.nn._elias import elias_loss
+    >>> scores = torch.tensor([[0.5, 0.5, 0.9]])
+    >>> positive = torch.tensor([[True, False, False]])
+    >>> valid = torch.tensor([[True, True, False]])
+    >>> round(float(elias_loss(scores, positive, valid, loss_lambda=1.0)), 4)
+    1.3863
+    """
+    with torch.autocast(scores.device.type, enabled=False):
+        bce = torch.nn.functional.binary_cross_entropy(
+            scores.float(), positive.float(), reduction="none"
+        )
+        valid = valid.float()
+        positive = positive.float() * valid
+        main = (bce * valid).sum(1) / valid.sum(1).clamp_min(1.0)
+        aux = (bce * positive).sum(1) / positive.sum(1).clamp_min(1.0)
+        return (main + loss_lambda * aux).mean()
+
+
+class EliasLoss(torch.nn.Module):
+    """:func:`elias_loss` as a module.
+
+    Parameters
+    ----------
+    loss_lambda : float, default=0.0
+        Weight of the loss on the positive shortlist entries.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skxmc.nn._elias import EliasLoss
+    >>> loss = EliasLoss(0.5)
+    >>> float(loss(torch.tensor([[0.5]]), torch.tensor([[True]]),
+    ...            torch.tensor([[True]]))) == 1.5 * float(torch.log(torch.tensor(2.)))
+    True
+    """
+
+    def __init__(self, loss_lambda: float = 0.0):
+        super().__init__()
+        self.loss_lambda = float(loss_lambda)
+
+    def forward(self, scores, positive, valid) -> torch.Tensor:
+        return elias_loss(scores, positive, valid, self.loss_lambda)
+
+    def extra_repr(self) -> str:
+        return f"loss_lambda={self.loss_lambda}"

@@ -1,0 +1,760 @@
+"""EliasModel: the ELIAS engine behind :class:`~skxmc.EliasClassifier`.
+
+Clustering, the network, the two training stages (through the one
+:class:`~skxmc.training.Trainer`), the re-estimation of the index between
+them, the optional sparse re-ranker, prediction and document embeddings.
+Plain arrays in, plain arrays out; no scikit-learn base class.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+__all__ = ["EliasConfig", "EliasModel"]
+
+#: Re-rankers an :class:`EliasModel` can train (``EliasConfig.reranker``).
+RERANKERS = ("shortlist",)
+
+
+@dataclass(frozen=True)
+class EliasConfig:
+    """The hyper-parameters of an ELIAS fit.
+
+    Each one is documented in full with the parameter of the same name of
+    :class:`~skxmc.EliasClassifier`; the per-stage ones are pairs (stage 1,
+    stage 2) here.
+
+    Parameters
+    ----------
+    max_length, pooling, dropout : int, str, float
+        Tokens per document, ``"cls"`` or ``"mean"`` pooling, dropout on the
+        pooled embedding.
+    max_leaf_size, kappa, kmeans_max_iter, tfidf_params : int, int, int, dict
+        The clustering (and its TF-IDF) and the label slots per cluster row.
+    beam_size, shortlist_size, alpha, beta : int, int, float, float
+        The search: clusters per document, labels scored per document, and
+        the scales of the cluster and adjacency softmaxes.
+    loss_lambda, n_epochs, learning_rate, head_learning_rate : tuple of 2
+        Per stage: weight of the positives' loss, epochs, AdamW learning
+        rates of the encoder and of the rest.
+    batch_size, warmup, weight_decay, swa : int, float, float, bool
+        Documents per step, warm-up share of the linear schedule, AdamW
+        weight decay, weight averaging over the second half of stage 2.
+    reranker, rerank_size, rerank_weight, reranker_params : str or None, \
+int, float, dict
+        The sparse re-ranker (``"shortlist"`` or None).
+    inference_batch_size, n_jobs : int, int or None
+        Documents per forward pass without gradients; clustering threads.
+    """
+
+    max_length: int = 32
+    pooling: str = "cls"
+    dropout: float = 0.5
+    max_leaf_size: int = 100
+    kappa: int = 1000
+    kmeans_max_iter: int = 20
+    tfidf_params: dict | None = None
+    beam_size: int = 20
+    shortlist_size: int = 2000
+    alpha: float = 10.0
+    beta: float = 150.0
+    loss_lambda: tuple[float, float] = (0.01, 0.05)
+    n_epochs: tuple[int, int] = (10, 10)
+    learning_rate: tuple[float, float] = (2e-4, 3e-5)
+    head_learning_rate: tuple[float, float] = (5e-3, 5e-3)
+    batch_size: int = 64
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    swa: bool = False
+    reranker: str | None = None
+    rerank_size: int = 100
+    rerank_weight: float = 0.5
+    reranker_params: dict | None = None
+    inference_batch_size: int = 256
+    n_jobs: int | None = None
+
+
+class EliasModel:
+    """A fitted ELIAS model (the engine behind ``EliasClassifier``).
+
+    Build one with :meth:`train`. The network is kept on the CPU
+    (:attr:`network`); prediction on another device runs on a copy cached
+    per device (moved there once, kept between calls, dropped on pickling).
+
+    Parameters
+    ----------
+    network : EliasNetwork
+        The trained network.
+    tokenizer : transformers.PreTrainedTokenizerBase
+        The encoder's tokenizer.
+    vectorizer : TfidfVectorizer
+        The TF-IDF of the documents (clustering and re-ranker features).
+    cluster_of_label : ndarray of shape (n_labels,)
+        The k-means cluster of every label (the stage-1 index).
+    config : EliasConfig
+        The hyper-parameters (prediction defaults).
+    reranker : ShortlistReranker, default=None
+        The sparse re-ranker.
+    loss_curve : list of float, default=()
+        Mean training loss of every epoch, stage 1 then stage 2.
+    fit_times : dict, default=None
+        Seconds per part of :meth:`train`.
+
+    Attributes
+    ----------
+    network, tokenizer, vectorizer, cluster_of_label, config, reranker, \
+loss_curve, fit_times
+        The parameters.
+    """
+
+    def __init__(
+        self,
+        network,
+        tokenizer,
+        vectorizer,
+        cluster_of_label: np.ndarray,
+        config: EliasConfig,
+        *,
+        reranker=None,
+        loss_curve: Sequence[float] = (),
+        fit_times: dict | None = None,
+    ):
+        self.network = network
+        self.tokenizer = tokenizer
+        self.vectorizer = vectorizer
+        self.cluster_of_label = np.asarray(cluster_of_label)
+        self.config = config
+        self.reranker = reranker
+        self.loss_curve = [float(v) for v in loss_curve]
+        self.fit_times = dict(fit_times or {})
+        self._device_cache: tuple[torch.device, torch.nn.Module] | None = None
+
+    @property
+    def n_labels(self) -> int:
+        return self.network.n_labels
+
+    @property
+    def n_clusters(self) -> int:
+        return self.network.n_clusters
+
+    @property
+    def kappa(self) -> int:
+        return self.network.kappa
+
+    # ------------------------------------------------------------ training
+    @classmethod
+    def train(
+        cls,
+        texts: Sequence[str],
+        Y: sp.csr_matrix,
+        *,
+        encoder,
+        tokenizer,
+        config: EliasConfig,
+        seed: int,
+        device: str | torch.device = "cpu",
+        store=None,
+        verbose: int = 0,
+        log: Callable[[str], None] | None = None,
+    ) -> EliasModel:
+        """Cluster the labels, train both stages, re-estimate the index between them.
+
+        Parameters
+        ----------
+        texts : sequence of str
+            The training documents.
+        Y : csr_matrix of shape (n_samples, n_labels)
+            Their 0/1 labels.
+        encoder : transformers.PreTrainedModel
+            The pretrained encoder (fine-tuned in place).
+        tokenizer : transformers.PreTrainedTokenizerBase
+            Its tokenizer.
+        config : EliasConfig
+            The hyper-parameters.
+        seed : int
+            Seeds the clustering, the initial weights, the batch order and
+            dropout (the global RNGs are left untouched).
+        device : str or torch.device, default="cpu"
+            Where the network trains.
+        store : CheckpointStore, default=None
+            Saves the training state after every epoch of each stage, and
+            resumes from a saved one.
+        verbose : int, default=0
+            Progress bars and one log line per epoch.
+        log : callable, default=None
+            ``log(message)`` for progress messages (default: the ``skxmc``
+            logger when ``verbose``).
+
+        Returns
+        -------
+        model : EliasModel
+        """
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        from skxmc.indexing import (
+            cluster_adjacency,
+            hierarchical_kmeans,
+            pifa_embedding,
+            reestimate_adjacency,
+        )
+        from skxmc.nn._elias import EliasNetwork
+        from skxmc.nn._transformer import tokenize
+        from skxmc.training import seeded_torch
+
+        if log is None:
+            from skxmc.utils._logging import log as _log
+
+            log = partial(_log_with_prefix, _log, verbose=verbose)
+        device = torch.device(device)
+        seeds = np.random.default_rng(seed).integers(np.iinfo(np.int32).max, size=4)
+        tree_seed, torch_seed, *order_seeds = (int(s) for s in seeds)
+        n_labels = Y.shape[1]
+        times = {}
+
+        start = time.perf_counter()
+        params = {"sublinear_tf": True, "dtype": np.float32}
+        params.update(config.tfidf_params or {})
+        vectorizer = TfidfVectorizer(**params)
+        X_tfidf = vectorizer.fit_transform(texts).astype(np.float32)
+        times["tfidf"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        tree = hierarchical_kmeans(
+            pifa_embedding(X_tfidf, Y),
+            max_leaf_size=config.max_leaf_size,
+            max_iter=config.kmeans_max_iter,
+            random_state=tree_seed,
+            n_jobs=config.n_jobs,
+        )
+        cluster_of_label = tree.leaf_of_label()
+        n_clusters = int(tree.n_nodes[-2])
+        kappa = min(int(config.kappa), n_labels)
+        largest = int(np.bincount(cluster_of_label, minlength=n_clusters).max())
+        if largest > kappa:
+            raise ValueError(
+                f"kappa={config.kappa} is smaller than the largest cluster "
+                f"({largest} labels): use kappa >= max_leaf_size."
+            )
+        index = cluster_adjacency(cluster_of_label, n_clusters, kappa)
+        times["clustering"] = time.perf_counter() - start
+        log(f"{n_clusters} clusters, kappa={kappa}")
+
+        token_ids = tokenize(tokenizer, texts, config.max_length)
+        pad_id = tokenizer.pad_token_id or 0
+        payload = None if store is None else store.load()
+        resumed_stage = -1 if payload is None else int(payload["stage"])
+        if payload is not None:
+            step = payload["trainer"]["progress"]["step"]
+            log(f"resuming stage {resumed_stage + 1} after step {step}")
+        loss_curve: list[float] = []
+        stage_args = {
+            "token_ids": token_ids,
+            "Y": Y,
+            "config": config,
+            "pad_id": pad_id,
+            "device": device,
+            "store": store,
+            "seed": seed,
+            "verbose": verbose,
+        }
+        net = EliasNetwork(  # initial weights from a local generator
+            encoder,
+            n_labels,
+            torch.from_numpy(index),
+            pooling=config.pooling,
+            dropout=config.dropout,
+            alpha=config.alpha,
+            beta=config.beta,
+            generator=torch.Generator().manual_seed(torch_seed),
+        )
+        with seeded_torch(torch_seed, device), _back_to_cpu_on_error(net):
+            net.to(device)
+            micro_batch_size = None
+            if resumed_stage <= 0:
+                start = time.perf_counter()
+                loss_curve, micro_batch_size = _train_stage(
+                    net, 0, order_seeds[0], loss_curve, None, payload, **stage_args
+                )
+                times["stage1"] = time.perf_counter() - start
+
+                start = time.perf_counter()
+                M = _cluster_scores_matrix(
+                    net, token_ids, config.beam_size, config.inference_batch_size,
+                    pad_id, device,
+                )  # fmt: skip
+                new_index, logits = reestimate_adjacency(Y, M, kappa, index)
+                adjacency = {
+                    "index": torch.from_numpy(new_index),
+                    "logits": torch.from_numpy(logits),
+                }
+                times["reestimate"] = time.perf_counter() - start
+                resume = None
+            else:
+                adjacency = payload["adjacency"]
+                n_first = config.n_epochs[0]
+                loss_curve = [float(v) for v in payload["loss_curve"][:n_first]]
+                resume = payload
+            net.set_adjacency(adjacency["index"], adjacency["logits"])
+
+            start = time.perf_counter()
+            loss_curve, _ = _train_stage(
+                net, 1, order_seeds[1], loss_curve, adjacency, resume,
+                micro_batch_size=micro_batch_size, **stage_args,
+            )  # fmt: skip
+            times["stage2"] = time.perf_counter() - start
+        net.eval()
+        model = cls(
+            net if device.type == "cpu" else copy.deepcopy(net).cpu(),
+            tokenizer,
+            vectorizer,
+            cluster_of_label,
+            config,
+            loss_curve=loss_curve,
+            fit_times=times,
+        )
+        if device.type != "cpu":
+            model._device_cache = (device, net)  # stays on the training device
+        if config.reranker is not None:
+            start = time.perf_counter()
+            model.reranker = model._train_reranker(
+                token_ids, X_tfidf, Y, seed=torch_seed, device=device, log=log
+            )
+            model.fit_times["reranker"] = time.perf_counter() - start
+        return model
+
+    def _train_reranker(self, token_ids, X_tfidf, Y, *, seed, device, log):
+        """The sparse re-ranker, trained on the fitted model's own shortlists."""
+        from skxmc.indexing import ShortlistReranker
+
+        if self.config.reranker not in RERANKERS:
+            raise ValueError(
+                f"reranker must be None or one of {RERANKERS}, got "
+                f"{self.config.reranker!r}."
+            )
+        size = self.config.rerank_size
+        log(f"re-ranker on the top {size} labels of each row")
+        _, candidates, emb = self.elias_topk(
+            token_ids, size, device=device, with_embeddings=True
+        )
+        return ShortlistReranker.train(
+            _rerank_features(emb, X_tfidf),
+            Y,
+            candidates,
+            seed=seed,
+            n_jobs=self.config.n_jobs,
+            **(self.config.reranker_params or {}),
+        )
+
+    # ---------------------------------------------------------- prediction
+    def network_on(self, device: str | torch.device) -> torch.nn.Module:
+        """The network on ``device``: :attr:`network` on the CPU, else a
+        copy cached for that device (replacing the copy of another device).
+
+        Parameters
+        ----------
+        device : str or torch.device
+            An indexed device (``cuda:0``, see
+            :func:`~skxmc.training.resolve_device`).
+
+        Returns
+        -------
+        network : EliasNetwork
+            In evaluation mode.
+        """
+        device = torch.device(device)
+        if device.type == "cpu":
+            return self.network.eval()
+        if self._device_cache is not None and self._device_cache[0] == device:
+            return self._device_cache[1]
+        self._device_cache = None  # free the other device's copy first
+        net = copy.deepcopy(self.network).to(device).eval()
+        self._device_cache = (device, net)
+        return net
+
+    def predict_topk(
+        self,
+        texts: Sequence[str],
+        k: int,
+        *,
+        device: str | torch.device = "cpu",
+        beam_size: int | None = None,
+        shortlist_size: int | None = None,
+        rerank_weight: float | None = None,
+        batch_size: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best labels of each document (re-ranked with a re-ranker).
+
+        With a re-ranker, the ``max(k, rerank_size)`` best labels of ELIAS
+        are re-scored ``(1 - rerank_weight) * ELIAS score + rerank_weight *
+        re-ranker score``. Omitted keywords default to :attr:`config`.
+
+        Parameters
+        ----------
+        texts : sequence of str
+            Documents.
+        k : int
+            Labels per document.
+        device : str or torch.device, default="cpu"
+            Where the network runs.
+        beam_size, shortlist_size, rerank_weight : default=None
+            Search and fusion knobs.
+        batch_size : int, default=None
+            Documents per forward pass (``config.inference_batch_size``).
+
+        Returns
+        -------
+        scores : ndarray of shape (n_documents, k), dtype float32
+            Best first; ``-inf`` pads.
+        labels : ndarray of shape (n_documents, k), dtype int64
+            ``-1`` pads.
+        """
+        from skxmc.nn._transformer import tokenize
+
+        token_ids = tokenize(self.tokenizer, texts, self.config.max_length)
+        search = {
+            "device": device,
+            "beam_size": beam_size,
+            "shortlist_size": shortlist_size,
+            "batch_size": batch_size,
+        }
+        if self.reranker is None:
+            return self.elias_topk(token_ids, k, **search)
+        from skxmc.utils import dense_row_topk
+
+        scores, candidates, emb = self.elias_topk(
+            token_ids,
+            max(k, self.config.rerank_size),
+            with_embeddings=True,
+            **search,
+        )
+        rerank = self.reranker.score(
+            _rerank_features(emb, self.vectorizer.transform(texts)), candidates
+        )
+        w = self.config.rerank_weight if rerank_weight is None else rerank_weight
+        valid = candidates >= 0
+        fused = np.full(scores.shape, -np.inf, dtype=np.float32)
+        fused[valid] = (1 - w) * scores[valid] + w * rerank[valid]
+        top_scores, pos = dense_row_topk(fused, k)
+        labels = np.take_along_axis(candidates, np.maximum(pos, 0), 1)
+        return top_scores, np.where(pos >= 0, labels, -1)
+
+    def elias_topk(
+        self,
+        token_ids: Sequence[np.ndarray],
+        k: int,
+        *,
+        device: str | torch.device = "cpu",
+        beam_size: int | None = None,
+        shortlist_size: int | None = None,
+        batch_size: int | None = None,
+        with_embeddings: bool = False,
+    ):
+        """ELIAS's own top ``k`` labels of tokenised documents (no re-ranker).
+
+        Parameters
+        ----------
+        token_ids : sequence of ndarray
+            :func:`~skxmc.nn._transformer.tokenize` output.
+        k : int
+            Labels per document.
+        device, beam_size, shortlist_size, batch_size : default=None
+            As in :meth:`predict_topk`.
+        with_embeddings : bool, default=False
+            Also return the pooled embeddings (the re-ranker's input).
+
+        Returns
+        -------
+        scores : ndarray of shape (n_documents, k), dtype float32
+            Best first; ``-inf`` pads.
+        labels : ndarray of shape (n_documents, k), dtype int64
+            ``-1`` pads.
+        embeddings : ndarray of shape (n_documents, hidden_size)
+            Only ``with_embeddings``.
+        """
+        from skxmc.nn._transformer import collate, map_batches_with_oom_backoff
+
+        config = self.config
+        beam_size = config.beam_size if beam_size is None else beam_size
+        shortlist_size = (
+            config.shortlist_size if shortlist_size is None else (shortlist_size)
+        )
+        batch_size = batch_size or config.inference_batch_size
+        device = torch.device(device)
+        net = self.network_on(device)
+        pad_id = self.tokenizer.pad_token_id or 0
+
+        def run(start, stop):
+            input_ids, mask = collate(token_ids[start:stop], pad_id, device)
+            with torch.inference_mode():
+                emb = _embed(net, input_ids, mask).float()
+                scores, labels = net.predict(emb, beam_size, shortlist_size, k)
+            out = (scores.cpu().numpy(), labels.cpu().numpy())
+            return (*out, emb.cpu().numpy()) if with_embeddings else out
+
+        parts, _ = map_batches_with_oom_backoff(run, len(token_ids), batch_size)
+        if not parts:
+            dim = int(net.encoder.config.hidden_size)
+            empty = (np.zeros((0, k), np.float32), np.zeros((0, k), np.int64))
+            return (
+                (*empty, np.zeros((0, dim), np.float32)) if with_embeddings else empty
+            )
+        scores, labels, *emb = (
+            np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))
+        )
+        return (scores.astype(np.float32), labels.astype(np.int64), *emb)
+
+    def transform(
+        self,
+        texts: Sequence[str],
+        *,
+        device: str | torch.device = "cpu",
+        batch_size: int | None = None,
+    ) -> np.ndarray:
+        """Pooled embeddings of the fine-tuned encoder (no dropout).
+
+        Parameters
+        ----------
+        texts : sequence of str
+            Documents.
+        device : str or torch.device, default="cpu"
+            Where the encoder runs.
+        batch_size : int, default=None
+            Documents per forward pass (``config.inference_batch_size``).
+
+        Returns
+        -------
+        embeddings : ndarray of shape (n_documents, hidden_size), dtype float32
+            One row per document.
+        """
+        from skxmc.nn._transformer import encode, tokenize
+
+        net = self.network_on(device)
+        return encode(
+            net.encoder,
+            self.tokenizer,
+            None,
+            token_ids=tokenize(self.tokenizer, texts, self.config.max_length),
+            batch_size=batch_size or self.config.inference_batch_size,
+            device=device,
+            pooling=self.config.pooling,
+        )
+
+    # ------------------------------------------------------------ pickling
+    def __getstate__(self):
+        state = dict(vars(self))
+        state["_device_cache"] = None  # a device copy of `network`
+        return state
+
+    def __setstate__(self, state):
+        vars(self).update(state)
+        self._device_cache = None
+
+
+# -------------------------------------------------------------- training
+def _train_stage(
+    net,
+    stage: int,
+    order_seed: int,
+    loss_curve: list[float],
+    adjacency: dict | None,
+    resume: dict | None,
+    *,
+    token_ids,
+    Y,
+    config: EliasConfig,
+    pad_id: int,
+    device: torch.device,
+    store,
+    seed: int,
+    verbose: int,
+    micro_batch_size: int | None = None,
+) -> tuple[list[float], int | None]:
+    """Train ``net`` for one stage (0 or 1) through the Trainer.
+
+    ``loss_curve`` holds the epochs of the stages before; ``resume`` is a
+    checkpoint of this stage. Returns the loss curve with this stage's epochs
+    appended and the micro-batch size the stage ended with (after any
+    out-of-memory halvings).
+    """
+    from skxmc.indexing import label_cluster_matrix
+    from skxmc.training import Trainer, epoch_batches
+
+    n_epochs = config.n_epochs[stage]
+    if n_epochs == 0:
+        return list(loss_curve), micro_batch_size
+    head = [
+        net.cluster_weight,
+        net.cluster_bias,
+        net.label_weight,
+        net.label_bias,
+        net.adjacency_logits,  # frozen in stage 1: left out by the Trainer
+    ]
+    encoder = list(net.encoder.parameters())
+    trainer = Trainer(
+        net,
+        [
+            {"params": encoder, "lr": config.learning_rate[stage]},
+            {"params": head, "lr": config.head_learning_rate[stage]},
+        ],
+        optimizer="adamw",
+        weight_decay=config.weight_decay,
+        schedule="linear",
+        warmup=config.warmup,
+        micro_batch_size=micro_batch_size,
+        swa_start=0.5 if config.swa and stage == 1 else None,
+        device=device,
+        verbose=verbose,
+        desc=f"ELIAS stage {stage + 1}",
+    )
+    make_batches = epoch_batches(len(token_ids), config.batch_size, order_seed)
+    if resume is not None:
+        steps_per_epoch = len(make_batches(0))
+        trainer.load_state_dict(
+            resume["trainer"],
+            n_steps=n_epochs * steps_per_epoch,
+            steps_per_epoch=steps_per_epoch,
+        )
+    loss_fn = partial(
+        _batch_loss,
+        net,
+        token_ids,
+        Y,
+        label_cluster_matrix(net.adjacency_index.cpu().numpy(), net.n_labels),
+        beam_size=config.beam_size,
+        shortlist_size=config.shortlist_size,
+        loss_lambda=config.loss_lambda[stage],
+        pad_id=pad_id,
+        device=device,
+    )
+    before = list(loss_curve)
+
+    def curve(trainer) -> list[float]:
+        return before + [float(h["loss"]) for h in trainer.state.history]
+
+    def save(trainer):
+        store.save(
+            {
+                "stage": stage,
+                "trainer": trainer.state_dict(),
+                "adjacency": adjacency,
+                "loss_curve": curve(trainer),
+            },
+            seed=seed,
+        )
+
+    trainer.fit(
+        loss_fn,
+        make_batches,
+        n_epochs=n_epochs,
+        on_epoch_end=None if store is None else save,
+    )
+    return curve(trainer), trainer.state.micro_batch_size
+
+
+def _batch_loss(
+    net,
+    token_ids,
+    Y,
+    label_to_cluster,
+    rows,
+    *,
+    beam_size,
+    shortlist_size,
+    loss_lambda,
+    pad_id,
+    device,
+):
+    """The ELIAS loss of the documents ``rows`` (:func:`~skxmc.nn._elias.elias_loss`).
+
+    The encoder runs under the Trainer's autocast; the rest (cluster and label
+    scores, the search, the loss) in float32. Teacher forcing: the clusters
+    of the positive labels enter the beam first, the reachable positives the
+    shortlist.
+    """
+    from skxmc.nn._elias import elias_loss, positive_keys
+    from skxmc.nn._transformer import collate
+
+    input_ids, mask = collate([token_ids[r] for r in rows], pad_id, device)
+    emb = _embed(net, input_ids, mask)
+    with torch.autocast(device.type, enabled=False):
+        emb = net.dropout(emb.float())
+        Y_batch = Y[rows]
+        forced = torch.from_numpy((Y_batch @ label_to_cluster).toarray() > 0)
+        keys = positive_keys(Y_batch.indptr, Y_batch.indices, net.n_labels, device)
+        labels, path, valid, positive = net.shortlist(
+            net.cluster_scores(emb),
+            beam_size,
+            shortlist_size,
+            forced_clusters=forced.to(device),
+            positive_keys=keys,
+        )
+        scores = torch.sigmoid(net.label_logits(emb, labels)) * path
+        return elias_loss(scores, positive, valid, loss_lambda)
+
+
+def _cluster_scores_matrix(
+    net, token_ids, beam_size: int, batch_size: int, pad_id: int, device
+) -> sp.csr_matrix:
+    """M: the ``beam_size`` best cluster scores of every document (eval mode)."""
+    from skxmc.nn._transformer import collate, map_batches_with_oom_backoff
+
+    n = len(token_ids)
+    b = min(beam_size, net.n_clusters)
+    was_training = net.training
+    net.eval()
+
+    def run(start, stop):
+        input_ids, mask = collate(token_ids[start:stop], pad_id, device)
+        with torch.inference_mode():
+            scores = net.cluster_scores(_embed(net, input_ids, mask).float())
+            top = scores.topk(b, dim=1)
+        return top.values.cpu().numpy(), top.indices.cpu().numpy()
+
+    try:
+        parts, _ = map_batches_with_oom_backoff(run, n, batch_size)
+    finally:
+        net.train(was_training)
+    values = np.concatenate([p[0] for p in parts]).astype(np.float32)
+    cols = np.concatenate([p[1] for p in parts]).astype(np.int64)
+    indptr = np.arange(0, n * b + 1, b)
+    return sp.csr_matrix(
+        (values.ravel(), cols.ravel(), indptr), shape=(n, net.n_clusters)
+    )
+
+
+# --------------------------------------------------------------- helpers
+def _embed(net, input_ids, mask):
+    """Pooled encoder output (a module-level hook, patched by the OOM test)."""
+    return net.embed(input_ids, mask)
+
+
+def _rerank_features(emb: np.ndarray, X_tfidf) -> sp.csr_matrix:
+    """Re-ranker features: ``[L2-normalised embedding, TF-IDF]``."""
+    from sklearn.preprocessing import normalize
+
+    return sp.hstack(
+        [sp.csr_matrix(normalize(emb)), X_tfidf], format="csr", dtype=np.float32
+    )
+
+
+@contextmanager
+def _back_to_cpu_on_error(module):
+    """Move ``module`` to the CPU when the block fails (frees the GPU)."""
+    try:
+        yield
+    except BaseException:
+        module.cpu()
+        raise
+
+
+def _log_with_prefix(log, message: str, *, verbose: int) -> None:
+    log(f"EliasModel: {message}", verbose=verbose)

@@ -1,0 +1,199 @@
+"""EliasModel, the engine behind EliasClassifier, on a tiny BERT."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.utils import check_random_state
+
+from skxmc import EliasClassifier
+from skxmc.models import EliasConfig, EliasModel
+from skxmc.nn._transformer import load_encoder
+from skxmc.training import CheckpointStore
+from skxmc.utils._testing import KEYWORD_VOCABULARY, make_keyword_docs, save_tiny_bert
+
+PARAMS = {
+    "max_length": 16,
+    "pooling": "mean",
+    "dropout": 0.1,
+    "max_leaf_size": 2,
+    "kappa": 3,
+    "beam_size": 2,
+    "shortlist_size": 5,
+    "alpha": 3.0,
+    "beta": 3.0,
+    "n_epochs": (2, 2),
+    "batch_size": 16,
+    "learning_rate": 1e-3,
+    "head_learning_rate": 5e-2,
+    "n_jobs": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), KEYWORD_VOCABULARY)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_keyword_docs(48, seed=0), make_keyword_docs(16, seed=1)
+
+
+def _config(**params):
+    params = {**PARAMS, **params}
+    for name in ("learning_rate", "head_learning_rate"):
+        params[name] = (params[name], params[name])
+    return EliasConfig(**{**params, "loss_lambda": (0.01, 0.05)})
+
+
+def _train(tiny_bert, docs, Y, seed, store=None, **params):
+    encoder, tokenizer = load_encoder(tiny_bert)
+    return EliasModel.train(
+        docs,
+        Y,
+        encoder=encoder,
+        tokenizer=tokenizer,
+        config=_config(**params),
+        seed=seed,
+        store=store,
+    )
+
+
+def _assert_same_model(a, b, test_docs):
+    assert a.loss_curve == b.loss_curve
+    for p, q in zip(a.network.state_dict().values(), b.network.state_dict().values()):
+        assert torch.equal(p, q)
+    sa, la = a.predict_topk(test_docs, 4)
+    sb, lb = b.predict_topk(test_docs, 4)
+    np.testing.assert_array_equal(la, lb)
+    np.testing.assert_array_equal(sa, sb)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bert, data):
+    (docs, Y), _ = data
+    return _train(tiny_bert, docs, Y, seed=11)
+
+
+def test_engine_equals_the_facade(tiny_bert, data):
+    (docs, Y), (test_docs, _) = data
+    clf = EliasClassifier(encoder=tiny_bert, **PARAMS, device="cpu", random_state=0)
+    clf.fit(docs, Y)
+    seed = int(check_random_state(0).randint(np.iinfo(np.int32).max))
+    model = _train(tiny_bert, docs, Y, seed=seed)
+    _assert_same_model(clf.model_, model, test_docs)
+    np.testing.assert_array_equal(
+        clf.predict_topk(test_docs, k=4)[1], model.predict_topk(test_docs, 4)[1]
+    )
+    np.testing.assert_allclose(clf.transform(test_docs), model.transform(test_docs))
+    assert clf.network_ is clf.model_.network
+    assert clf.loss_curve_ == model.loss_curve and len(model.loss_curve) == 2 + 2
+
+
+def test_loss_curve_holds_the_epoch_means_of_both_stages(trained):
+    assert len(trained.loss_curve) == 4
+    assert all(np.isfinite(trained.loss_curve))
+    assert set(trained.fit_times) == {
+        "tfidf",
+        "clustering",
+        "stage1",
+        "reestimate",
+        "stage2",
+    }
+
+
+@pytest.mark.parametrize("crash_after", [1, 3])  # saves: 2 in stage 1, 2 in stage 2
+def test_interrupted_then_resumed_equals_uninterrupted(
+    tiny_bert, data, trained, tmp_path, monkeypatch, crash_after
+):
+    """An exception at the end of an epoch (just after its checkpoint), then a
+    fit with the same store: the same model as an uninterrupted fit, also when
+    the seed comes back from the store (random_state=None)."""
+    (docs, Y), (test_docs, _) = data
+    real_save = CheckpointStore.save
+    saved = []
+
+    def save_then_crash(self, payload, *, seed):
+        real_save(self, payload, seed=seed)
+        saved.append(payload["stage"])
+        if len(saved) == crash_after:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(CheckpointStore, "save", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tiny_bert, docs, Y, 11, CheckpointStore(tmp_path, "elias", "f" * 64))
+    assert saved[-1] == (0 if crash_after <= 2 else 1)
+    monkeypatch.setattr(CheckpointStore, "save", real_save)
+
+    store = CheckpointStore(tmp_path, "elias", "f" * 64)
+    seed = store.resume_seed(12345)  # a fresh random_state=None draw
+    assert seed == 11
+    resumed = _train(tiny_bert, docs, Y, seed, store)
+    assert ("stage1" in resumed.fit_times) == (crash_after <= 2)
+    _assert_same_model(resumed, trained, test_docs)
+
+
+def test_a_finished_checkpoint_skips_training(tiny_bert, data, trained, tmp_path):
+    (docs, Y), (test_docs, _) = data
+    store = CheckpointStore(tmp_path, "elias", "e" * 64)
+    first = _train(tiny_bert, docs, Y, 11, store)
+    payload = store.load()
+    assert payload["stage"] == 1 and payload["trainer"]["progress"]["epoch"] == 2
+    assert payload["loss_curve"] == first.loss_curve
+    assert payload["adjacency"]["index"].shape == (4, 3)
+    again = _train(tiny_bert, docs, Y, 11, CheckpointStore(tmp_path, "elias", "e" * 64))
+    assert set(again.fit_times) == {"tfidf", "clustering", "stage2"}
+    _assert_same_model(again, first, test_docs)
+    _assert_same_model(again, trained, test_docs)
+
+
+def test_pickling_drops_the_device_copy(trained, data):
+    _, (test_docs, _) = data
+    expected = trained.predict_topk(test_docs, 3)
+    trained._device_cache = (torch.device("cuda", 0), torch.nn.Linear(1, 1))
+    try:
+        clone = pickle.loads(pickle.dumps(trained))
+    finally:
+        trained._device_cache = None
+    assert clone._device_cache is None
+    got = clone.predict_topk(test_docs, 3)
+    np.testing.assert_array_equal(got[1], expected[1])
+    assert trained.network_on("cpu") is trained.network
+
+
+def test_stage_with_no_epochs_is_skipped(tiny_bert, data):
+    (docs, Y), (test_docs, _) = data
+    model = _train(tiny_bert, docs, Y, 3, n_epochs=(0, 1))
+    assert len(model.loss_curve) == 1
+    assert model.network.learn_adjacency
+    assert model.predict_topk(test_docs, 2)[1].shape == (16, 2)
+
+
+@pytest.mark.gpu
+def test_the_network_stays_on_its_device_between_calls(tiny_bert, data):
+    (docs, Y), (test_docs, _) = data
+    encoder, tokenizer = load_encoder(tiny_bert)
+    model = EliasModel.train(
+        docs,
+        Y,
+        encoder=encoder,
+        tokenizer=tokenizer,
+        config=_config(),
+        seed=0,
+        device="cuda:0",
+    )
+    assert next(model.network.parameters()).device.type == "cpu"
+    device, net = model._device_cache  # the trained copy, left on the GPU
+    assert device == torch.device("cuda", 0)
+    assert next(net.parameters()).device == device
+    first = model.predict_topk(test_docs, 3, device="cuda:0")
+    model.transform(test_docs, device="cuda:0")
+    second = model.predict_topk(test_docs, 3, device="cuda:0")
+    assert model._device_cache[1] is net  # not moved back and forth
+    assert next(net.parameters()).device == device
+    np.testing.assert_array_equal(first[1], second[1])
+    cpu = model.predict_topk(test_docs, 3, device="cpu")
+    np.testing.assert_array_equal(cpu[1][:, 0], first[1][:, 0])
+    assert pickle.loads(pickle.dumps(model))._device_cache is None
