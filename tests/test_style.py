@@ -18,6 +18,7 @@ PUBLIC_MODULES = [
     "skxmc.utils",
     "skxmc.nn",
     "skxmc.training",
+    "skxmc.models",
 ]
 
 # numpydoc codes we do not enforce: see also sections, examples on every method,

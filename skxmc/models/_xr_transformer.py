@@ -41,8 +41,44 @@ class TreeParams:
 class MatcherParams:
     """How the encoder is fine-tuned on the preliminary tree, coarse to fine.
 
-    See :class:`~skxmc.XRTransformerClassifier` for each knob; ``n_steps`` is
-    None or a tuple of steps per level (the last one repeats).
+    Each knob is the :class:`~skxmc.XRTransformerClassifier` parameter of the
+    same name (``loss`` and ``negative_sampling`` are its ``matcher_loss`` and
+    ``matcher_negative_sampling``).
+
+    Parameters
+    ----------
+    max_length : int, default=64
+        Tokens per text.
+    pooling : str, default="cls"
+        ``"cls"`` or ``"mean"``.
+    max_match_clusters : int, default=32768
+        Tree levels with more clusters are not fine-tuned on.
+    n_epochs : int, default=1
+        Epochs per level (when ``n_steps`` is None).
+    n_steps : tuple of int or None, default=None
+        Optimizer steps per level (the last one repeats).
+    batch_size : int, default=32
+        Rows per forward pass.
+    gradient_accumulation : int, default=1
+        Forward passes per optimizer step.
+    learning_rate : float, default=1e-4
+        Learning rate of the encoder.
+    head_learning_rate : float or None, default=None
+        Learning rate of the level scorer (None: ``learning_rate``).
+    warmup : float, default=0.1
+        Share of the steps spent warming up.
+    weight_decay : float, default=0.0
+        AdamW's weight decay.
+    loss : str, default="squared_hinge"
+        Matcher loss.
+    negative_sampling : str, default="tfn+man"
+        Negative clusters of each row.
+    beam_size : int, default=10
+        Beam of the matcher-aware negatives.
+    label_text_init : bool, default=False
+        Initialise each level's scorer from the label-text embeddings.
+    inference_batch_size : int, default=128
+        Texts per forward pass when encoding.
     """
 
     max_length: int = 64
@@ -65,7 +101,29 @@ class MatcherParams:
 
 @dataclass(frozen=True)
 class RankerParams:
-    """Knobs of the XR-Linear ranker (:meth:`~skxmc.indexing.XRLinearModel.train`)."""
+    """Knobs of the XR-Linear ranker (:meth:`~skxmc.indexing.XRLinearModel.train`).
+
+    Parameters
+    ----------
+    negative_sampling : str, default="tfn+man"
+        Negatives of each tree node's rankers.
+    loss : str, default="squared_hinge"
+        Loss of the linear rankers.
+    C : float, default=1.0
+        Inverse regularisation strength.
+    max_iter : int, default=100
+        Solver iterations.
+    tol : float, default=0.1
+        Solver tolerance.
+    bias : float, default=1.0
+        Bias feature value.
+    weight_threshold : float, default=0.001
+        Weights below it are pruned.
+    beam_size : int, default=10
+        Beam of the prediction.
+    post_processor : str, default="l3-hinge"
+        Score transform of the beam search.
+    """
 
     negative_sampling: str = "tfn+man"
     loss: str = "squared_hinge"

@@ -97,6 +97,7 @@ def amp_dtype(device: str | torch.device) -> torch.dtype | None:
     Returns
     -------
     dtype : torch.dtype or None
+        ``torch.bfloat16``, ``torch.float16`` or None (no autocast).
 
     Examples
     --------
@@ -144,6 +145,8 @@ def is_oom_error(exc: BaseException) -> bool:
     Returns
     -------
     is_oom : bool
+        True for ``torch.cuda.OutOfMemoryError`` and for a RuntimeError that
+        says "out of memory".
 
     Examples
     --------
