@@ -1,9 +1,5 @@
 """The shared estimator contract (skxmc.base), tested through CentroidRanker."""
 
-import pickle
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -271,35 +267,3 @@ def test_device_parameter():
         est = _fit().set_params(device="cuda:0")
         with pytest.warns(RuntimeWarning, match="Falling back to the CPU"):
             est.predict_topk(X_TOY)
-
-
-def test_pickle_round_trip():
-    est = _fit(random_state=0)
-    clone = pickle.loads(pickle.dumps(est))
-    for a, b in zip(est.predict_topk(X_TOY), clone.predict_topk(X_TOY)):
-        np.testing.assert_array_equal(a, b)
-
-
-_LOAD_ON_CPU = """
-import pickle, sys, numpy as np, torch
-assert not torch.cuda.is_available()
-est = pickle.load(open(sys.argv[1], "rb"))
-assert est.centroids_.device.type == "cpu"
-np.save(sys.argv[2], est.predict_topk(np.array([[0.0], [10.0]], np.float32))[1])
-"""
-
-
-@pytest.mark.gpu
-def test_gpu_fit_unpickles_on_cpu_only_machine(tmp_path):
-    est = CentroidRanker(device="cuda", random_state=0).fit(X_TOY, Y_TOY)
-    assert est.centroids_.device.type == "cuda"
-    path = tmp_path / "model.pkl"
-    path.write_bytes(pickle.dumps(est))
-    env = {"CUDA_VISIBLE_DEVICES": "", "PATH": ""}
-    subprocess.run(
-        [sys.executable, "-c", _LOAD_ON_CPU, str(path), str(tmp_path / "out.npy")],
-        check=True,
-        env=env,
-    )
-    expected = est.predict_topk(np.array([[0.0], [10.0]], np.float32))[1]
-    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)

@@ -1,28 +1,20 @@
-"""DecafClassifier: contract, shortlists, reproducibility, resume, zero-shot."""
+"""DecafClassifier: shortlists, fusion, resume across stages, zero-shot.
+
+The contract shared by every estimator (pickling, reproducibility, grid
+search, full beam against _full_scores, resume) is in tests/test_common.py.
+"""
 
 import pickle
-import warnings
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from sklearn.model_selection import GridSearchCV, KFold
-from sklearn.utils.estimator_checks import (
-    _get_check_estimator_ids,
-    estimator_checks_generator,
-)
 
 from skxmc import DecafClassifier, LabelInfo
 from skxmc.datasets import make_xmc_classification
-from skxmc.indexing import pifa_embedding
-from skxmc.metrics import XMC_SCORERS, precision_at_k
+from skxmc.metrics import precision_at_k
 from skxmc.utils import csr_row_topk
-
-try:
-    from tests.test_common import _SPARSE_DECISION
-except ImportError:  # pragma: no cover - tests run outside the repository root
-    from test_common import _SPARSE_DECISION
 
 TINY = {
     "embedding_dim": 16,
@@ -171,21 +163,6 @@ def _assert_brute_force_scores(full, scores, labels):
 def _topk_of(full, k):
     order = np.argsort(-full, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(full, order, 1), order
-
-
-def test_full_beam_equals_brute_force(data, fitted):
-    """With every cluster in the beam, the shortlist is every label: the
-    result must be the brute-force top-k of the full score matrix."""
-    clf = pickle.loads(pickle.dumps(fitted))
-    clf.set_params(beam_size=clf.n_clusters_)
-    scores, labels = clf.predict_topk(data["text"][240:], k=5)
-    full = clf._full_scores(data["text"][240:])
-    assert full.shape == (60, 30)
-    ref_scores, _ = _topk_of(full, 5)
-    np.testing.assert_allclose(scores, ref_scores, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(
-        np.take_along_axis(full, labels, 1), scores, rtol=1e-5, atol=1e-6
-    )
 
 
 def test_shortlist_recall_vs_brute_force(data, fitted):
@@ -359,20 +336,6 @@ def clone_fit(clf, data):
 
 
 # ---------------------------------------------------------------- randomness
-def test_same_seed_same_model_and_global_rng_untouched(data, fitted):
-    torch_state = torch.get_rng_state()
-    np_state = np.random.get_state()[1].copy()
-    again = clone_fit(fitted, data)
-    assert torch.equal(torch_state, torch.get_rng_state())
-    np.testing.assert_array_equal(np_state, np.random.get_state()[1])
-    a = fitted.predict_topk(data["text"][240:], k=5)
-    b = again.predict_topk(data["text"][240:], k=5)
-    np.testing.assert_array_equal(a[0], b[0])
-    np.testing.assert_array_equal(a[1], b[1])
-    other = clone_fit(fitted.set_params(random_state=1), data)
-    fitted.set_params(random_state=TINY["random_state"])
-    c = other.predict_topk(data["text"][240:], k=5)
-    assert not np.array_equal(a[0], c[0])
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -407,14 +370,6 @@ def test_resume_after_interruption_equals_uninterrupted_fit(
     np.testing.assert_array_equal(expected[1], got[1])
     np.testing.assert_allclose(expected[0], got[0], rtol=0, atol=0)
     assert resumed.loss_curve_ == pytest.approx(fitted.loss_curve_)
-
-    # a completed checkpoint gives the finished model at once
-    again = DecafClassifier(**params).fit(
-        data["text"][:240], data["Y"][:240], label_info=data["info"]
-    )
-    np.testing.assert_array_equal(
-        again.predict_topk(data["text"][240:], k=5)[1], got[1]
-    )
 
     # other parameters: the stale checkpoint is ignored, with a warning
     with pytest.warns(UserWarning, match="Ignoring the checkpoint"):
@@ -478,100 +433,6 @@ def test_add_labels_with_label_names():
 
 
 # ---------------------------------------------------------------- sklearn
-def test_pickle_roundtrip(data, fitted):
-    clone = pickle.loads(pickle.dumps(fitted))
-    a = fitted.predict_topk(data["text"][240:], k=5)
-    b = clone.predict_topk(data["text"][240:], k=5)
-    np.testing.assert_array_equal(a[1], b[1])
-    np.testing.assert_array_equal(a[0], b[0])
-
-
-def test_grid_search_with_xmc_scorers(data):
-    search = GridSearchCV(
-        DecafClassifier(**{**TINY, "n_epochs": 2}),
-        {"embedding_dim": [4, 16]},
-        scoring=XMC_SCORERS,
-        refit="P@1",
-        cv=KFold(2, shuffle=True, random_state=0),
-        error_score="raise",
-    )
-    search.fit(data["text"][:160], data["Y"][:160], label_info=data["info"])
-    assert set(search.cv_results_) >= {"mean_test_P@1", "mean_test_nDCG@5"}
-    assert search.best_params_["embedding_dim"] in (4, 16)
-    assert search.best_estimator_.predict_topk(data["text"][:2], k=3)[1].shape == (2, 3)
-
-
-class _DecafWithPifaLabels(DecafClassifier):
-    """DECAF whose label features default to PIFA when none are given.
-
-    sklearn's common checks call ``fit(X, y)`` without label data, which
-    DecafClassifier rejects; this test-only subclass supplies the labels'
-    PIFA vectors (in the feature space of X) as label features instead.
-    """
-
-    def _fit(self, X, Y, *, label_info, seed):
-        if label_info is None:
-            label_info = LabelInfo(features=pifa_embedding(X, Y))
-        return super()._fit(X, Y, label_info=label_info, seed=seed)
-
-
-_CHECK_PARAMS = {
-    "embedding_dim": 8,
-    "n_epochs": 3,
-    "batch_size": 64,
-    "learning_rate": 0.2,
-    "dropout": 0.0,
-    "max_leaf_size": 1,
-    "beam_size": 4,
-    "device": "cpu",
-}
-
-
-def _expected_failed_checks(estimator):
-    reason = (
-        "float32 matrix products give results that depend on the batch "
-        "composition (differences of ~1e-8, above the check's rtol=1e-7)"
-    )
-    return {
-        **_SPARSE_DECISION,
-        "check_methods_sample_order_invariance": reason,
-        "check_methods_subset_invariance": reason,
-    }
 
 
 # The checks that fit many times on the largest data; run with -m slow.
-_SLOW_CHECKS = {
-    "check_classifiers_train",
-    "check_estimator_sparse_array",
-    "check_estimator_sparse_matrix",
-}
-
-
-def _checks():
-    """``parametrize_with_checks``'s parameters, with the slowest marked slow."""
-    estimator = _DecafWithPifaLabels(**_CHECK_PARAMS)
-    for param in estimator_checks_generator(
-        estimator,
-        legacy=True,
-        expected_failed_checks=_expected_failed_checks(estimator),
-        mark="xfail",
-    ):
-        values, marks = (
-            (param.values, list(param.marks))
-            if hasattr(param, "marks")
-            else (param, [])
-        )
-        check = values[1]
-        name = getattr(check, "func", check).__name__
-        if name in _SLOW_CHECKS:
-            marks.append(pytest.mark.slow)
-        yield pytest.param(*values, marks=marks)
-
-
-@pytest.mark.parametrize(
-    "estimator, check", list(_checks()), ids=_get_check_estimator_ids
-)
-def test_sklearn_compatible_estimator(estimator, check):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        check(estimator)

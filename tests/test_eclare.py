@@ -1,16 +1,13 @@
 """EclareClassifier: DECAF plus the label graph in labels, clusters and shortlists."""
 
-import pickle
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from sklearn.model_selection import GridSearchCV, KFold
 
 from skxmc import DecafClassifier, EclareClassifier, LabelInfo
 from skxmc.datasets import make_xmc_classification
 from skxmc.indexing import propagate_topk
-from skxmc.metrics import XMC_SCORERS, precision_at_k
+from skxmc.metrics import precision_at_k
 from skxmc.nn._graph import GraphLabelClassifier
 
 TINY = {
@@ -82,20 +79,6 @@ def test_identity_graph_clusters_like_decaf(data):
     assert (eclare.label_graph_ != sp.eye(30)).nnz == 0
 
 
-def test_same_seed_same_model_and_pickle(data, fitted):
-    X, Y = data["text"][:240], data["Y"][:240]
-    again = EclareClassifier(graph_shortlist_size=8, **TINY).fit(
-        X, Y, label_info=data["info"]
-    )
-    a = fitted.predict_topk(data["text"][240:], k=5)
-    b = again.predict_topk(data["text"][240:], k=5)
-    np.testing.assert_array_equal(a[1], b[1])
-    np.testing.assert_allclose(a[0], b[0])
-    loaded = pickle.loads(pickle.dumps(fitted))
-    c = loaded.predict_topk(data["text"][240:], k=5)
-    np.testing.assert_array_equal(a[1], c[1])
-
-
 def test_zero_shot_label_joins_the_graph(data):
     """A label held out of training, added by its text, gets a self-loop and is
     retrieved for a document that repeats its text."""
@@ -111,18 +94,6 @@ def test_zero_shot_label_joins_the_graph(data):
     assert (clf.label_graph_ != graph).nnz == 0
     _, labels = clf.predict_topk([" ".join([data["info"].text[held_out]] * 3)], k=5)
     assert 29 in labels[0]
-
-
-def test_grid_search_over_a_graph_parameter(data):
-    search = GridSearchCV(
-        EclareClassifier(**{**TINY, "n_epochs": 1}),
-        {"n_neighbors": [2, 5]},
-        scoring=XMC_SCORERS,
-        refit="P@1",
-        cv=KFold(2, shuffle=True, random_state=0),
-    )
-    search.fit(data["text"][:200], data["Y"][:200], label_info=data["info"])
-    assert search.best_params_["n_neighbors"] in (2, 5)
 
 
 def test_errors(data):

@@ -8,10 +8,9 @@ import pytest
 import scipy.sparse as sp
 import torch
 import transformers
-from sklearn.model_selection import GridSearchCV, KFold
 
 from skxmc import EliasClassifier
-from skxmc.metrics import XMC_SCORERS, precision_at_k
+from skxmc.metrics import precision_at_k
 from skxmc.nn._elias import EliasNetwork, dedup_max
 from skxmc.utils._testing import (
     KEYWORD_LABELS,
@@ -208,38 +207,12 @@ def test_learns_a_separable_problem_above_popularity(fitted, data):
     assert p1 > 0.75 and p1 > baseline + 0.4
 
 
-def test_same_random_state_same_predictions_and_global_rng_untouched(tiny_bert, data):
-    (docs, Y), (test_docs, _) = data
-    torch_state = torch.get_rng_state()
-    numpy_state = np.random.get_state()[1].copy()
-    a = _clf(tiny_bert, n_epochs=(1, 1)).fit(docs, Y)
-    b = _clf(tiny_bert, n_epochs=(1, 1)).fit(docs, Y)
-    assert torch.equal(torch_state, torch.get_rng_state())
-    np.testing.assert_array_equal(numpy_state, np.random.get_state()[1])
-    assert a.loss_curve_ == b.loss_curve_
-    sa, ia = a.predict_topk(test_docs, k=4)
-    sb, ib = b.predict_topk(test_docs, k=4)
-    np.testing.assert_array_equal(ia, ib)
-    np.testing.assert_array_equal(sa, sb)
-
-
 def test_swa_and_cls_pooling(tiny_bert, data):
     (docs, Y), (test_docs, _) = data
     clf = _clf(tiny_bert, n_epochs=(1, 2), swa=True, pooling="cls").fit(docs, Y)
     assert len(clf.loss_curve_) == 1 + 2
     scores, _ = clf.predict_topk(test_docs, k=3)
     assert np.all(np.isfinite(scores[:, 0]))
-
-
-def test_pickle_round_trip(fitted, data):
-    _, (docs, _) = data
-    clone = pickle.loads(pickle.dumps(fitted))
-    for tensor in clone.network_.state_dict().values():
-        assert tensor.device.type == "cpu"
-    before = fitted.predict_topk(docs, k=3)
-    after = clone.predict_topk(docs, k=3)
-    np.testing.assert_array_equal(before[1], after[1])
-    np.testing.assert_allclose(before[0], after[0], rtol=1e-6)
 
 
 # ---------------------------------------------------------- checkpoints
@@ -431,21 +404,6 @@ def test_reranker_alone_reads_the_keywords(reranked, data):
     assert precision_at_k(Y, clf.predict_topk(docs, k=1), k=1) >= 0.9
 
 
-def test_grid_search_with_xmc_scorers(tiny_bert, data):
-    (docs, Y), _ = data
-    search = GridSearchCV(
-        _clf(tiny_bert, n_epochs=(2, 1)),
-        {"shortlist_size": [3, 5]},
-        scoring=XMC_SCORERS,
-        refit="P@1",
-        cv=KFold(2, shuffle=True, random_state=0),
-        error_score="raise",
-    )
-    search.fit(docs, Y)
-    assert {"mean_test_P@1", "mean_test_P@5"} <= set(search.cv_results_)
-    assert search.best_estimator_.predict_topk(docs[:2], k=2)[1].shape == (2, 2)
-
-
 def test_training_halves_its_forward_batch_on_oom(tiny_bert, data, monkeypatch):
     import skxmc.models._elias as module
 
@@ -470,16 +428,6 @@ def test_training_halves_its_forward_batch_on_oom(tiny_bert, data, monkeypatch):
 
 
 # ----------------------------------------------------------------- errors
-def test_rejects_a_bare_string_and_numeric_X(fitted, tiny_bert, data):
-    (_, Y), _ = data
-    with pytest.raises(ValueError, match="Iterable over raw text documents"):
-        _clf(tiny_bert).fit("one document", Y[:1])
-    with pytest.raises(ValueError, match="Iterable over raw text documents"):
-        fitted.predict_topk("one document")
-    with pytest.raises(TypeError, match="expects raw text"):
-        fitted.predict_topk(np.zeros((2, 3)))
-
-
 def test_bad_encoder_path_gives_a_clear_error(tmp_path, data):
     (docs, Y), _ = data
     missing = tmp_path / "no_model_here"
@@ -508,23 +456,6 @@ def test_invalid_params(tiny_bert, data, params, match):
 
 
 # -------------------------------------------------------------------- GPU
-@pytest.mark.gpu
-def test_fit_on_cuda_and_unpickle_on_cpu(tiny_bert, data, monkeypatch):
-    (docs, Y), (test_docs, _) = data
-    clf = _clf(tiny_bert, device="cuda", n_epochs=(2, 1)).fit(docs, Y)
-    assert next(clf.network_.parameters()).device.type == "cpu"
-    gpu_scores, gpu_labels = clf.predict_topk(test_docs, k=3)
-    payload = pickle.dumps(clf)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    clone = pickle.loads(payload)
-    clone.set_params(device="cpu")
-    for tensor in clone.network_.state_dict().values():
-        assert tensor.device.type == "cpu"
-    cpu_scores, cpu_labels = clone.predict_topk(test_docs, k=3)
-    np.testing.assert_array_equal(gpu_labels[:, 0], cpu_labels[:, 0])
-    np.testing.assert_allclose(gpu_scores, cpu_scores, rtol=1e-3, atol=1e-4)
-
-
 def test_network_docstring_shapes():
     config = transformers.BertConfig(
         vocab_size=10,

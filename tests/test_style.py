@@ -16,6 +16,7 @@ PUBLIC_MODULES = [
     "skxmc.datasets",
     "skxmc.indexing",
     "skxmc.utils",
+    "skxmc.utils.estimator_checks",
     "skxmc.nn",
     "skxmc.training",
     "skxmc.models",

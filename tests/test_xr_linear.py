@@ -1,6 +1,5 @@
 """XRLinearClassifier: the scikit-learn facade of the XR-Linear engine."""
 
-import pickle
 import time
 
 import numpy as np
@@ -83,16 +82,6 @@ def test_deterministic_given_random_state_and_n_jobs(data):
     assert not np.array_equal(
         a.label_tree_.leaf_of_label(), c.label_tree_.leaf_of_label()
     )
-
-
-def test_pickle_round_trip(data):
-    _, _, Xte, _ = data
-    clf = _fit(data)
-    clone = pickle.loads(pickle.dumps(clf))
-    s1, i1 = clf.predict_topk(Xte, 5)
-    s2, i2 = clone.predict_topk(Xte, 5)
-    np.testing.assert_array_equal(i1, i2)
-    np.testing.assert_array_equal(s1, s2)
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,36 @@
-"""Test-only estimators and helpers (not part of the public API)."""
+"""Test-only estimators and helpers (not part of the public API).
+
+- :class:`CentroidRanker`, a tiny estimator that exercises the base contract;
+- ``INIT_PARAMS`` and :func:`make_fast_estimator`: fast configurations of every
+  public estimator for the common checks (sklearn's ``INIT_PARAMS``);
+- adapters that let sklearn's numeric common checks reach the estimators that
+  need more than ``fit(X, y)`` on numeric X (:class:`DecafWithPifaLabels`,
+  :class:`EclareWithPifaLabels`, :class:`XRTransformerOnNumeric`,
+  :class:`EliasOnNumeric`);
+- :func:`save_tiny_bert` and :func:`tiny_bert_dir`: a local random-init BERT
+  for the transformer estimators, and the keyword documents they learn.
+"""
 
 from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.utils._param_validation import StrOptions
 
+from skxmc._decaf import DecafClassifier
+from skxmc._eclare import EclareClassifier
+from skxmc._elias import EliasClassifier
+from skxmc._label_info import LabelInfo
+from skxmc._xr_linear import XRLinearClassifier
+from skxmc._xr_transformer import XRTransformerClassifier
 from skxmc.base import BaseXMCClassifier
 from skxmc.training import resolve_device
 
@@ -171,3 +195,207 @@ def make_keyword_docs(n, seed):
     for i, labels in enumerate(rows):
         Y[i, labels] = 1
     return docs, Y.tocsr()
+
+
+# ------------------------------------------------------------ fast configs
+#: Words of the tiny BERT of the common checks: the words ``w0``, ``w1``, ...
+#: of :func:`skxmc.datasets.make_xmc_classification` and the negative-value
+#: words ``n0``, ``n1``, ... of :func:`numeric_to_text`.
+TINY_BERT_WORDS = [f"{kind}{j}" for kind in "wn" for j in range(64)]
+_TINY_BERT_HIDDEN = 16
+
+
+@cache
+def tiny_bert_dir() -> str:
+    """The folder of a tiny random-init BERT over ``TINY_BERT_WORDS``.
+
+    Built once per machine under the temporary directory, at a path that
+    depends only on its content (so test ids that show the estimator's
+    ``encoder`` parameter are stable); written to a private folder first and
+    renamed into place, so concurrent test runs never see half a model.
+
+    Returns
+    -------
+    folder : str
+        Loadable with ``transformers.AutoModel.from_pretrained``.
+    """
+    import transformers
+
+    key = repr((TINY_BERT_WORDS, _TINY_BERT_HIDDEN, transformers.__version__))
+    digest = hashlib.sha1(key.encode()).hexdigest()[:10]
+    folder = Path(tempfile.gettempdir()) / f"skxmc-tiny-bert-{digest}"
+    if not (folder / "config.json").exists():
+        staging = Path(tempfile.mkdtemp(prefix="skxmc-tiny-bert-"))
+        save_tiny_bert(staging, TINY_BERT_WORDS, hidden_size=_TINY_BERT_HIDDEN)
+        try:
+            os.rename(staging, folder)
+        except OSError:  # another process won the race
+            shutil.rmtree(staging, ignore_errors=True)
+    return str(folder)
+
+
+#: Fast parameters of every estimator for the common checks: a fit on the
+#: check data takes well under a second on the CPU. The transformer
+#: estimators also need ``encoder`` (see :func:`make_fast_estimator`).
+INIT_PARAMS: dict[type, dict] = {
+    CentroidRanker: {},
+    XRLinearClassifier: {"branching_factor": 2, "max_leaf_size": 2},
+    DecafClassifier: {
+        "embedding_dim": 8,
+        "n_epochs": 3,
+        "batch_size": 64,
+        "learning_rate": 0.2,
+        "dropout": 0.0,
+        "max_leaf_size": 1,
+        "beam_size": 4,
+        "device": "cpu",
+    },
+    EclareClassifier: {
+        "embedding_dim": 8,
+        "n_epochs": 3,
+        "batch_size": 64,
+        "learning_rate": 0.2,
+        "dropout": 0.0,
+        "max_leaf_size": 1,
+        "beam_size": 4,
+        "n_neighbors": 2,
+        "device": "cpu",
+    },
+    XRTransformerClassifier: {
+        "max_length": 16,
+        "pooling": "mean",
+        "branching_factor": 2,
+        "max_leaf_size": 3,
+        "n_steps": 2,
+        "batch_size": 16,
+        "learning_rate": 1e-3,
+        "head_learning_rate": 5e-2,
+        "beam_size": 4,
+        "device": "cpu",
+        "n_jobs": 1,
+    },
+    EliasClassifier: {
+        "max_length": 16,
+        "pooling": "mean",
+        "dropout": 0.1,
+        "max_leaf_size": 2,
+        "kappa": 3,
+        "beam_size": 2,
+        "shortlist_size": 5,
+        "n_epochs": (1, 1),
+        "batch_size": 32,
+        "learning_rate": 1e-3,
+        "head_learning_rate": 5e-2,
+        "device": "cpu",
+        "n_jobs": 1,
+    },
+}
+
+
+def make_fast_estimator(estimator_class, **params):
+    """An instance of ``estimator_class`` with its ``INIT_PARAMS``.
+
+    Looks ``INIT_PARAMS`` up along the class's method resolution order, so
+    the test-only adapters below get the parameters of the estimator they
+    wrap; estimators with an ``encoder`` parameter get :func:`tiny_bert_dir`.
+
+    Parameters
+    ----------
+    estimator_class : type
+        An skxmc estimator class (or a subclass of one).
+    **params
+        Overrides of the fast parameters.
+
+    Returns
+    -------
+    estimator : BaseXMCClassifier
+        Unfitted.
+    """
+    base = next(c for c in estimator_class.__mro__ if c in INIT_PARAMS)
+    fast = dict(INIT_PARAMS[base])
+    if "encoder" in estimator_class._get_param_names():
+        fast["encoder"] = tiny_bert_dir()
+    return estimator_class(**{**fast, **params})
+
+
+# ------------------------------------------- adapters for sklearn's checks
+class PifaLabels:
+    """Mixin: label features default to PIFA when ``fit`` gets no label data.
+
+    sklearn's common checks call ``fit(X, y)`` without label data, which DECAF
+    and ECLARE reject; the labels' PIFA vectors (in the feature space of X)
+    stand in as label features.
+    """
+
+    def _fit(self, X, Y, *, label_info, seed):
+        from skxmc.indexing import pifa_embedding
+
+        if label_info is None:
+            label_info = LabelInfo(features=pifa_embedding(X, Y))
+        return super()._fit(X, Y, label_info=label_info, seed=seed)
+
+
+class DecafWithPifaLabels(PifaLabels, DecafClassifier):
+    """DecafClassifier for sklearn's common checks (see :class:`PifaLabels`)."""
+
+
+class EclareWithPifaLabels(PifaLabels, EclareClassifier):
+    """EclareClassifier for sklearn's common checks (see :class:`PifaLabels`)."""
+
+
+def numeric_to_text(X) -> list[str]:
+    """Spell each row of a numeric matrix as a document.
+
+    Feature ``j`` with value ``v`` becomes the word ``w{j}`` (``v > 0``) or
+    ``n{j}`` (``v < 0``), repeated ``1 + min(floor(2 |v|), 4)`` times; zeros
+    give no word. Coarse, but the TF-IDF the text estimators fit on it keeps
+    enough of ``X`` to separate sklearn's test blobs.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Numeric features.
+
+    Returns
+    -------
+    documents : list of str
+        One document per row.
+    """
+    X = sp.csr_matrix(X)
+    documents = []
+    for row in range(X.shape[0]):
+        start, stop = X.indptr[row], X.indptr[row + 1]
+        words = []
+        for j, v in zip(X.indices[start:stop], X.data[start:stop]):
+            if v == 0 or not np.isfinite(v):
+                continue
+            word = f"{'w' if v > 0 else 'n'}{j}"
+            words += [word] * (1 + min(int(2 * abs(v)), 4))
+        documents.append(" ".join(words))
+    return documents
+
+
+class NumericAsText:
+    """Mixin: a text-only estimator that reads numeric X through
+    :func:`numeric_to_text`, so that sklearn's API checks
+    (``parametrize_with_checks(..., legacy=False)``) reach its parameters,
+    validation and fitted state. ``transform`` still reads text only, so the
+    legacy checks (transformer checks among them) do not apply.
+    """
+
+    _accepts_numeric = True
+    _accepts_text = False
+
+    def _fit(self, X, Y, *, label_info, seed):
+        return super()._fit(numeric_to_text(X), Y, label_info=label_info, seed=seed)
+
+    def _predict_topk(self, X, k):
+        return super()._predict_topk(numeric_to_text(X), k)
+
+
+class XRTransformerOnNumeric(NumericAsText, XRTransformerClassifier):
+    """XRTransformerClassifier for sklearn's common checks (numeric X)."""
+
+
+class EliasOnNumeric(NumericAsText, EliasClassifier):
+    """EliasClassifier for sklearn's common checks (numeric X)."""

@@ -20,7 +20,7 @@ from skxmc.datasets import (
     make_xmc_classification,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = REPO_ROOT / "skxmc" / "datasets" / "data" / "debian_packages_sample"
 
 
