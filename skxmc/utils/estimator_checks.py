@@ -68,6 +68,7 @@ __all__ = [
     "check_xmc_rejects_bare_string",
     "check_xmc_topk_equals_full_scores",
     "check_xmc_resume_equals_uninterrupted_fit",
+    "check_xmc_checkpoints_are_safe",
     "check_xmc_cuda_fit_loads_on_cpu",
 ]
 
@@ -108,6 +109,7 @@ def yield_xmc_checks(estimator) -> Iterator[Callable]:
     yield check_xmc_topk_equals_full_scores
     if "checkpoint_dir" in params:
         yield check_xmc_resume_equals_uninterrupted_fit
+        yield check_xmc_checkpoints_are_safe
     if "device" in params:
         yield check_xmc_cuda_fit_loads_on_cpu
 
@@ -534,6 +536,113 @@ def check_xmc_resume_equals_uninterrupted_fit(name, estimator):
             resumed.predict_topk(data.X_test, _K),
             f"{name}: a fit resumed after an interruption differs from the "
             "uninterrupted fit",
+        )
+
+
+class _CodeRunningPayload:
+    """Unpickling this creates a file: what a crafted checkpoint would do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _crafted_checkpoint(marker) -> bytes:
+    """A well-formed skxmc checkpoint (valid checksum) whose body runs code
+    when unpickled without ``weights_only``."""
+    import hashlib
+    import io
+
+    import torch
+
+    from skxmc.training._checkpoint import _MAGIC
+
+    buffer = io.BytesIO()
+    torch.save({"trainer": _CodeRunningPayload(marker)}, buffer)
+    body = buffer.getvalue()
+    return _MAGIC + hashlib.sha256(body).digest() + body
+
+
+def check_xmc_checkpoints_are_safe(name, estimator):
+    """Checkpoints never run code, survive damage and never overwrite others.
+
+    With ``random_state=0`` and a ``checkpoint_dir``:
+
+    1. the fit's checkpoint file is replaced by a crafted one (valid format
+       and checksum, a pickle payload that creates a marker file), by a
+       truncated copy and by an empty file: each refit warns naming the file,
+       never creates the marker, and fits afresh to the same model;
+    2. a fit with other parameters (``random_state=1``) writes a file of its
+       own and leaves the first one untouched;
+    3. with ``random_state=None``, a refit resumes the stored fit (same
+       model);
+    4. ``checkpoint_dir`` pointing to a file is an error before training.
+
+    Parameters
+    ----------
+    name : str
+        Name of the estimator, for the messages.
+    estimator : BaseXMCClassifier
+        Unfitted estimator with a ``checkpoint_dir`` parameter.
+    """
+    data = _xmc_data(estimator)
+    est = _seeded(estimator).set_params(verbose=0, checkpoint_dir=None)
+    expected = _fit(clone(est), data).predict_topk(data.X_test, _K)
+    with tempfile.TemporaryDirectory() as folder:
+        _fit(clone(est).set_params(checkpoint_dir=folder), data)
+        files = sorted(os.listdir(folder))
+        assert len(files) == 1, f"{name}: expected one checkpoint file, got {files}."
+        path = os.path.join(folder, files[0])
+        good = open(path, "rb").read()
+        marker = os.path.join(folder, "marker")
+        damages = {
+            "crafted": _crafted_checkpoint(marker),
+            "truncated": good[: len(good) // 2],
+            "empty": b"",
+        }
+        for kind, content in damages.items():
+            with open(path, "wb") as file:
+                file.write(content)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                refit = _fit(clone(est).set_params(checkpoint_dir=folder), data)
+            messages = [str(w.message) for w in caught]
+            assert any(
+                "Ignoring the checkpoint" in m and files[0] in m for m in messages
+            ), f"{name}: a {kind} checkpoint gave no warning naming it: {messages}"
+            assert not os.path.exists(marker), (
+                f"{name}: loading a crafted checkpoint ran its code."
+            )
+            _assert_same_topk(
+                expected,
+                refit.predict_topk(data.X_test, _K),
+                f"{name}: the fit after a {kind} checkpoint differs from a fresh fit",
+            )
+        good = open(path, "rb").read()
+        _fit(clone(est).set_params(checkpoint_dir=folder, random_state=1), data)
+        assert len(os.listdir(folder)) == 2, (
+            f"{name}: a fit with other parameters did not write a file of its own."
+        )
+        assert open(path, "rb").read() == good, (
+            f"{name}: a fit with other parameters overwrote another fit's checkpoint."
+        )
+    with tempfile.TemporaryDirectory() as folder:
+        unseeded = clone(est).set_params(random_state=None, checkpoint_dir=folder)
+        first = _fit(clone(unseeded), data).predict_topk(data.X_test, _K)
+        _assert_same_topk(
+            first,
+            _fit(clone(unseeded), data).predict_topk(data.X_test, _K),
+            f"{name}: with random_state=None a refit did not resume its checkpoint",
+        )
+        path = os.path.join(folder, "a-file")
+        open(path, "w").close()
+        _assert_raises(
+            NotADirectoryError,
+            "is a file",
+            lambda: _fit(clone(est).set_params(checkpoint_dir=path), data),
+            f"{name}.fit with checkpoint_dir naming a file",
         )
 
 

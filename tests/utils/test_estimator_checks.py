@@ -6,6 +6,7 @@ the checks passing on the well-behaved estimators is tested in
 tests/test_common.py.
 """
 
+import io
 import pickle
 import sys
 from pathlib import Path
@@ -16,8 +17,10 @@ import torch
 from sklearn.base import BaseEstimator
 
 from skxmc import XRLinearClassifier
+from skxmc.training._checkpoint import _MAGIC
 from skxmc.utils._testing import CentroidRanker
 from skxmc.utils.estimator_checks import (
+    check_xmc_checkpoints_are_safe,
     check_xmc_cuda_fit_loads_on_cpu,
     check_xmc_fit_reproducible,
     check_xmc_global_random_state_untouched,
@@ -206,6 +209,72 @@ class _SilentCheckpointedRanker(_CheckpointedRanker):
     _reports_progress = False
 
 
+class _StoreCheckpointedRanker(CentroidRanker):
+    """Like _CheckpointedRanker, through skxmc's CheckpointStore."""
+
+    _unsafe_load = False
+    _one_file = False
+
+    def __init__(
+        self, *, n_epochs=3, checkpoint_dir=None, top_k=5, threshold=0.5,
+        device="auto", random_state=None, verbose=0,
+    ):  # fmt: skip
+        super().__init__(
+            top_k=top_k, threshold=threshold, device=device,
+            random_state=random_state, verbose=verbose,
+        )  # fmt: skip
+        self.n_epochs = n_epochs
+        self.checkpoint_dir = checkpoint_dir
+
+    def _fit(self, X, Y, *, label_info, seed):
+        from skxmc.training import CheckpointStore
+
+        store = self._open_checkpoint([X, Y])
+        if store is not None and self._one_file:
+            store = CheckpointStore(self.checkpoint_dir, "ranker", "same")
+        saved = None
+        if store is not None:
+            if self._unsafe_load and store.path.exists():
+                body = store.path.read_bytes()[len(_MAGIC) + 32 :]
+                try:
+                    torch.load(io.BytesIO(body), weights_only=False)
+                except Exception:
+                    pass
+            saved = store.load()
+            seed = store.resume_seed(seed)
+        super()._fit(X, Y, label_info=label_info, seed=seed)
+        centroids = self.centroids_.cpu()
+        generator = torch.Generator().manual_seed(seed)
+        start = 0
+        if saved is not None:
+            start, centroids = saved["epoch"], saved["centroids"]
+            generator.set_state(saved["rng"])
+        for epoch in range(start, self.n_epochs):
+            centroids = centroids + 0.05 * torch.randn(
+                centroids.shape, generator=generator
+            )
+            if store is not None:
+                store.save(
+                    {"epoch": epoch + 1, "centroids": centroids,
+                     "rng": generator.get_state()},
+                    seed=seed,
+                )  # fmt: skip
+        self.centroids_ = centroids.to(self.centroids_.device)
+        return self
+
+
+class _UnsafeLoadingRanker(_StoreCheckpointedRanker):
+    """Unpickles its checkpoint without weights_only before checking it."""
+
+    _unsafe_load = True
+
+
+class _OneFileRanker(_StoreCheckpointedRanker):
+    """Writes every fit's checkpoint to the same file."""
+
+    _one_file = True
+
+
 class _PlainPickleRanker(CentroidRanker):
     """Pickles its tensors as they are: a CUDA fit needs CUDA to load."""
 
@@ -234,7 +303,10 @@ def test_yield_xmc_checks_picks_the_checks_that_apply():
     assert names(CentroidRanker()) == common | cuda
     text = {"check_xmc_rejects_bare_string"}
     assert names(CentroidRanker(accept="text")) == common | cuda | text
-    resume = {"check_xmc_resume_equals_uninterrupted_fit"}
+    resume = {
+        "check_xmc_resume_equals_uninterrupted_fit",
+        "check_xmc_checkpoints_are_safe",
+    }
     assert names(_CheckpointedRanker()) == common | cuda | resume
 
 
@@ -311,3 +383,15 @@ def test_resume_check_needs_progress_output_to_interrupt_the_fit():
 @pytest.mark.gpu
 def test_cuda_check_catches_tensors_pickled_on_the_gpu():
     _fails(check_xmc_cuda_fit_loads_on_cpu, _PlainPickleRanker(), "CPU-only")
+
+
+def test_checkpoint_safety_check_passes_the_checkpoint_store():
+    check_xmc_checkpoints_are_safe("StoreRanker", _StoreCheckpointedRanker())
+
+
+def test_checkpoint_safety_check_catches_an_unsafe_load():
+    _fails(check_xmc_checkpoints_are_safe, _UnsafeLoadingRanker(), "ran its code")
+
+
+def test_checkpoint_safety_check_catches_one_file_for_every_fit():
+    _fails(check_xmc_checkpoints_are_safe, _OneFileRanker(), "file of its own")
