@@ -71,7 +71,15 @@ class XRLinearClassifier(BaseXMCClassifier):
         (0 disables the intercept).
     weight_threshold : float, default=0.1
         Node-model weights with a smaller absolute value are dropped after
-        training (smaller, faster models).
+        training (smaller, faster models). The threshold applies to the
+        features scaled to a unit typical row norm: the models are trained on
+        ``X / s``, ``s`` the median L2 norm of the non-empty training rows
+        (exactly 1 for L2-normalised rows such as TF-IDF's default, where this
+        is PECOS' absolute threshold). So features multiplied by any ``c > 0``
+        (TF-IDF times 30, ``TfidfVectorizer(norm=None)``, raw counts) keep
+        the same share of weights, and ``X`` and ``c * X`` give the same
+        rankings up to ties. A warning says when pruning removes more than
+        half of the squared norm of a tree level's weights.
     beam_size : int, default=10
         Nodes kept per tree level during prediction, and when mining
         matcher-aware negatives.
