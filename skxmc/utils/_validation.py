@@ -27,6 +27,77 @@ def reject_bare_string(X: Any) -> None:
         raise ValueError(_BARE_STRING_MESSAGE)
 
 
+def check_query_row(x: Any, n_features: int, *, estimator: str = "The model"):
+    """Validate one query row for a single-query fast path, cheaply.
+
+    Parameters
+    ----------
+    x : sparse matrix of shape (1, n_features) or array-like of shape \
+            (n_features,) or (1, n_features)
+        One row of numeric features.
+    n_features : int
+        Number of features the model was fitted on.
+    estimator : str, default="The model"
+        Name used in the messages.
+
+    Returns
+    -------
+    x : csr_matrix or ndarray of shape (1, n_features), dtype float32
+        The row, sparse when given sparse.
+
+    Raises
+    ------
+    ValueError
+        For a bare string (sklearn's message), a shape that is not one row of
+        ``n_features`` values, and NaN or infinite values (float32 overflow
+        included), with the messages of ``predict_topk``.
+    TypeError
+        For raw text or values that are not numbers.
+    """
+    reject_bare_string(x)
+    if sp.issparse(x):
+        if x.ndim != 2 or x.shape[0] != 1:
+            raise ValueError(f"Expected one row, got shape {x.shape}.")
+        if x.dtype.kind not in "biuf":
+            raise TypeError(
+                f"{estimator} expects numeric features, got a sparse matrix of "
+                f"dtype {x.dtype}."
+            )
+        if x.format != "csr" or x.dtype != np.float32:
+            with np.errstate(over="ignore"):
+                x = sp.csr_matrix(x, dtype=np.float32)
+        values = x.data
+    else:
+        if is_raw_text(x):
+            raise TypeError(
+                f"{estimator} expects numeric features, got raw text. Vectorize "
+                "the query first."
+            )
+        try:
+            with np.errstate(over="ignore"):
+                values = np.asarray(x, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"{estimator} expects numeric features; the query could not be "
+                f"read as numbers ({exc})."
+            ) from None
+        if (values.ndim == 2 and values.shape[0] != 1) or values.ndim > 2:
+            raise ValueError(f"Expected one row, got shape {values.shape}.")
+        x = values.reshape(1, -1)
+    if x.shape[1] != n_features:
+        raise ValueError(
+            f"X has {x.shape[1]} features, but {estimator} is expecting "
+            f"{n_features} features as input."
+        )
+    if not np.isfinite(values).all():
+        if np.isnan(values).any():
+            raise ValueError("Input X contains NaN.")
+        raise ValueError(
+            "Input X contains infinity or a value too large for dtype('float32')."
+        )
+    return x
+
+
 def is_raw_text(X: Any) -> bool:
     """True for a 1-D sequence (list, tuple, ndarray, Series) of str."""
     reject_bare_string(X)
