@@ -52,3 +52,42 @@ def test_predict_topk_one_rejects_bad_shapes(xr_linear):
     _, lab = clf.predict_topk_one(X[5].toarray().ravel().tolist(), k=3)
     _, lab2 = clf.predict_topk(X[5], 3)
     np.testing.assert_array_equal(lab, lab2[0])
+
+
+# ------------------------------------------------------ labels_to_classes
+def test_labels_to_classes_keeps_the_padding_out_of_the_last_class(xr_linear):
+    from skxmc.utils import labels_to_classes
+
+    clf, X, _ = xr_linear
+    # a beam of 1 reaches one leaf of 4 labels: rows of k=8 are padded with -1
+    clf = XRLinearClassifier(max_leaf_size=4, beam_size=1, random_state=0).fit(
+        X, xr_linear[2]
+    )
+    _, labels = clf.predict_topk(X[:3], k=8)
+    assert (labels == -1).any()
+    names = labels_to_classes(clf.classes_, labels)
+    assert names.shape == labels.shape
+    assert all(v is None for v in names[labels == -1])
+    np.testing.assert_array_equal(
+        names[labels >= 0].astype(np.int64), clf.classes_[labels[labels >= 0]]
+    )
+    # the idiom it replaces reads the padding as the last class
+    assert (clf.classes_[labels][labels == -1] == clf.classes_[-1]).all()
+
+
+def test_labels_to_classes_fill_dtypes_and_errors():
+    from skxmc.utils import labels_to_classes
+
+    classes = np.array(["a", "bb", "c"])
+    out = labels_to_classes(classes, [[1, -1]], fill="")
+    assert out.dtype.kind == "U" and out.tolist() == [["bb", ""]]
+    assert labels_to_classes(["x", "y"], [1, -1]).tolist() == ["y", None]
+    assert labels_to_classes(np.arange(3) * 10, [2, -1], fill=-1).tolist() == [20, -1]
+    assert labels_to_classes(classes, [[2, -1]], fill=0).tolist() == [["c", 0]]
+    assert labels_to_classes(classes, np.zeros((0, 5), int)).shape == (0, 5)
+    with pytest.raises(ValueError, match="found 3"):
+        labels_to_classes(classes, [0, 3])
+    with pytest.raises(ValueError, match="found -2"):
+        labels_to_classes(classes, [-2])
+    with pytest.raises(TypeError, match="integer"):
+        labels_to_classes(classes, [0.5])
