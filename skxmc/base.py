@@ -22,10 +22,11 @@ from tqdm.auto import tqdm
 
 from skxmc._label_info import LabelInfo, as_label_info
 from skxmc.utils._validation import (
-    check_raw_text,
     check_targets,
+    check_text,
     encode_targets,
-    is_raw_text,
+    is_empty_sequence,
+    looks_like_text,
     reject_bare_string,
     warn_on_empty_rows_and_labels,
 )
@@ -242,20 +243,33 @@ class BaseXMCClassifier(
 
     # -------------------------------------------------------------- helpers
     def _validate_X(self, X, *, reset: bool):
+        # One text check for every estimator (utils._validation.check_text):
+        # anything that looks like text is checked element by element, and
+        # text-only estimators check whatever is not plainly numeric the same
+        # way, so a bad element is named with its index and type.
         reject_bare_string(X)
-        if is_raw_text(X):
+        if is_empty_sequence(X):
+            raise ValueError(
+                f"X holds no sample (an empty {type(X).__name__}); at least 1 is "
+                "required."
+            )
+        if looks_like_text(X):
             if not self._accepts_text:
                 raise TypeError(
                     f"{type(self).__name__} expects numeric features, got raw text. "
                     "Put a vectorizer in front of it, e.g. "
                     f"make_pipeline(TfidfVectorizer(), {type(self).__name__}())."
                 )
-            return check_raw_text(X)
+            return check_text(X)
         if not self._accepts_numeric:
-            raise TypeError(
-                f"{type(self).__name__} expects raw text (a sequence of str), got "
-                f"{type(X).__name__}."
-            )
+            if sp.issparse(X) or (
+                isinstance(X, np.ndarray) and X.dtype.kind in "biufc"
+            ):
+                raise TypeError(
+                    f"{type(self).__name__} expects raw text (a sequence of str), "
+                    f"got {type(X).__name__}."
+                )
+            return check_text(X)
         return validate_data(
             self, X, accept_sparse="csr", dtype=np.float32, reset=reset
         )

@@ -91,3 +91,123 @@ def test_labels_to_classes_fill_dtypes_and_errors():
         labels_to_classes(classes, [-2])
     with pytest.raises(TypeError, match="integer"):
         labels_to_classes(classes, [0.5])
+
+
+# ------------------------------------------------------------- raw text
+def _text_estimators():
+    from skxmc import DecafClassifier, EclareClassifier
+    from skxmc._elias import EliasClassifier
+    from skxmc._xr_transformer import XRTransformerClassifier
+
+    return [
+        DecafClassifier(),
+        EclareClassifier(),
+        XRTransformerClassifier(encoder="unused"),
+        EliasClassifier(encoder="unused"),
+    ]
+
+
+def _generator():
+    yield "some text"
+
+
+BAD_TEXT = [
+    ([np.nan, "text", "more"], TypeError, r"element 0 is float \(nan\)"),
+    (["text", 1, "more"], TypeError, "element 1 is int"),
+    ([1, "text", "more"], TypeError, "element 0 is int"),
+    ([b"text", b"more", b"bytes"], TypeError, "element 0 is bytes.*decode"),
+    (["text", b"more", "x"], TypeError, "element 1 is bytes"),
+    (["text", None, "x"], TypeError, "element 1 is NoneType"),
+    (np.array([["a"], ["b"], ["c"]]), ValueError, r"shape \(3, 1\).*ravel"),
+    (_generator, TypeError, "generator.*list"),
+    ([], ValueError, "no sample"),
+    (np.array([], dtype=str), ValueError, "no sample"),
+    ("one document", ValueError, "Iterable over raw text documents"),
+]
+
+
+def _fake_fitted(est):
+    """Just enough fitted state for check_is_fitted: the input checks come first."""
+    est.classes_ = np.arange(3)
+    est.n_labels_ = 3
+    est._y_container = "sparse"
+    return est
+
+
+@pytest.mark.parametrize("bad, error, match", BAD_TEXT)
+@pytest.mark.parametrize("make", range(4), ids=["decaf", "eclare", "xrt", "elias"])
+def test_every_text_estimator_names_the_bad_element(make, bad, error, match):
+    Y = sp.csr_matrix(np.eye(3, dtype=np.float32))
+    bad = bad() if callable(bad) else bad
+    est = _text_estimators()[make]
+    with pytest.raises(error, match=match):
+        est.fit(bad, Y)
+    bad = _generator() if isinstance(bad, type(_generator())) else bad
+    for method in ("predict_topk", "predict", "decision_function"):
+        with pytest.raises(error, match=match):
+            getattr(_fake_fitted(_text_estimators()[make]), method)(bad)
+
+
+def test_numeric_estimator_says_it_wants_numbers_for_mixed_text(xr_linear):
+    clf, _, _ = xr_linear
+    for bad in ([np.nan, "text"], [1, "text"], np.array([["a"], ["b"]])):
+        with pytest.raises(TypeError, match="expects numeric features"):
+            clf.predict_topk(bad)
+    with pytest.raises(ValueError, match="no sample"):
+        clf.predict_topk([])
+
+
+def test_check_text_accepts_sequences_and_lone_surrogates():
+    from skxmc.utils._validation import check_label_text, check_text
+
+    assert check_text(("a", "b")) == ["a", "b"]
+    assert check_text(np.array(["a", "b"])) == ["a", "b"]
+    assert check_text(np.array(["a", "b"], dtype=object)) == ["a", "b"]
+    assert check_text(["ok", "bad \ud800 text"]) == ["ok", "bad \ud800 text"]
+    with pytest.raises(ValueError, match="single str"):
+        check_label_text("one label")
+    with pytest.raises(TypeError, match="element 0 is NoneType"):
+        check_label_text([None])
+    with pytest.raises(ValueError, match="label_text holds no label text"):
+        check_label_text([])
+    with pytest.raises(TypeError, match="sparse"):
+        check_text(sp.csr_matrix(np.eye(2)))
+
+
+def test_pandas_text_inputs():
+    pd = pytest.importorskip("pandas")
+    from skxmc.utils._validation import check_text, looks_like_text
+
+    assert check_text(pd.Series(["a", "b"])) == ["a", "b"]
+    with pytest.raises(TypeError, match="element 1 is float"):
+        check_text(pd.Series(["a", np.nan]))
+    frame = pd.DataFrame({"text": ["a", "b"]})
+    assert looks_like_text(frame)
+    with pytest.raises(ValueError, match=r"X\['text'\]"):
+        check_text(frame)
+    assert not looks_like_text(pd.DataFrame({"x": [1.0, 2.0]}))
+
+
+@pytest.fixture(scope="module")
+def decaf():
+    from skxmc import DecafClassifier, LabelInfo
+
+    d = make_xmc_classification(
+        n_samples=120, n_labels=10, n_features=60, return_text=True, random_state=0
+    )
+    clf = DecafClassifier(
+        embedding_dim=8, n_epochs=1, batch_size=32, max_leaf_size=4, beam_size=2,
+        random_state=0,
+    )  # fmt: skip
+    return clf.fit(d.text, d.Y, label_info=LabelInfo(text=d.label_text)), d
+
+
+def test_fitted_text_estimator_rejects_empty_input_clearly(decaf):
+    clf, d = decaf
+    with pytest.raises(ValueError, match="no sample"):
+        clf.predict_topk([])
+    with pytest.raises(TypeError, match="element 1 is float"):
+        clf.predict_topk([d.text[0], np.nan])
+    # a lone surrogate is text: accepted and passed through, as before
+    _, labels = clf.predict_topk([d.text[0] + " \ud800"], k=2)
+    assert labels.shape == (1, 2)

@@ -9,6 +9,7 @@ downloaded.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -115,11 +116,31 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[np.ndarra
     -------
     ids : list of ndarray of dtype int64
         One array of token ids per text.
+
+    Notes
+    -----
+    Lone surrogates (``"\\ud800"``: code points U+D800-U+DFFF, left in a str
+    by a broken decoding) cannot be encoded as UTF-8 and crash the Rust
+    tokenizers; they are replaced with U+FFFD, the replacement character,
+    before tokenising. The estimators accept such text (as the TF-IDF
+    vectorizers do), so this keeps every text estimator on the same input.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import transformers
+    >>> from skxmc.nn._transformer import tokenize
+    >>> vocab = Path(tempfile.mkdtemp()) / "vocab.txt"
+    >>> _ = vocab.write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\nred\\n")
+    >>> tokenizer = transformers.BertTokenizerFast(str(vocab))
+    >>> [ids.tolist() for ids in tokenize(tokenizer, ["red", "red \\ud800"], 8)]
+    [[2, 5, 3], [2, 5, 3]]
     """
     if len(texts) == 0:
         return []
     encoded = tokenizer(
-        list(texts),
+        [_without_surrogates(text) for text in texts],
         truncation=True,
         max_length=max_length,
         padding=False,
@@ -127,6 +148,16 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[np.ndarra
         return_token_type_ids=False,
     )["input_ids"]
     return [np.asarray(ids, dtype=np.int64) for ids in encoded]
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(text: str) -> str:
+    """``text`` with its lone surrogates replaced by U+FFFD (fast for ASCII)."""
+    if text.isascii():
+        return text
+    return _SURROGATES.sub("\ufffd", text)
 
 
 def collate(ids: Sequence[np.ndarray], pad_id: int, device=None):

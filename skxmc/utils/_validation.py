@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any
@@ -117,23 +117,178 @@ def is_raw_text(X: Any) -> bool:
     return False
 
 
-def check_raw_text(X: Any) -> list[str]:
-    """Return the documents as a list of str, with clear errors for bad input."""
-    reject_bare_string(X)
-    if hasattr(X, "iloc"):
-        X = X.to_numpy()
-    documents = list(X)
-    if not documents:
-        raise ValueError(
-            "Found array with 0 sample(s) while a minimum of 1 is required."
-        )
-    for i, doc in enumerate(documents):
-        if not isinstance(doc, str):
-            raise TypeError(
-                f"Raw text input must contain only str; element {i} is "
-                f"{type(doc).__name__}."
+def looks_like_text(X: Any) -> bool:
+    """True when ``X`` is (an attempt at) raw text rather than numeric features.
+
+    Any str or bytes element makes a list, tuple, 1-D object array or pandas
+    Series text (so ``[nan, "text"]`` and ``[1, "text"]`` are read as text
+    with a bad element, not as numbers); so do str/bytes arrays of any shape,
+    DataFrames with a text column, and one-shot iterators (generators), which
+    numeric validation cannot read either. :func:`check_text` then names
+    what is wrong.
+    """
+    if isinstance(X, (str, bytes)):
+        return True
+    if sp.issparse(X):
+        return False
+    if hasattr(X, "iloc"):  # pandas
+        if getattr(X, "ndim", 1) != 1:  # a DataFrame: text if a column holds str
+            return any(
+                isinstance(v, (str, bytes))
+                for j, dtype in enumerate(X.dtypes)
+                if getattr(dtype, "kind", "O") in "OUS"
+                for v in X.iloc[:, j]
             )
-    return documents
+        X = X.to_numpy()
+    if isinstance(X, np.ndarray):
+        if X.dtype.kind in "US":
+            return True
+        return X.dtype.kind == "O" and any(isinstance(v, (str, bytes)) for v in X.flat)
+    if isinstance(X, (list, tuple)):
+        return any(isinstance(v, (str, bytes)) for v in X)
+    return isinstance(X, Iterator)
+
+
+def is_empty_sequence(X: Any) -> bool:
+    """True for an empty list, tuple, 1-D array or Series (no sample at all)."""
+    if sp.issparse(X) or isinstance(X, (str, bytes)):
+        return False
+    if isinstance(X, (list, tuple)):
+        return len(X) == 0
+    if isinstance(X, np.ndarray) or hasattr(X, "iloc"):
+        return getattr(X, "ndim", 1) == 1 and len(X) == 0
+    return False
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_text(X: Any, *, name: str = "X", what: str = "document") -> list[str]:
+    """Validate raw text and return it as a list of str.
+
+    Every element is checked (not only the first), and an error names the
+    first bad element, its index and its type.
+
+    Parameters
+    ----------
+    X : sequence of str
+        A list, tuple, 1-D array or pandas Series of str.
+    name : str, default="X"
+        Name of the argument, used in the messages.
+    what : str, default="document"
+        What one element is, used in the messages.
+
+    Returns
+    -------
+    texts : list of str
+        The texts, in order. Lone surrogates (``"\\ud800"``, left by a broken
+        decoding) are accepted and passed through unchanged, as the TF-IDF
+        vectorizers read them; :func:`skxmc.nn._transformer.tokenize` replaces
+        them with U+FFFD before a tokenizer sees them.
+
+    Raises
+    ------
+    ValueError
+        For a bare string (sklearn's message), an empty sequence, or an
+        array or DataFrame that is not 1-D (an ``(n, 1)`` array of str).
+    TypeError
+        For an element that is not a str (``None``, a number, NaN, bytes,
+        a list), a one-shot iterator such as a generator, or an object that is
+        not a sequence.
+
+    Examples
+    --------
+    >>> from skxmc.utils._validation import check_text
+    >>> check_text(("red apple", "green pear"))
+    ['red apple', 'green pear']
+    >>> check_text(["red apple", float("nan")])
+    Traceback (most recent call last):
+    ...
+    TypeError: X must be a sequence of str (...); element 1 is float (nan).
+    """
+    if isinstance(X, (str, bytes)):
+        if name == "X":
+            raise ValueError(_BARE_STRING_MESSAGE)
+        raise ValueError(
+            f"{name} must be a sequence of str (one {what} each), got a single "
+            f"{type(X).__name__}."
+        )
+    if sp.issparse(X):
+        raise TypeError(
+            f"{name} must be a sequence of str (one {what} each), got a sparse matrix."
+        )
+    if isinstance(X, Iterator):
+        raise TypeError(
+            f"{name} is a {type(X).__name__}: raw text must be a sequence (list, "
+            "tuple, 1-D array or pandas Series), since it is read more than "
+            f"once; pass list({name})."
+        )
+    if hasattr(X, "iloc"):  # pandas
+        if getattr(X, "ndim", 1) != 1:
+            raise ValueError(
+                f"{name} must be one-dimensional (one {what} per row), got a "
+                f"{type(X).__name__} of shape {X.shape}; select the text column, "
+                f"e.g. {name}['text']."
+            )
+        X = X.to_numpy()
+    if isinstance(X, np.ndarray) and X.ndim != 1:
+        hint = f"; pass {name}.ravel()" if X.ndim == 2 and 1 in X.shape[:2] else ""
+        raise ValueError(
+            f"{name} must be one-dimensional (one {what} per row), got an array "
+            f"of shape {X.shape}{hint}."
+        )
+    if not isinstance(X, (Sequence, np.ndarray)):
+        raise TypeError(
+            f"{name} must be a sequence of str (one {what} each), got "
+            f"{type(X).__name__}."
+        )
+    texts = X.tolist() if isinstance(X, np.ndarray) else list(X)
+    if not texts:
+        raise ValueError(
+            f"{name} holds no {what} (an empty sequence); at least 1 is required."
+        )
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            hint = (
+                f"; decode bytes first, e.g. [t.decode('utf-8') for t in {name}]"
+                if isinstance(text, bytes)
+                else ""
+            )
+            raise TypeError(
+                f"{name} must be a sequence of str (one {what} each); element {i} "
+                f"is {type(text).__name__} ({_describe(text)}){hint}."
+            )
+    return texts
+
+
+def check_label_text(label_text: Any) -> list[str]:
+    """Validate the label texts given to ``add_labels`` (as :func:`check_text`).
+
+    Parameters
+    ----------
+    label_text : sequence of str
+        One text per new label.
+
+    Returns
+    -------
+    label_text : list of str
+
+    Examples
+    --------
+    >>> from skxmc.utils._validation import check_label_text
+    >>> check_label_text([None])
+    Traceback (most recent call last):
+    ...
+    TypeError: label_text must be ...; element 0 is NoneType (None).
+    """
+    return check_text(label_text, name="label_text", what="label text")
+
+
+def check_raw_text(X: Any) -> list[str]:
+    """Return the documents as a list of str (:func:`check_text` of ``X``)."""
+    return check_text(X)
 
 
 def _is_label_lists(y: Any) -> bool:
