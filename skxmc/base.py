@@ -104,9 +104,9 @@ class BaseXMCClassifier(
         self._y_container = targets.container
         self._y_dtype = targets.dtype
         if label_info is not None:
-            label_info = (
-                None if label_info.is_empty else label_info.aligned_to(self.classes_)
-            )
+            # aligned even when it only holds labels, so a mismatch is reported
+            aligned = label_info.aligned_to(self.classes_)
+            label_info = None if label_info.is_empty else aligned
         seed = int(
             check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         )
@@ -221,8 +221,9 @@ class BaseXMCClassifier(
                 sequence of str
             Test samples.
         y : {array-like, sparse matrix} or sequence of label lists
-            True labels, in any form ``fit`` accepts; labels never seen in
-            ``fit`` raise a ValueError.
+            True labels, in any form ``fit`` accepts. Labels never seen in
+            ``fit`` (in label lists, DataFrame columns or a 1-D ``y``) can
+            never be predicted: they count as misses.
         sample_weight : array-like of shape (n_samples,), default=None
             Only supported after a 1-D fit.
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import LabelBinarizer, MultiLabelBinarizer
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
 from skxmc.exceptions import XMCDataWarning
@@ -335,31 +335,136 @@ def _binary_csr(Y: sp.spmatrix) -> sp.csr_matrix:
     Y = sp.csr_matrix(Y, copy=True)
     Y.eliminate_zeros()
     if Y.nnz and not np.all(Y.data == 1):
-        bad = Y.data[Y.data != 1][0]
+        Y.sort_indices()
+        first = int(np.flatnonzero(Y.data != 1)[0])
+        row = int(np.searchsorted(Y.indptr, first, side="right")) - 1
         raise ValueError(
-            f"y must be a 0/1 label indicator matrix; found the value {bad!r}."
+            "y must be a 0/1 label indicator matrix; found the value "
+            f"{_describe(Y.data[first].item())} at row {row}, column "
+            f"{int(Y.indices[first])}."
         )
     Y.sort_indices()
     return Y.astype(np.float32)
 
 
+def _check_indicator_values(y: np.ndarray) -> None:
+    """Name the first entry of a 2-D ``y`` that is not 0/1, with its position."""
+    if y.dtype.kind in "biuf":
+        bad = np.argwhere(~((y == 0) | (y == 1)))
+        if not bad.size:
+            return
+        i, j = (int(v) for v in bad[0])
+        value = y[i, j].item()
+        # sklearn's wording for a regression target, which its checks expect
+        prefix = (
+            "Unknown label type: continuous-multioutput. "
+            if isinstance(value, float) and np.isfinite(value) and value % 1
+            else ""
+        )
+        raise ValueError(
+            f"{prefix}y must be a 0/1 label indicator matrix; found the value "
+            f"{_describe(value)} at row {i}, column {j}."
+        )
+    for (i, j), value in np.ndenumerate(y):
+        if isinstance(value, np.generic):
+            value = value.item()
+        number = isinstance(value, (bool, Integral, Real, np.bool_, np.number))
+        if not (number and value in (0, 1)):
+            kind = "" if number else f" ({type(value).__name__})"
+            raise ValueError(
+                "y must be a 0/1 label indicator matrix; found the value "
+                f"{_describe(value)}{kind} at row {i}, column {j}."
+                + (
+                    " Convert strings of digits with y.astype(int)."
+                    if isinstance(value, str)
+                    else ""
+                )
+            )
+
+
+def _unwrap_pandas(y: Any) -> tuple[Any, list | None]:
+    """A pandas Series of label lists -> list; a DataFrame -> (array, columns)."""
+    if not hasattr(y, "iloc"):
+        return y, None
+    if getattr(y, "ndim", 1) == 1:
+        values = y.to_numpy()
+        if values.dtype == object and any(
+            isinstance(v, (list, tuple, set, frozenset, np.ndarray)) for v in values
+        ):
+            return values.tolist(), None
+        return values, None
+    return y.to_numpy(), list(y.columns)
+
+
+def _as_classes(values: Sequence) -> np.ndarray:
+    """Label names as an array, without numpy turning mixed types into str."""
+    values = list(values)
+    if all(isinstance(v, str) for v in values):
+        return np.asarray(values, dtype=str)
+    if all(isinstance(v, (Integral, np.integer)) for v in values):
+        return np.asarray(values, dtype=np.int64)
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _indicator_classes(
+    n_columns: int, labels: Sequence | None, columns: list | None
+) -> np.ndarray:
+    """``classes_`` of an indicator ``y`` (see :func:`check_targets`)."""
+    if columns is not None:
+        if len(set(columns)) != len(columns):
+            raise ValueError("The columns of y (its label names) contain duplicates.")
+        return _as_classes(columns)
+    if labels is None:
+        return np.arange(n_columns)
+    integers = all(
+        isinstance(v, (Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
+        for v in labels
+    )
+    if len(labels) == n_columns and not (
+        integers and set(labels) == set(range(n_columns))
+    ):
+        return _as_classes(labels)  # the names of the columns, in order
+    if not integers:
+        raise ValueError(
+            f"LabelInfo.labels lists {len(labels)} labels but y has {n_columns} "
+            "columns: with an indicator matrix y, LabelInfo.labels names its "
+            "columns, one name per column in order (or pass y as a DataFrame "
+            "whose columns are the label names)."
+        )
+    # column indices: LabelInfo.aligned_to maps rows onto them (or explains)
+    return np.arange(n_columns)
+
+
 def check_targets(y: Any, *, labels: Sequence | None = None) -> Targets:
     """Validate ``y`` and binarize it into a CSR label matrix.
 
-    Accepts a sparse or dense 0/1 indicator matrix, a list of label lists (any
-    hashable labels) or a 1-D binary/multiclass vector (as the sklearn common
-    checks feed every classifier). ``labels`` (from ``LabelInfo.labels``) fixes
-    the label space of label lists.
+    Accepts a sparse or dense 0/1 indicator matrix, a pandas DataFrame of 0/1
+    columns (``pd.get_dummies``; its column names become ``classes_``), a list
+    (or pandas Series) of label lists (any hashable labels) or a 1-D
+    binary/multiclass vector (as the sklearn common checks feed every
+    classifier).
+
+    ``labels`` (from ``LabelInfo.labels``) fixes the label space of label
+    lists. With an indicator matrix it names the columns, in order, when it
+    has one entry per column and is not simply the column indices
+    ``0..n_labels-1`` in some order (which keep ``classes_ = arange(n_labels)``
+    and say which label each LabelInfo row describes): so
+    ``fit(X, mlb.transform(y), label_info=LabelInfo(labels=mlb.classes_))``
+    keeps the names of a MultiLabelBinarizer. A ``labels`` of another length
+    is an error (raised when the LabelInfo is aligned).
     """
     if y is None:
         raise ValueError("requires y to be passed, but the target y is None.")
+    y, columns = _unwrap_pandas(y)
     if sp.issparse(y):
         if y.ndim != 2:
             raise ValueError(f"Sparse y must be 2-D, got shape {y.shape}.")
-        if y.nnz and not np.all(np.isfinite(y.data)):
-            raise ValueError("Input y contains NaN or infinity.")
-        Y = _binary_csr(y)
-        return Targets(Y, np.arange(Y.shape[1]), "sparse", y.dtype)
+        Y = _binary_csr(y)  # names a NaN, inf or other non 0/1 entry
+        return Targets(
+            Y, _indicator_classes(Y.shape[1], labels, None), "sparse", y.dtype
+        )
     if _is_label_lists(y):
         rows = [list(row) for row in y]
         seen = {label for row in rows for label in row}
@@ -373,10 +478,19 @@ def check_targets(y: Any, *, labels: Sequence | None = None) -> Targets:
             binarizer = MultiLabelBinarizer(classes=list(labels), sparse_output=True)
         else:
             binarizer = MultiLabelBinarizer(sparse_output=True)
-        Y = binarizer.fit_transform(rows)
+        try:
+            Y = binarizer.fit_transform(rows)
+        except TypeError:  # labels of types that cannot be sorted together
+            kinds = sorted({type(label).__name__ for label in seen})
+            raise ValueError(
+                "y was read as label lists (rows of label names), but its labels "
+                f"mix types that cannot be sorted together ({', '.join(kinds)}). "
+                "Use one type for the label names, or a 0/1 indicator matrix of "
+                "numbers."
+            ) from None
         return Targets(_binary_csr(Y), binarizer.classes_, "label_lists", np.dtype(int))
     y_array = np.asarray(y)
-    if y_array.ndim == 2 and y_array.shape[1] == 1:
+    if y_array.ndim == 2 and y_array.shape[1] == 1 and columns is None:
         y_array = column_or_1d(y_array, warn=True)
     if y_array.ndim == 1:
         check_classification_targets(y_array)
@@ -395,15 +509,13 @@ def check_targets(y: Any, *, labels: Sequence | None = None) -> Targets:
         return Targets(_binary_csr(Y), binarizer.classes_, "1d", y_array.dtype)
     if y_array.ndim != 2:
         raise ValueError(f"y must be 1-D or 2-D, got {y_array.ndim} dimensions.")
-    check_classification_targets(y_array)
-    kind = type_of_target(y_array)
-    if kind != "multilabel-indicator":
-        raise ValueError(
-            "2-D y must be a 0/1 multi-label indicator matrix, got target type "
-            f"{kind!r}."
-        )
+    _check_indicator_values(y_array)
+    if y_array.dtype.kind not in "biuf":
+        y_array = y_array.astype(np.float32)
     Y = _binary_csr(sp.csr_matrix(y_array))
-    return Targets(Y, np.arange(Y.shape[1]), "dense", y_array.dtype)
+    return Targets(
+        Y, _indicator_classes(Y.shape[1], labels, columns), "dense", y_array.dtype
+    )
 
 
 def warn_on_empty_rows_and_labels(Y: sp.csr_matrix) -> None:
@@ -433,39 +545,77 @@ def warn_on_empty_rows_and_labels(Y: sp.csr_matrix) -> None:
 
 
 def encode_targets(y: Any, classes: np.ndarray, container: str) -> sp.csr_matrix:
-    """Encode evaluation targets in a fitted label space, refusing unseen labels."""
-    if container == "label_lists" or _is_label_lists(y):
+    """Encode evaluation targets in a fitted label space.
+
+    Labels never seen in ``fit`` (in label lists, or DataFrame columns that
+    are not in ``classes``) cannot be predicted: they are dropped, so a score
+    counts them as misses. A plain indicator matrix must have one column per
+    fitted label.
+    """
+    y, columns = _unwrap_pandas(y)
+    if columns is not None:  # a DataFrame: columns are label names
+        values = np.asarray(y)
+        _check_indicator_values(values)
+        index = {label: i for i, label in enumerate(classes.tolist())}
+        keep = [j for j, c in enumerate(columns) if c in index]
+        if not keep and len(columns):
+            raise ValueError(
+                "None of the columns of y names a label seen during fit, e.g. "
+                f"{[str(c) for c in columns[:5]]}; classes_ holds "
+                f"{[str(c) for c in classes[:5].tolist()]}..."
+            )
+        part = sp.csr_matrix(values[:, keep].astype(np.float32))
+        remap = np.array([index[columns[j]] for j in keep], dtype=np.int64)
+        Y = sp.csr_matrix(
+            (part.data, remap[part.indices], part.indptr),
+            shape=(values.shape[0], len(classes)),
+        )
+        return _binary_csr(Y)
+    if _is_label_lists(y) or (
+        container == "label_lists"
+        and not sp.issparse(y)
+        and not (isinstance(y, np.ndarray) and y.ndim == 2)
+    ):
         index = {label: i for i, label in enumerate(classes.tolist())}
         rows, cols = [], []
-        unknown = set()
+        n_rows = 0
         for r, row in enumerate(y):
+            n_rows += 1
+            if isinstance(row, (str, bytes)) or not isinstance(row, Iterable):
+                raise ValueError(
+                    f"y must be a list of label lists; row {r} is "
+                    f"{type(row).__name__} ({_describe(row)})."
+                )
             for label in row:
                 col = index.get(label)
-                if col is None:
-                    unknown.add(label)
-                else:
+                if col is not None:  # unseen labels are misses
                     rows.append(r)
                     cols.append(col)
-        if unknown:
-            raise ValueError(
-                f"y contains {len(unknown)} label(s) not seen during fit, e.g. "
-                f"{sorted(map(str, unknown))[:5]}."
-            )
         Y = sp.csr_matrix(
-            (np.ones(len(rows), np.float32), (rows, cols)), shape=(len(y), len(classes))
+            (np.ones(len(rows), np.float32), (rows, cols)),
+            shape=(n_rows, len(classes)),
         )
         return _binary_csr(Y)
     if container == "1d":
         y_array = column_or_1d(np.asarray(y))
-        unknown = np.setdiff1d(y_array, classes)
-        if unknown.size:
-            raise ValueError(f"y contains labels not seen during fit: {unknown[:5]!r}.")
-        cols = np.searchsorted(classes, y_array)
+        # unseen classes are never predicted: accuracy counts them as errors
+        known = np.isin(y_array, classes)
+        cols = np.searchsorted(classes, y_array[known])
         return sp.csr_matrix(
-            (np.ones(len(cols), np.float32), (np.arange(len(cols)), cols)),
-            shape=(len(cols), len(classes)),
+            (np.ones(len(cols), np.float32), (np.flatnonzero(known), cols)),
+            shape=(len(y_array), len(classes)),
         )
-    Y = _binary_csr(y if sp.issparse(y) else sp.csr_matrix(np.asarray(y)))
+    if sp.issparse(y):
+        Y = _binary_csr(y)
+    else:
+        y_array = np.asarray(y)
+        if y_array.ndim != 2:
+            raise ValueError(
+                f"y must be a 2-D indicator matrix like the one fit received, got "
+                f"{y_array.ndim} dimension(s)."
+            )
+        _check_indicator_values(y_array)
+        Y = _binary_csr(sp.csr_matrix(y_array.astype(np.float32)))
     if Y.shape[1] != len(classes):
         raise ValueError(
             f"y has {Y.shape[1]} label columns but the model was fitted on "
