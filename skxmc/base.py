@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from skxmc._label_info import LabelInfo, as_label_info
 from skxmc.utils._validation import (
+    check_numeric_rows,
     check_targets,
     check_text,
     encode_targets,
@@ -271,9 +272,16 @@ class BaseXMCClassifier(
                     f"got {type(X).__name__}."
                 )
             return check_text(X)
-        return validate_data(
-            self, X, accept_sparse="csr", dtype=np.float32, reset=reset
-        )
+        if isinstance(X, (list, tuple)) or (
+            isinstance(X, np.ndarray) and X.dtype.kind == "O"
+        ):
+            X = check_numeric_rows(X)  # names a ragged row or a non-number
+        # a value overflowing float32 becomes inf, refused with sklearn's message
+        # ("a value too large for dtype('float32')"), without a RuntimeWarning
+        with np.errstate(over="ignore"):
+            return validate_data(
+                self, X, accept_sparse="csr", dtype=np.float32, reset=reset
+            )
 
     def _check_k(self, k: Any) -> int:
         if isinstance(k, bool) or not isinstance(k, (Integral, np.integer)) or k < 1:

@@ -74,9 +74,16 @@ def check_query_row(x: Any, n_features: int, *, estimator: str = "The model"):
                 "the query first."
             )
         try:
+            values = np.asarray(x)
+            if values.dtype.kind == "c":
+                raise ValueError(
+                    "Complex data not supported: the query holds complex numbers."
+                )
             with np.errstate(over="ignore"):
-                values = np.asarray(x, dtype=np.float32)
+                values = values.astype(np.float32)
         except (TypeError, ValueError) as exc:
+            if str(exc).startswith("Complex data"):
+                raise ValueError(str(exc)) from None
             raise TypeError(
                 f"{estimator} expects numeric features; the query could not be "
                 f"read as numbers ({exc})."
@@ -96,6 +103,79 @@ def check_query_row(x: Any, n_features: int, *, estimator: str = "The model"):
             "Input X contains infinity or a value too large for dtype('float32')."
         )
     return x
+
+
+def check_numeric_rows(X: Any, *, name: str = "X") -> np.ndarray:
+    """Read a list of rows (or an object array) as a float64 array, or say why not.
+
+    sklearn's ``check_array`` lets numpy's own conversion errors through for
+    such input ("setting an array element with a sequence", "float() argument
+    must be ..."). This reads the rows with numpy first (fast) and, only when
+    that fails, finds the culprit: a ragged row, or an element that is not a
+    real number, named with its position and type. Everything else (NaN,
+    infinity, dimensions) is left to ``validate_data``.
+
+    Parameters
+    ----------
+    X : list, tuple or object ndarray
+        Rows of numbers.
+    name : str, default="X"
+        Name used in the messages.
+
+    Returns
+    -------
+    X : ndarray of dtype float64
+
+    Examples
+    --------
+    >>> from skxmc.utils._validation import check_numeric_rows
+    >>> check_numeric_rows([[1, 2], [3]])
+    Traceback (most recent call last):
+    ...
+    ValueError: X is ragged: row 1 has 1 values but row 0 has 2.
+    """
+    try:
+        with np.errstate(over="ignore"):
+            return np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        cause = str(exc)
+    rows = X.tolist() if isinstance(X, np.ndarray) else list(X)
+
+    def is_row(value):
+        return isinstance(value, (Sequence, np.ndarray)) and not isinstance(
+            value, (str, bytes)
+        )
+
+    def is_number(value):
+        return isinstance(value, (Real, np.number, np.bool_)) and not isinstance(
+            value, (complex, np.complexfloating)
+        )
+
+    first = rows[0] if rows else None
+    for i, row in enumerate(rows):
+        if is_row(row) != is_row(first):
+            raise ValueError(
+                f"{name} mixes rows and single values: element 0 is "
+                f"{type(first).__name__}, element {i} is {type(row).__name__}."
+            )
+        if is_row(row):
+            if len(row) != len(first):
+                raise ValueError(
+                    f"{name} is ragged: row {i} has {len(row)} values but row 0 "
+                    f"has {len(first)}."
+                )
+            for j, value in enumerate(row):
+                if not is_number(value):
+                    raise TypeError(
+                        f"{name}[{i}][{j}] is {type(value).__name__} "
+                        f"({_describe(value)}), not a real number ({cause})."
+                    )
+        elif not is_number(row):
+            raise TypeError(
+                f"{name}[{i}] is {type(row).__name__} ({_describe(row)}), not a "
+                f"real number ({cause})."
+            )
+    raise ValueError(f"{name} could not be read as an array of numbers: {cause}")
 
 
 def is_raw_text(X: Any) -> bool:
