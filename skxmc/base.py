@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import pickle
 from abc import ABCMeta, abstractmethod
+from collections.abc import Iterator
 from numbers import Integral, Real
 from typing import Any
 
@@ -250,6 +251,8 @@ class BaseXMCClassifier(
         # text-only estimators check whatever is not plainly numeric the same
         # way, so a bad element is named with its index and type.
         reject_bare_string(X)
+        if isinstance(X, Iterator):
+            check_text(X)  # raises: a one-shot iterator cannot be validated
         if is_empty_sequence(X):
             raise ValueError(
                 f"X holds no sample (an empty {type(X).__name__}); at least 1 is "

@@ -149,10 +149,18 @@ def test_every_text_estimator_names_the_bad_element(make, bad, error, match):
 
 
 def test_numeric_estimator_says_it_wants_numbers_for_mixed_text(xr_linear):
-    clf, _, _ = xr_linear
+    clf, X, _ = xr_linear
     for bad in ([np.nan, "text"], [1, "text"], np.array([["a"], ["b"]])):
         with pytest.raises(TypeError, match="expects numeric features"):
             clf.predict_topk(bad)
+    with pytest.raises(TypeError, match=r"generator.*list"):
+        clf.predict_topk(row for row in X[:2].toarray())
+    with pytest.raises(ValueError, match=r"row 1 has 2 values but row 0 has 3"):
+        XRLinearClassifier().fit([[0.0, 1.0, 2.0], [1.0, 2.0]], [[0, 1], [1, 0]])
+    with pytest.raises(TypeError, match=r"X\[1\]\[0\] is dict"):
+        XRLinearClassifier().fit([[0.0, 1.0], [{"a": 1}, 2.0]], [[0, 1], [1, 0]])
+    with pytest.raises(ValueError, match="NaN"):  # numpy reads None as NaN
+        XRLinearClassifier().fit([[0.0, 1.0], [None, 2.0]], [[0, 1], [1, 0]])
     with pytest.raises(ValueError, match="no sample"):
         clf.predict_topk([])
 

@@ -301,9 +301,9 @@ def check_text(X: Any, *, name: str = "X", what: str = "document") -> list[str]:
         )
     if isinstance(X, Iterator):
         raise TypeError(
-            f"{name} is a {type(X).__name__}: raw text must be a sequence (list, "
-            "tuple, 1-D array or pandas Series), since it is read more than "
-            f"once; pass list({name})."
+            f"{name} is a {type(X).__name__}: pass a list, tuple, array or "
+            "pandas Series (raw text and features are read more than once); "
+            f"e.g. list({name})."
         )
     if hasattr(X, "iloc"):  # pandas
         if getattr(X, "ndim", 1) != 1:
