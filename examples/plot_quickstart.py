@@ -28,7 +28,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from skxmc import LabelInfo, XRLinearClassifier
 from skxmc.datasets import load_debian_packages_sample
 from skxmc.metrics import inverse_propensity, xmc_report
-from skxmc.utils import csr_row_topk
+from skxmc.utils import csr_row_topk, labels_to_classes
 
 start = time.perf_counter()
 data = load_debian_packages_sample()
@@ -105,7 +105,12 @@ i = next(
 scores, labels = scores[i : i + 1], labels[i : i + 1]
 print(f"\n{data.title_test[i]}")
 truth = set(data.Y_test[i].indices)
-for score, label in zip(scores[0], labels[0]):
+# labels_to_classes, not label_title[label]: -1 pads rows with fewer than k
+# retrieved labels, and a plain index would read it as the last label
+names = labels_to_classes(data.label_title, labels[0])
+for score, label, name in zip(scores[0], labels[0], names):
+    if name is None:
+        break
     mark = "*" if label in truth else " "
-    print(f"  {mark} {score:.3f}  {data.label_title[label]}")
+    print(f"  {mark} {score:.3f}  {name}")
 print(f"\n(* = a true label) total time {time.perf_counter() - start:.1f} s")

@@ -40,7 +40,16 @@ class LabelInfo:
         If None, rows follow the label space of ``y``: its columns for an
         indicator matrix, its sorted label names for a list of label lists.
         With label lists, labels listed here that never occur in ``y`` are
-        added to the label space (they have no positive training row).
+        added to the label space (they have no positive training row). With
+        an indicator matrix (which has no label names of its own), ``labels``
+        with one entry per column *names the columns*, in order, and becomes
+        ``classes_`` (``LabelInfo(labels=mlb.classes_)`` after a
+        :class:`~sklearn.preprocessing.MultiLabelBinarizer`), unless it is
+        just the column indices ``0..n_labels-1`` in some order, which say
+        which column each row describes. A DataFrame ``y`` names its columns
+        itself; ``labels`` then says which column each row describes. Any
+        other ``labels`` is an error when ``fit`` aligns the rows; it is
+        never ignored, even without text, features or graph.
 
     Examples
     --------

@@ -48,9 +48,10 @@ class XMCPipeline(Pipeline):
     >>> pipe.fit(["red apple", "green pear", "red cherry"], [["fruit", "red"],
     ...          ["fruit"], ["fruit", "red"]])
     XMCPipeline(...)
+    >>> from skxmc.utils import labels_to_classes
     >>> scores, labels = pipe.predict_topk(["red berry"], k=2)
-    >>> pipe.classes_[labels[0]].tolist()
-    ['red', 'fruit']
+    >>> labels_to_classes(pipe.classes_, labels).tolist()  # -1 padding -> None
+    [['red', 'fruit']]
     """
 
     @available_if(_final_estimator_has("predict_topk"))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from numbers import Integral, Real
 
-import numpy as np
-import scipy.sparse as sp
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -20,6 +18,7 @@ from skxmc.indexing import (
     label_embedding,
 )
 from skxmc.utils._sparse import as_float32_csr
+from skxmc.utils._validation import check_query_row
 
 __all__ = ["XRLinearClassifier"]
 
@@ -71,7 +70,15 @@ class XRLinearClassifier(BaseXMCClassifier):
         (0 disables the intercept).
     weight_threshold : float, default=0.1
         Node-model weights with a smaller absolute value are dropped after
-        training (smaller, faster models).
+        training (smaller, faster models). The threshold applies to the
+        features scaled to a unit typical row norm: the models are trained on
+        ``X / s``, ``s`` the median L2 norm of the non-empty training rows
+        (exactly 1 for L2-normalised rows such as TF-IDF's default, where this
+        is PECOS' absolute threshold). So features multiplied by any ``c > 0``
+        (TF-IDF times 30, ``TfidfVectorizer(norm=None)``, raw counts) keep
+        the same share of weights, and ``X`` and ``c * X`` give the same
+        rankings up to ties. A warning says when pruning removes more than
+        half of the squared norm of a tree level's weights.
     beam_size : int, default=10
         Nodes kept per tree level during prediction, and when mining
         matcher-aware negatives.
@@ -261,8 +268,10 @@ class XRLinearClassifier(BaseXMCClassifier):
     def predict_topk_one(self, x, k=None):
         """Fast path for one query (serving): the ``k`` best labels of ``x``.
 
-        Skips scikit-learn's input validation (only the number of features is
-        checked) and runs in the calling thread.
+        Skips scikit-learn's input validation for a cheaper check of the one
+        row (its shape, the number of features, numbers only, no NaN or
+        infinity: the errors of :meth:`predict_topk`) and runs in the calling
+        thread.
 
         Parameters
         ----------
@@ -281,11 +290,7 @@ class XRLinearClassifier(BaseXMCClassifier):
         """
         check_is_fitted(self, "model_")
         k = self._check_k(self.top_k if k is None else k)
-        if sp.issparse(x):
-            if x.shape[0] != 1:
-                raise ValueError(f"Expected one row, got shape {x.shape}.")
-        else:
-            x = np.asarray(x, dtype=np.float32).reshape(1, -1)
+        x = check_query_row(x, self.n_features_in_, estimator=type(self).__name__)
         scores, indices = self.model_.predict_topk(
             x, k, beam_size=self.beam_size, post_processor=self.post_processor, n_jobs=1
         )

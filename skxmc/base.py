@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import pickle
 from abc import ABCMeta, abstractmethod
+from collections.abc import Iterator
 from numbers import Integral, Real
 from typing import Any
 
@@ -22,10 +23,12 @@ from tqdm.auto import tqdm
 
 from skxmc._label_info import LabelInfo, as_label_info
 from skxmc.utils._validation import (
-    check_raw_text,
+    check_numeric_rows,
     check_targets,
+    check_text,
     encode_targets,
-    is_raw_text,
+    is_empty_sequence,
+    looks_like_text,
     reject_bare_string,
     warn_on_empty_rows_and_labels,
 )
@@ -103,9 +106,9 @@ class BaseXMCClassifier(
         self._y_container = targets.container
         self._y_dtype = targets.dtype
         if label_info is not None:
-            label_info = (
-                None if label_info.is_empty else label_info.aligned_to(self.classes_)
-            )
+            # aligned even when it only holds labels, so a mismatch is reported
+            aligned = label_info.aligned_to(self.classes_)
+            label_info = None if label_info.is_empty else aligned
         seed = int(
             check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         )
@@ -220,8 +223,9 @@ class BaseXMCClassifier(
                 sequence of str
             Test samples.
         y : {array-like, sparse matrix} or sequence of label lists
-            True labels, in any form ``fit`` accepts; labels never seen in
-            ``fit`` raise a ValueError.
+            True labels, in any form ``fit`` accepts. Labels never seen in
+            ``fit`` (in label lists, DataFrame columns or a 1-D ``y``) can
+            never be predicted: they count as misses.
         sample_weight : array-like of shape (n_samples,), default=None
             Only supported after a 1-D fit.
 
@@ -242,23 +246,45 @@ class BaseXMCClassifier(
 
     # -------------------------------------------------------------- helpers
     def _validate_X(self, X, *, reset: bool):
+        # One text check for every estimator (utils._validation.check_text):
+        # anything that looks like text is checked element by element, and
+        # text-only estimators check whatever is not plainly numeric the same
+        # way, so a bad element is named with its index and type.
         reject_bare_string(X)
-        if is_raw_text(X):
+        if isinstance(X, Iterator):
+            check_text(X)  # raises: a one-shot iterator cannot be validated
+        if is_empty_sequence(X):
+            raise ValueError(
+                f"X holds no sample (an empty {type(X).__name__}); at least 1 is "
+                "required."
+            )
+        if looks_like_text(X):
             if not self._accepts_text:
                 raise TypeError(
                     f"{type(self).__name__} expects numeric features, got raw text. "
                     "Put a vectorizer in front of it, e.g. "
                     f"make_pipeline(TfidfVectorizer(), {type(self).__name__}())."
                 )
-            return check_raw_text(X)
+            return check_text(X)
         if not self._accepts_numeric:
-            raise TypeError(
-                f"{type(self).__name__} expects raw text (a sequence of str), got "
-                f"{type(X).__name__}."
+            if sp.issparse(X) or (
+                isinstance(X, np.ndarray) and X.dtype.kind in "biufc"
+            ):
+                raise TypeError(
+                    f"{type(self).__name__} expects raw text (a sequence of str), "
+                    f"got {type(X).__name__}."
+                )
+            return check_text(X)
+        if isinstance(X, (list, tuple)) or (
+            isinstance(X, np.ndarray) and X.dtype.kind == "O"
+        ):
+            X = check_numeric_rows(X)  # names a ragged row or a non-number
+        # a value overflowing float32 becomes inf, refused with sklearn's message
+        # ("a value too large for dtype('float32')"), without a RuntimeWarning
+        with np.errstate(over="ignore"):
+            return validate_data(
+                self, X, accept_sparse="csr", dtype=np.float32, reset=reset
             )
-        return validate_data(
-            self, X, accept_sparse="csr", dtype=np.float32, reset=reset
-        )
 
     def _check_k(self, k: Any) -> int:
         if isinstance(k, bool) or not isinstance(k, (Integral, np.integer)) or k < 1:

@@ -99,14 +99,16 @@ def test_one_dimensional_targets_give_sklearn_shapes():
     assert binary.score(X_TOY[:4], y[:4]) == 1.0
 
 
-def test_score_is_precision_at_one_and_rejects_unseen_labels():
+def test_score_is_precision_at_one_and_counts_unseen_labels_as_misses():
     y = [["a"], ["a"], ["b"], ["b"], ["c"], ["c"]]
     est = CentroidRanker().fit(X_TOY, y)
     assert est.score(X_TOY, y) == 1.0
     swapped = [["b"], ["b"], ["a"], ["a"], ["c"], ["c"]]
     assert est.score(X_TOY, swapped) == pytest.approx(2 / 6)
-    with pytest.raises(ValueError, match="not seen during fit"):
-        est.score(X_TOY, [["a"], ["zebra"], ["b"], ["b"], ["c"], ["c"]])
+    # issue 14: labels unseen in training are normal in XMC; they are misses
+    assert est.score(X_TOY, [["a"], ["zebra"], ["b"], ["b"], ["c"], ["c"]]) == (
+        pytest.approx(5 / 6)
+    )
     est_sparse = _fit()
     with pytest.raises(ValueError, match="fitted on 3 labels"):
         est_sparse.score(X_TOY, sp.csr_matrix((6, 4)))

@@ -22,6 +22,7 @@ import itertools
 import json
 import os
 import warnings
+import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,11 @@ from sklearn.datasets import load_svmlight_file
 from sklearn.utils import Bunch
 
 __all__ = ["load_xc_repo"]
+
+#: Largest id or count a file may hold (ids and counts are stored as int64).
+_MAX_INT = int(np.iinfo(np.int64).max) - 1
+#: Largest magnitude a feature value may have (values are stored as float32).
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 # Canonical file names (without ".gz"), in the order they are read.
 _FILE_NAMES = (
@@ -94,6 +100,12 @@ def _resolve_files(path_or_files: Any) -> dict[str, Path]:
         return found
     else:
         if isinstance(path_or_files, (str, os.PathLike)):
+            if not Path(path_or_files).exists():
+                raise FileNotFoundError(
+                    f"No such file or folder: {path_or_files} does not exist "
+                    "(expected a folder of Extreme Classification Repository files, "
+                    f"or one such file: {expected}, optionally ending in '.gz')."
+                )
             paths: Iterable[Any] = [path_or_files]
         elif isinstance(path_or_files, Iterable):
             paths = path_or_files
@@ -129,8 +141,16 @@ def _read_bytes(path: Path) -> bytes:
         head = f.read(2)
         f.seek(0)
         if head == b"\x1f\x8b":
-            with gzip.GzipFile(fileobj=f) as gz:
-                return gz.read()
+            try:
+                with gzip.GzipFile(fileobj=f) as gz:
+                    return gz.read()
+            except (EOFError, OSError, zlib.error) as exc:
+                # EOFError: truncated; BadGzipFile (an OSError): bad header or
+                # CRC; zlib.error: corrupt compressed data
+                raise ValueError(
+                    f"{path}: truncated or corrupt gzip file "
+                    f"({type(exc).__name__}: {exc})."
+                ) from exc
         return f.read()
 
 
@@ -176,6 +196,10 @@ def _parse_int(token: bytes, path: Path, line: int, what: str) -> int:
         value = int(number)
     if value < 0:
         raise _err(path, line, f"{what} {_short(token)} is negative.")
+    if value > _MAX_INT:
+        raise _err(
+            path, line, f"{what} {_short(token)} is too large (at most {_MAX_INT})."
+        )
     return value
 
 
@@ -210,7 +234,7 @@ def _parse_header(raw: bytes, path: Path) -> tuple[tuple[int, int, int], bytes]:
         counts = tuple(int(p) for p in parts)
     except ValueError:
         raise _err(path, 1, message) from None
-    if min(counts) < 0:
+    if min(counts) < 0 or max(counts) > _MAX_INT:
         raise _err(path, 1, message)
     return counts, body  # type: ignore[return-value]
 
@@ -314,6 +338,13 @@ def _bow_exact(
                 raise _err(
                     path, lineno, f"feature value {_short(val_s)} is not finite."
                 )
+            if abs(value) > _FLOAT32_MAX and not _fits_float32(value):
+                raise _err(
+                    path,
+                    lineno,
+                    f"feature value {_short(val_s)} overflows float32 (largest "
+                    f"magnitude {_FLOAT32_MAX:.7g}).",
+                )
             feat_ids.append(idx)
             values.append(value)
         label_ptr.append(len(label_ids))
@@ -341,6 +372,11 @@ def _bow_exact(
         (n_points, n_labels),
     )
     return X, Y
+
+
+def _fits_float32(value: float) -> bool:
+    with np.errstate(over="ignore"):
+        return bool(np.isfinite(np.float32(value)))
 
 
 def _read_bow(path: Path) -> tuple[sp.csr_matrix, sp.csr_matrix]:
@@ -392,6 +428,13 @@ def _read_json_lines(path: Path, *, with_targets: bool) -> dict[str, Any]:
                     path,
                     lineno,
                     "'target_ind' must be a list of non-negative integer label ids.",
+                )
+            if ids and max(ids) > _MAX_INT:
+                raise _err(
+                    path,
+                    lineno,
+                    f"label id {max(ids)} in 'target_ind' is too large (at most "
+                    f"{_MAX_INT}).",
                 )
             targets.extend(ids)
             target_ptr.append(len(targets))
@@ -585,9 +628,14 @@ def load_xc_repo(path_or_files, *, n_labels=None):
     ------
     ValueError
         For a malformed file, with the file and line number (bad header, a
-        line count that differs from the header, an out-of-range or
-        non-numeric id, invalid JSON, ...), or when two files disagree on a
-        count (number of labels, features or documents).
+        line count that differs from the header, an out-of-range, too large
+        or non-numeric id, a feature value that is not finite or overflows
+        float32, invalid JSON, ...), a truncated or corrupt gzip file (named),
+        or when two files disagree on a count (number of labels, features or
+        documents).
+    FileNotFoundError
+        For a folder or file that does not exist, or a folder without any of
+        the expected files.
 
     Notes
     -----

@@ -12,8 +12,15 @@ LIBLINEAR (Hsieh et al., ICML 2008; Yu, Huang and Lin, MLJ 2011):
   ``min_w 1/2 |w|^2 + C sum_i log(1 + exp(-y_i w . x_i))``.
 
 The bias is learned as the weight of an extra feature of value ``bias`` (so it
-is regularised, as in LIBLINEAR). After training, weights with ``|w| <
-weight_threshold`` are dropped. Nodes sharing a parent share their training
+is regularised, as in LIBLINEAR).
+
+:func:`fit_level` is scale-robust: it trains on ``X / s``, ``s`` the typical
+row norm of ``X`` (:func:`feature_scale`, exactly 1 for L2-normalised rows),
+drops the weights with ``|w| < weight_threshold`` in those units, and returns
+the weights in the units of ``X``. So ``X`` and ``c * X`` (TF-IDF with or
+without normalisation, counts, any ``c > 0``) give the same models up to the
+factor ``c``, and a default threshold never prunes a whole model because the
+features are large. Nodes sharing a parent share their training
 rows: one task gathers those rows once (features renumbered to the columns
 they use) and trains all the children; tasks run on a thread pool, each task's
 result depending only on its inputs and the seed, so models are identical
@@ -24,13 +31,14 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
-__all__ = ["LOSSES", "fit_binary", "fit_level"]
+__all__ = ["LOSSES", "feature_scale", "fit_binary", "fit_level"]
 
 #: Losses understood by the solvers.
 LOSSES = ("squared_hinge", "logistic")
@@ -390,6 +398,8 @@ def _train_task(
     feats = feats_sorted
     n_children = children.shape[0]
     counts = np.zeros(n_children, dtype=np.int64)
+    nonzero = np.zeros(n_children, dtype=np.int64)
+    mass = np.zeros((n_children, 2), dtype=np.float64)
     n_iter = np.zeros(n_children, dtype=np.int32)
     biases = np.zeros(n_children, dtype=np.float32)
     out_feat = np.empty(16, dtype=np.int64)
@@ -414,8 +424,12 @@ def _train_task(
         biases[c] = wb * bias
         kept = 0
         for f in range(n_local):
-            if w[f] != 0.0 and abs(w[f]) >= threshold:
-                kept += 1
+            if w[f] != 0.0:
+                nonzero[c] += 1
+                mass[c, 0] += w[f] * w[f]
+                if abs(w[f]) >= threshold:
+                    kept += 1
+                    mass[c, 1] += w[f] * w[f]
         out_feat = _grow(out_feat, n_out + kept)
         out_val = _grow(out_val, n_out + kept)
         for f in range(n_local):
@@ -426,7 +440,7 @@ def _train_task(
                 n_out += 1
             w[f] = 0.0
         counts[c] = kept
-    return counts, out_feat[:n_out], out_val[:n_out], biases, n_iter
+    return counts, out_feat[:n_out], out_val[:n_out], biases, n_iter, nonzero, mass
 
 
 def _make_tasks(
@@ -464,6 +478,7 @@ def fit_level(
     tol: float = 0.1,
     bias: float = 1.0,
     weight_threshold: float = 0.1,
+    feature_scale: float | str = "auto",
     seed: int = 0,
     level: int = 0,
     n_threads: int = 1,
@@ -492,7 +507,23 @@ def fit_level(
     bias : float, default=1.0
         Value of the constant feature (0 disables the intercept).
     weight_threshold : float, default=0.1
-        Weights with a smaller absolute value are dropped.
+        Pruning threshold, in units of the scaled features (see
+        ``feature_scale``): a weight ``w`` of a feature is dropped when
+        ``|w| * feature_scale < weight_threshold``. A :class:`UserWarning` is
+        raised when pruning removes more than half of the squared L2 norm of
+        the level's weights (a threshold too large for the data; the default
+        keeps about 80% of it on TF-IDF features, while dropping most of the
+        many tiny weights).
+    feature_scale : float or "auto", default="auto"
+        The models are trained on ``X / feature_scale`` and returned in the
+        units of ``X`` (weights divided by ``feature_scale``, intercepts
+        unchanged). ``"auto"`` is :func:`feature_scale` of ``X``: the median
+        L2 norm of its non-empty rows, taken as exactly 1 for L2-normalised
+        rows (TF-IDF's default), which are then used as they are. With
+        ``"auto"`` the fitted models of ``X`` and ``c * X`` (any ``c > 0``)
+        give the same scores on ``X`` and ``c * X`` respectively, up to float
+        rounding: the same rankings up to ties. ``1.0`` trains on ``X`` as
+        given (LIBLINEAR's problem, as :func:`fit_binary`).
     seed : int, default=0
         Seeds the coordinate orders (one stream per node).
     level : int, default=0
@@ -511,6 +542,11 @@ def fit_level(
     """
     if loss not in _LOSS_CODE:
         raise ValueError(f"Unknown loss {loss!r}; expected one of {LOSSES}.")
+    scale = _check_feature_scale(X, feature_scale)
+    if scale != 1.0:
+        X = sp.csr_matrix(
+            ((X.data / scale).astype(np.float32), X.indices, X.indptr), shape=X.shape
+        )
     n_samples, n_features = X.shape
     n_nodes = relevance.shape[1]
     n_parents = children_indptr.shape[0] - 1
@@ -550,7 +586,7 @@ def fit_level(
         results = [run(task) for task in tasks]
     intercept = np.zeros(n_nodes, dtype=np.float32)
     n_iter = np.zeros(n_nodes, dtype=np.int32)
-    for kids, (_, _, _, b, it) in results:
+    for kids, (_, _, _, b, it, _, _) in results:
         intercept[kids] = b
         n_iter[kids] = it
     if results:
@@ -560,9 +596,109 @@ def fit_level(
     else:
         node = feat = np.zeros(0, dtype=np.int64)
         val = np.zeros(0, dtype=np.float32)
+    if scale != 1.0:
+        val = val / scale
     W = sp.csr_matrix(
         (val.astype(np.float32, copy=False), (node, feat)),
         shape=(n_nodes, n_features),
     )
     W.sum_duplicates()
+    if results:
+        _warn_on_pruning(
+            np.concatenate([r[5] for _, r in results]),
+            np.concatenate([r[0] for _, r in results]),
+            np.concatenate([r[6] for _, r in results]),
+            weight_threshold,
+            level,
+        )
     return W, intercept, n_iter
+
+
+#: Share of a level's squared weight norm whose pruning triggers a warning.
+PRUNING_WARNING_SHARE = 0.5
+
+
+def _warn_on_pruning(
+    nonzero: np.ndarray,
+    kept: np.ndarray,
+    mass: np.ndarray,
+    weight_threshold: float,
+    level: int,
+) -> None:
+    """Warn when pruning removed most of what the models of a level learned.
+
+    "Most" is measured by the squared L2 norm of the weights, not their count:
+    the dual solvers leave many tiny weights, and the default threshold drops
+    about 98% of them on TF-IDF features while keeping about 80% of the norm.
+    """
+    total, remaining = float(mass[:, 0].sum()), float(mass[:, 1].sum())
+    if total == 0.0 or remaining >= (1.0 - PRUNING_WARNING_SHARE) * total:
+        return
+    trained = nonzero > 0
+    emptied = int(np.count_nonzero(trained & (kept == 0)))
+    warnings.warn(
+        f"weight_threshold={weight_threshold} removed "
+        f"{100.0 * (1.0 - remaining / total):.0f}% of the squared norm of the "
+        f"weights of tree level {level + 1} (kept {int(kept.sum())} of "
+        f"{int(nonzero.sum())} nonzero weights; {emptied} of "
+        f"{int(np.count_nonzero(trained))} models kept no weight): the models "
+        "lose most of what they learned. Lower weight_threshold (0 keeps every "
+        "weight).",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def feature_scale(X) -> float:
+    """The typical L2 norm of the rows of ``X``, as the linear rankers use it.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Features.
+
+    Returns
+    -------
+    scale : float
+        The median L2 norm of the non-empty rows of ``X`` (1.0 when every
+        row is empty), rounded to exactly 1.0 when it lies within 1e-3 of 1
+        (L2-normalised rows). ``feature_scale(c * X) == c * feature_scale(X)``
+        for any ``c > 0``, up to float rounding.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skxmc.indexing._linear import feature_scale
+    >>> X = np.array([[3.0, 4.0], [0.0, 0.0], [0.6, 0.8]])
+    >>> feature_scale(X), feature_scale(30 * X)
+    (3.0, 90.0)
+    """
+    X = sp.csr_matrix(X)
+    if X.nnz == 0:
+        return 1.0
+    data = np.asarray(X.data, dtype=np.float64)
+    sq = np.add.reduceat(data * data, X.indptr[:-1][np.diff(X.indptr) > 0])
+    norms = np.sqrt(sq[sq > 0])
+    if norms.size == 0:
+        return 1.0
+    scale = float(np.median(norms))
+    return 1.0 if abs(scale - 1.0) <= 1e-3 else scale
+
+
+def _check_feature_scale(X, value) -> float:
+    if isinstance(value, str):
+        if value != "auto":
+            raise ValueError(
+                f"feature_scale must be 'auto' or a positive number, got {value!r}."
+            )
+        return feature_scale(X)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.number))
+        or not np.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(
+            f"feature_scale must be 'auto' or a positive number, got {value!r}."
+        )
+    return float(value)

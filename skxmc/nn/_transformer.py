@@ -9,7 +9,11 @@ downloaded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+import pickle
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +24,7 @@ from skxmc.training._device import is_oom_error
 __all__ = [
     "POOLINGS",
     "autocast_context",
+    "check_max_length",
     "collate",
     "encode",
     "is_oom_error",
@@ -53,7 +58,18 @@ def load_encoder(name_or_path):
     Raises
     ------
     ValueError
-        If nothing loadable is found at ``name_or_path``.
+        If nothing loadable is found at ``name_or_path``, or if its weights
+        are a pickled ``.bin`` file holding more than tensors (refused: it
+        could run code when unpickled).
+
+    Notes
+    -----
+    Loading never touches the network: ``HF_HUB_OFFLINE`` is set (in the
+    environment and in ``huggingface_hub``) while loading, and restored
+    afterwards, so a model name is only looked up in the local cache. The
+    tokenizer returned remembers how many positions the model can encode,
+    and :func:`tokenize` refuses a larger ``max_length`` (see
+    :func:`check_max_length`).
 
     Examples
     --------
@@ -82,8 +98,22 @@ def load_encoder(name_or_path):
     hf_logging.set_verbosity_error()  # no "weights not initialised" chatter
     hf_logging.disable_progress_bar()  # nor a "Loading weights" bar
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModel.from_pretrained(path, local_files_only=True)
+        with _hub_offline():
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = AutoModel.from_pretrained(path, local_files_only=True)
+    except (pickle.UnpicklingError, RuntimeError) as exc:
+        if not isinstance(exc, pickle.UnpicklingError) and "weights_only" not in str(
+            exc
+        ):
+            raise
+        raise ValueError(
+            f"Refused to load the weights of {path!r}: they are a pickled .bin "
+            "file holding objects other than tensors, which could run code when "
+            "unpickled, so they are read with torch.load(weights_only=True) and "
+            "refused. Use a model saved as safetensors "
+            "(save_pretrained(..., safe_serialization=True)); convert a .bin "
+            "only if you trust where it comes from."
+        ) from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(
             f"Could not load a transformer encoder from {path!r}: expected a "
@@ -95,7 +125,113 @@ def load_encoder(name_or_path):
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
+    limit = _position_limit(model.config)
+    if limit is not None:
+        try:
+            tokenizer._skxmc_position_limit = limit
+        except AttributeError:  # pragma: no cover - tokenizers with __slots__
+            pass
     return model.float().eval(), tokenizer
+
+
+@contextmanager
+def _hub_offline() -> Iterator[None]:
+    """Hugging Face Hub offline mode for the duration of the block, then restored.
+
+    ``huggingface_hub`` reads ``HF_HUB_OFFLINE`` once, at import, into
+    ``huggingface_hub.constants.HF_HUB_OFFLINE`` (which its HTTP layer checks
+    before every request): both it and the environment variable are set.
+    """
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover - a dependency of transformers
+        constants = None
+    saved_env = os.environ.get("HF_HUB_OFFLINE")
+    saved_constant = getattr(constants, "HF_HUB_OFFLINE", None)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    if saved_constant is not None:
+        constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        if saved_env is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = saved_env
+        if saved_constant is not None:
+            constants.HF_HUB_OFFLINE = saved_constant
+
+
+#: Model types whose position ids start after the padding index (RoBERTa's
+#: ``create_position_ids_from_input_ids``): ``pad_token_id + 1`` positions of
+#: ``max_position_embeddings`` are never used by tokens.
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "ibert")
+
+
+def _position_limit(config) -> int | None:
+    """Tokens (special ones included) the model's position embeddings cover."""
+    n_positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(n_positions, int) or isinstance(n_positions, bool):
+        return None
+    if getattr(config, "model_type", None) in _OFFSET_POSITIONS:
+        n_positions -= int(getattr(config, "pad_token_id", 1) or 0) + 1
+    return n_positions if n_positions > 0 else None
+
+
+def check_max_length(model, max_length) -> int:
+    """Check that ``model`` can encode ``max_length`` tokens; return it as an int.
+
+    A transformer with learned absolute positions fails deep inside torch
+    (an index error in the position embedding) on a sequence longer than its
+    ``config.max_position_embeddings`` -- and only at predict time when the
+    training texts happened to be short. Call this when the model is loaded
+    (in ``fit``) to refuse such a ``max_length`` at once.
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel or transformers.PretrainedConfig
+        The encoder (or its config).
+    max_length : int
+        Tokens per text, special tokens included.
+
+    Returns
+    -------
+    max_length : int
+
+    Raises
+    ------
+    ValueError
+        If ``max_length`` is not a positive integer or exceeds the positions
+        of the model (``max_position_embeddings``, less the padding offset
+        of RoBERTa-like models). Models without that setting are not limited.
+
+    Examples
+    --------
+    >>> import transformers
+    >>> from skxmc.nn._transformer import check_max_length
+    >>> config = transformers.BertConfig(max_position_embeddings=64)
+    >>> check_max_length(config, 64)
+    64
+    >>> check_max_length(config, 128)
+    Traceback (most recent call last):
+    ...
+    ValueError: max_length=128 exceeds the 64 positions the encoder can encode...
+    """
+    if (
+        isinstance(max_length, bool)
+        or not isinstance(max_length, (int, np.integer))
+        or max_length < 1
+    ):
+        raise ValueError(f"max_length must be a positive integer, got {max_length!r}.")
+    config = getattr(model, "config", model)
+    limit = _position_limit(config)
+    if limit is not None and max_length > limit:
+        raise ValueError(
+            f"max_length={int(max_length)} exceeds the {limit} positions the "
+            "encoder can encode (its config.max_position_embeddings); a longer "
+            f"text would crash inside the model. Use max_length <= {limit}."
+        )
+    return int(max_length)
 
 
 # ------------------------------------------------------------ tokenisation
@@ -109,17 +245,46 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[np.ndarra
     texts : sequence of str
         The texts.
     max_length : int
-        Maximum number of tokens per text, special tokens included.
+        Maximum number of tokens per text, special tokens included. With a
+        tokenizer from :func:`load_encoder`, a ``max_length`` above the
+        positions of its model is a ValueError (:func:`check_max_length`).
 
     Returns
     -------
     ids : list of ndarray of dtype int64
         One array of token ids per text.
+
+    Notes
+    -----
+    Lone surrogates (``"\\ud800"``: code points U+D800-U+DFFF, left in a str
+    by a broken decoding) cannot be encoded as UTF-8 and crash the Rust
+    tokenizers; they are replaced with U+FFFD, the replacement character,
+    before tokenising. The estimators accept such text (as the TF-IDF
+    vectorizers do), so this keeps every text estimator on the same input.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import transformers
+    >>> from skxmc.nn._transformer import tokenize
+    >>> vocab = Path(tempfile.mkdtemp()) / "vocab.txt"
+    >>> _ = vocab.write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\nred\\n")
+    >>> tokenizer = transformers.BertTokenizerFast(str(vocab))
+    >>> [ids.tolist() for ids in tokenize(tokenizer, ["red", "red \\ud800"], 8)]
+    [[2, 5, 3], [2, 5, 3]]
     """
+    limit = getattr(tokenizer, "_skxmc_position_limit", None)
+    if limit is not None and max_length > limit:
+        raise ValueError(
+            f"max_length={max_length} exceeds the {limit} positions the encoder "
+            "can encode (its config.max_position_embeddings); a longer text "
+            f"would crash inside the model. Use max_length <= {limit}."
+        )
     if len(texts) == 0:
         return []
     encoded = tokenizer(
-        list(texts),
+        [_without_surrogates(text) for text in texts],
         truncation=True,
         max_length=max_length,
         padding=False,
@@ -127,6 +292,16 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[np.ndarra
         return_token_type_ids=False,
     )["input_ids"]
     return [np.asarray(ids, dtype=np.int64) for ids in encoded]
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(text: str) -> str:
+    """``text`` with its lone surrogates replaced by U+FFFD (fast for ASCII)."""
+    if text.isascii():
+        return text
+    return _SURROGATES.sub("\ufffd", text)
 
 
 def collate(ids: Sequence[np.ndarray], pad_id: int, device=None):

@@ -1,9 +1,12 @@
 """Utilities shared by skxmc's estimators, engines and tests.
 
 Public: the vectorised row-wise top-k helpers that turn score matrices into the
-``(scores, indices)`` pairs every estimator and metric uses, and back.
+``(scores, indices)`` pairs every estimator and metric uses, and back, and
+:func:`labels_to_classes`, which turns the label indices of ``predict_topk``
+into label names without misreading the ``-1`` padding.
 """
 
+from skxmc.utils._labels import labels_to_classes
 from skxmc.utils._sparse import (
     csr_row_topk,
     dense_row_topk,
@@ -11,4 +14,10 @@ from skxmc.utils._sparse import (
     topk_to_csr,
 )
 
-__all__ = ["csr_row_topk", "dense_row_topk", "sparse_pair_scores", "topk_to_csr"]
+__all__ = [
+    "csr_row_topk",
+    "dense_row_topk",
+    "labels_to_classes",
+    "sparse_pair_scores",
+    "topk_to_csr",
+]

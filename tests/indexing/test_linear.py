@@ -84,7 +84,10 @@ def test_fit_level_matches_per_node_oracle():
     relevance = sp.csc_matrix((rng.random((120, 5)) < 0.25).astype(np.float32))
     parent_rows = sp.csc_matrix((rng.random((120, 2)) < 0.6).astype(np.float32))
     kwargs = {"C": 1.5, "tol": 1e-9, "max_iter": 100_000, "weight_threshold": 0.05}
-    W, b, n_iter = fit_level(X, relevance, parent_rows, ptr, idx, **kwargs)
+    # feature_scale=1.0: LIBLINEAR's problem on X as given, as fit_binary solves it
+    W, b, n_iter = fit_level(
+        X, relevance, parent_rows, ptr, idx, feature_scale=1.0, **kwargs
+    )
     assert np.all(n_iter >= 1)
     assert W.shape == (5, 30) and b.shape == (5,)
     assert np.all(np.abs(W.data) >= 0.05)
@@ -111,8 +114,9 @@ def test_fit_level_independent_of_threads_and_root_uses_all_rows():
         X, relevance[:, 2].toarray().ravel(), tol=1e-9, max_iter=100_000
     )
     W, b, _ = fit_level(
-        X, relevance, None, ptr, idx, tol=1e-9, max_iter=100_000, weight_threshold=0
-    )
+        X, relevance, None, ptr, idx, tol=1e-9, max_iter=100_000, weight_threshold=0,
+        feature_scale=1.0,
+    )  # fmt: skip
     np.testing.assert_allclose(W[2].toarray().ravel(), coef, atol=1e-4)
     np.testing.assert_allclose(b[2], intercept, atol=1e-4)
     with pytest.raises(ValueError, match="below the root"):

@@ -3,6 +3,7 @@ import pytest
 import scipy.sparse as sp
 
 from skxmc.indexing import ShortlistReranker, fit_binary, post_process
+from skxmc.indexing._linear import feature_scale
 
 
 def _problem(seed=0, n=60, n_features=12, n_labels=5, m=3):
@@ -21,11 +22,13 @@ def test_each_label_model_is_trained_on_its_shortlisted_and_positive_rows():
     params = {"C": 2.0, "max_iter": 2000, "tol": 1e-8, "bias": 1.0}
     reranker = ShortlistReranker.train(X, Y, candidates, weight_threshold=0.0, **params)
     Yd = Y.toarray()
+    # the label models are trained on X / feature_scale(X), in the units of X
+    scale = feature_scale(X)
     for label in range(Y.shape[1]):
         rows = np.flatnonzero((candidates == label).any(1) | (Yd[:, label] > 0))
-        coef, intercept, _ = fit_binary(X[rows], Yd[rows, label], **params)
+        coef, intercept, _ = fit_binary(X[rows] / scale, Yd[rows, label], **params)
         np.testing.assert_allclose(
-            reranker.weights[label].toarray().ravel(), coef, atol=1e-3
+            reranker.weights[label].toarray().ravel() * scale, coef, atol=1e-3
         )
         assert reranker.intercepts[label] == pytest.approx(intercept, abs=1e-3)
 
