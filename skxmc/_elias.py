@@ -355,12 +355,13 @@ class EliasClassifier(BaseXMCClassifier):
     # ------------------------------------------------------------------ fit
     def _fit(self, X, Y, *, label_info, seed):
         from skxmc.models import EliasModel
-        from skxmc.nn._transformer import load_encoder
+        from skxmc.nn._transformer import check_max_length, load_encoder
         from skxmc.training import resolve_device
 
         config = self._config()
         device = resolve_device(self.device)
         encoder, tokenizer = load_encoder(self.encoder)
+        check_max_length(encoder, self.max_length)
         store = self._open_checkpoint({"X": X, "Y": Y, "encoder": encoder})
         if store is not None:
             seed = store.resume_seed(seed)

@@ -332,7 +332,7 @@ class XRTransformerClassifier(BaseXMCClassifier):
     # ------------------------------------------------------------------ fit
     def _fit(self, X, Y, *, label_info, seed):
         from skxmc.models import XRTransformerModel
-        from skxmc.nn._transformer import load_encoder
+        from skxmc.nn._transformer import check_max_length, load_encoder
         from skxmc.training import resolve_device
 
         label_text = None if label_info is None else label_info.text
@@ -344,6 +344,7 @@ class XRTransformerClassifier(BaseXMCClassifier):
         params = self._engine_params()
         device = resolve_device(self.device)
         encoder, tokenizer = load_encoder(self.encoder)
+        check_max_length(encoder, self.max_length)
         store = self._open_checkpoint(
             {"X": list(X), "Y": Y, "label_text": label_text, "encoder": encoder}
         )
