@@ -4,6 +4,7 @@ from skxmc._decaf import DecafClassifier
 from skxmc._eclare import EclareClassifier
 from skxmc._elias import EliasClassifier
 from skxmc._label_info import LabelInfo
+from skxmc._persistence import load, save
 from skxmc._pipeline import XMCPipeline, make_xmc_pipeline
 from skxmc._xr_linear import XRLinearClassifier
 from skxmc._xr_transformer import XRTransformerClassifier
@@ -19,5 +20,7 @@ __all__ = [
     "LabelInfo",
     "XMCPipeline",
     "make_xmc_pipeline",
+    "save",
+    "load",
     "__version__",
 ]
