@@ -81,6 +81,7 @@ SKLEARN_CLASSES = frozenset(
         "sklearn.feature_extraction.text.TfidfTransformer",
         "sklearn.feature_extraction.text.CountVectorizer",
         "sklearn.preprocessing._label.LabelBinarizer",
+        "sklearn.preprocessing._label.LabelEncoder",
         "sklearn.preprocessing._label.MultiLabelBinarizer",
         "sklearn.preprocessing._data.StandardScaler",
         "sklearn.linear_model._logistic.LogisticRegression",
@@ -133,6 +134,10 @@ _SPARSE = {
     "csr_array": sp.csr_array,
     "csc_array": sp.csc_array,
     "coo_array": sp.coo_array,
+}
+_BIT_GENERATORS = {
+    name: getattr(np.random, name)
+    for name in ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 }
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -289,7 +294,7 @@ class _Writer:
             if obj is value:
                 return {"__global__": name}
         if isinstance(obj, np.dtype):
-            if obj.hasobject or obj.fields is not None:
+            if obj.fields is not None:
                 raise TypeError(f"Cannot save the numpy dtype {obj!r}.")
             return {"__dtype__": obj.str}
         if type(obj) in (complex, bytes, range, slice):
@@ -337,6 +342,13 @@ class _Writer:
                 return {"__torch_dtype__": str(obj).removeprefix("torch.")}
         if _is_hf_model(obj) or _is_hf_tokenizer(obj):
             return self._hf(obj)
+        if isinstance(obj, np.random.Generator):
+            bit = obj.bit_generator
+            if type(bit).__name__ not in _BIT_GENERATORS:
+                raise TypeError(f"Cannot save the bit generator {type(bit)!r}.")
+            return {"__np_generator__": self.encode(bit.state)}
+        if isinstance(obj, np.random.RandomState):
+            return {"__np_randomstate__": self.encode(obj.get_state(legacy=False))}
         if isinstance(obj, Enum):
             cls = type(obj)
             self._check_save(cls)
@@ -579,10 +591,12 @@ class _Reader:
                 )
             return _GLOBALS[name]
         if "__dtype__" in node:
-            dtype = np.dtype(str(node["__dtype__"]))
-            if dtype.hasobject:
-                raise UnsafeModelError("Object dtypes are refused.")
-            return dtype
+            # A dtype object only describes data: "O" is harmless here (object
+            # arrays themselves never reach the npz).
+            try:
+                return np.dtype(str(node["__dtype__"]))
+            except TypeError as exc:
+                raise UnsafeModelError(f"Invalid dtype {node['__dtype__']!r}.") from exc
         if "id" not in node:
             raise UnsafeModelError(
                 f"Unknown entry {sorted(node)!r} in the saved model; refusing to "
@@ -639,6 +653,18 @@ class _Reader:
             return self._remember(node, dtype)
         if "__hf_model__" in node or "__hf_tokenizer__" in node:
             return self._remember(node, self._hf(node))
+        if "__np_generator__" in node:
+            state = self.decode(node["__np_generator__"])
+            name = state.get("bit_generator") if isinstance(state, dict) else None
+            if name not in _BIT_GENERATORS:
+                raise UnsafeModelError(f"Unknown numpy bit generator {name!r}.")
+            bit = _BIT_GENERATORS[name]()
+            bit.state = state
+            return self._remember(node, np.random.Generator(bit))
+        if "__np_randomstate__" in node:
+            rs = np.random.RandomState()
+            rs.set_state(self.decode(node["__np_randomstate__"]))
+            return self._remember(node, rs)
         if "__enum__" in node:
             cls = _resolve_class(*node["__enum__"])
             if not issubclass(cls, Enum):
