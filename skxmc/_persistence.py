@@ -491,13 +491,13 @@ def save(model, path) -> None:
     >>> import skxmc
     >>> from skxmc import XRLinearClassifier
     >>> from skxmc.datasets import make_xmc_classification
-    >>> data = make_xmc_classification(n_samples=60, n_labels=12, random_state=0)
-    >>> clf = XRLinearClassifier(max_leaf_size=4).fit(data.X, data.Y)
+    >>> X, Y = make_xmc_classification(n_samples=60, n_labels=12, random_state=0)
+    >>> clf = XRLinearClassifier(max_leaf_size=4).fit(X, Y)
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     skxmc.save(clf, f"{tmp}/model")
     ...     loaded = skxmc.load(f"{tmp}/model")
-    >>> (loaded.predict_topk(data.X, 3)[1] == clf.predict_topk(data.X, 3)[1]).all()
-    np.True_
+    >>> bool((loaded.predict_topk(X, 3)[1] == clf.predict_topk(X, 3)[1]).all())
+    True
     """
     folder = Path(path)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
@@ -805,8 +805,8 @@ def load(path):
     >>> import skxmc
     >>> from skxmc import XRLinearClassifier
     >>> from skxmc.datasets import make_xmc_classification
-    >>> data = make_xmc_classification(n_samples=60, n_labels=12, random_state=0)
-    >>> clf = XRLinearClassifier(max_leaf_size=4).fit(data.X, data.Y)
+    >>> X, Y = make_xmc_classification(n_samples=60, n_labels=12, random_state=0)
+    >>> clf = XRLinearClassifier(max_leaf_size=4).fit(X, Y)
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     skxmc.save(clf, f"{tmp}/model")
     ...     loaded = skxmc.load(f"{tmp}/model")
