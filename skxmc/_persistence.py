@@ -23,7 +23,10 @@ folder:
 
 :func:`load` executes no code from the folder. No pickle is read anywhere;
 objects are rebuilt with ``cls.__new__(cls)`` and their state restored with the
-class's own ``__setstate__`` (or a ``__dict__`` update), and ``cls`` must be on
+class's own ``__setstate__`` (or a ``__dict__`` update; for skxmc estimators,
+scikit-learn's, so the pickle branch of ``BaseXMCClassifier.__setstate__`` is
+never reached: a state that names its key is refused, since ``pickle.loads``
+reads any buffer, numpy arrays included), and ``cls`` must be on
 an allowlist: every class defined under ``skxmc.`` (checked on the resolved
 class's ``__module__``, so attribute chains like ``skxmc.x.np.load`` are
 refused), the torch modules under ``torch.nn.modules.``, the transformers
@@ -687,10 +690,7 @@ class _Reader:
             if state is not None:
                 if not isinstance(state, dict):
                     raise UnsafeModelError("An object state must be a dict.")
-                if hasattr(cls, "__setstate__"):
-                    obj.__setstate__(state)
-                else:
-                    obj.__dict__.update(state)
+                self._set_state(cls, obj, state)
             if not isinstance(slots, (dict, type(None))):
                 raise UnsafeModelError("Object slots must be a dict.")
             for name, value in (slots or {}).items():
@@ -699,6 +699,26 @@ class _Reader:
         raise UnsafeModelError(
             f"Unknown entry {sorted(node)!r} in the saved model; refusing to load it."
         )
+
+    @staticmethod
+    def _set_state(cls, obj, state):
+        from sklearn.base import BaseEstimator
+
+        from skxmc.base import BaseXMCClassifier
+
+        if "_skxmc_cpu_state" in state:
+            # BaseXMCClassifier.__setstate__ unpickles this key (and pickle
+            # reads any buffer, numpy arrays included): never let it through.
+            raise UnsafeModelError(
+                "The saved model carries a pickled estimator state "
+                "('_skxmc_cpu_state'); skxmc.load never unpickles."
+            )
+        if issubclass(cls, BaseXMCClassifier):
+            BaseEstimator.__setstate__(obj, state)  # skip the pickle branch
+        elif hasattr(cls, "__setstate__"):
+            obj.__setstate__(state)
+        else:
+            obj.__dict__.update(state)
 
     def _sparse_tensor(self, node):
         import torch
@@ -830,6 +850,9 @@ def load(path):
             f"{document.get('format_version')!r}; this skxmc reads version "
             f"{FORMAT_VERSION}."
         )
-    _check_versions(document.get("versions") or {})
+    versions = document.get("versions")
+    if not isinstance(versions, dict):
+        raise UnsafeModelError(f"{folder / _JSON} records no library versions.")
+    _check_versions(versions)
     reader = _Reader(folder)
     return reader.decode(document.get("root"))

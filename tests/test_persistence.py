@@ -287,3 +287,23 @@ def _tensors(obj, seen=None):
             yield from _tensors(value, seen)
     elif hasattr(obj, "__dict__") and type(obj).__module__.startswith("skxmc"):
         yield from _tensors(vars(obj), seen)
+
+
+def test_pickled_estimator_state_in_json_is_refused(xr_linear, tmp_path):
+    # BaseXMCClassifier.__setstate__ unpickles '_skxmc_cpu_state', and
+    # pickle.loads accepts a numpy uint8 array: the loader must not reach it.
+    folder = tmp_path / "m"
+    document = _saved(xr_linear[0], folder)
+    marker = tmp_path / "marker"
+    with np.load(folder / "arrays.npz", allow_pickle=False) as arrays:
+        contents = {key: arrays[key] for key in arrays.files}
+    contents["evil"] = np.frombuffer(pickle.dumps(_Payload(marker)), dtype=np.uint8)
+    (folder / "arrays.npz").unlink()
+    np.savez(folder / "arrays.npz", **contents)
+    document["root"]["state"]["__dict__"] = {
+        "_skxmc_cpu_state": {"__ndarray__": "evil", "id": 10**6}
+    }
+    _write(folder, document)
+    with pytest.raises(UnsafeModelError, match="_skxmc_cpu_state"):
+        skxmc.load(folder)
+    assert not marker.exists()
