@@ -63,6 +63,7 @@ import json
 import re
 import sys
 from collections import OrderedDict
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 
@@ -83,6 +84,8 @@ SKLEARN_CLASSES = frozenset(
         "sklearn.feature_extraction.text.TfidfVectorizer",
         "sklearn.feature_extraction.text.TfidfTransformer",
         "sklearn.feature_extraction.text.CountVectorizer",
+        "sklearn.feature_extraction.text.HashingVectorizer",
+        "sklearn.pipeline.Pipeline",
         "sklearn.preprocessing._label.LabelBinarizer",
         "sklearn.preprocessing._label.LabelEncoder",
         "sklearn.preprocessing._label.MultiLabelBinarizer",
@@ -251,6 +254,26 @@ def _resolve_class(module: str, name: str):
     return obj
 
 
+@contextmanager
+def _quiet_hf():
+    """No transformers progress bars or warnings, Hub offline, then restored."""
+    from transformers.utils import logging as hf_logging
+
+    from skxmc.nn._transformer import _hub_offline
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        with _hub_offline():
+            yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 # ------------------------------------------------------------------ saving
 class _Writer:
     def __init__(self, folder: Path):
@@ -397,7 +420,8 @@ class _Writer:
         self.n_hf += 1
         cls = type(obj)
         if _is_hf_model(obj):
-            obj.save_pretrained(self.folder / sub, safe_serialization=True)
+            with _quiet_hf():
+                obj.save_pretrained(self.folder / sub, safe_serialization=True)
             dtype = str(next(obj.parameters()).dtype).removeprefix("torch.")
             return {
                 "__hf_model__": sub,
@@ -405,7 +429,8 @@ class _Writer:
                 "training": bool(obj.training),
                 "dtype": dtype,
             }
-        obj.save_pretrained(self.folder / sub)
+        with _quiet_hf():
+            obj.save_pretrained(self.folder / sub)
         return {"__hf_tokenizer__": sub, "class": cls.__name__}
 
     def _check_save(self, cls):
@@ -770,9 +795,10 @@ class _Reader:
             )
         folder = self.folder / sub
         if is_model:
-            model = cls.from_pretrained(
-                folder, local_files_only=True, use_safetensors=True
-            )
+            with _quiet_hf():
+                model = cls.from_pretrained(
+                    folder, local_files_only=True, use_safetensors=True
+                )
             import torch
 
             dtype = getattr(torch, str(node.get("dtype", "float32")), None)
@@ -780,7 +806,8 @@ class _Reader:
                 model = model.to(dtype)
             model.train(bool(node.get("training")))
             return model
-        return cls.from_pretrained(folder, local_files_only=True)
+        with _quiet_hf():
+            return cls.from_pretrained(folder, local_files_only=True)
 
 
 def load(path):
@@ -855,4 +882,8 @@ def load(path):
         raise UnsafeModelError(f"{folder / _JSON} records no library versions.")
     _check_versions(versions)
     reader = _Reader(folder)
-    return reader.decode(document.get("root"))
+    try:
+        return reader.decode(document.get("root"))
+    finally:
+        if hasattr(reader.arrays, "close"):
+            reader.arrays.close()

@@ -307,3 +307,19 @@ def test_pickled_estimator_state_in_json_is_refused(xr_linear, tmp_path):
     with pytest.raises(UnsafeModelError, match="_skxmc_cpu_state"):
         skxmc.load(folder)
     assert not marker.exists()
+
+
+def test_pipeline_round_trip(tmp_path):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    est = make_fast_estimator(XRLinearClassifier, random_state=0)
+    data = _xmc_data(make_fast_estimator(DecafClassifier))  # text X
+    pipe = skxmc.make_xmc_pipeline(TfidfVectorizer(dtype=np.float32), est)
+    pipe.fit(data.X, data.Y)
+    skxmc.save(pipe, tmp_path / "m")
+    loaded = skxmc.load(tmp_path / "m")
+    assert type(loaded) is type(pipe)
+    np.testing.assert_array_equal(
+        loaded.predict(data.X_test).toarray(), pipe.predict(data.X_test).toarray()
+    )
+    _assert_same_predictions(pipe[-1], loaded[-1], loaded[0].transform(data.X_test))
