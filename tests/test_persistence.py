@@ -141,6 +141,16 @@ def _write(folder, document):
             "np.load",
         ),
         ({"__object__": ["subprocess", "Popen"], "state": {}, "id": 0}, "subprocess"),
+        # scikit-learn classes outside the explicit list, missing skxmc names.
+        (
+            {"__object__": ["sklearn.utils", "Bunch"], "state": {}, "id": 0},
+            "sklearn.utils.Bunch",
+        ),
+        (
+            {"__object__": ["skxmc.nothing", "Here"], "state": {}, "id": 0},
+            "does not exist",
+        ),
+        ({"__object__": ["os;rm", "x"], "state": {}, "id": 0}, "Invalid type name"),
         ({"__reduce__": ["os.system", ["touch MARKER"]]}, "__reduce__"),
         ({"__global__": "os.system"}, "os.system"),
         ({"__hf_model__": "hf/0", "class": "os", "id": 0}, "'os'"),
