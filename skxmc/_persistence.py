@@ -32,10 +32,10 @@ class's ``__module__``, so attribute chains like ``skxmc.x.np.load`` are
 refused), the torch modules under ``torch.nn.modules.``, the transformers
 models and tokenizers (looked up by name on the ``transformers`` package and
 checked to subclass ``PreTrainedModel`` / ``PreTrainedTokenizerBase``), and the
-explicit list of scikit-learn classes in :data:`SKLEARN_CLASSES`. Anything else
-is a :class:`UnsafeModelError` naming the type; no module outside ``skxmc`` is
-imported on the folder's say-so. Tensors always load on the CPU, so a model
-fitted on a GPU loads on a machine without one.
+explicit list of scikit-learn classes in :data:`SKLEARN_CLASSES`. Anything
+else is a :class:`skxmc.exceptions.UnsafeModelError` naming the type; no module
+outside ``skxmc`` is imported on the folder's say-so. Tensors always load on
+the CPU, so a model fitted on a GPU loads on a machine without one.
 
 Why not skops? skops (0.x) solves this for scikit-learn objects with
 per-type loaders and a ``trusted=`` list, but it has no loaders for torch
@@ -69,6 +69,8 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+
+from skxmc.exceptions import UnsafeModelError
 
 FORMAT = "skxmc-model"
 FORMAT_VERSION = 1
@@ -146,10 +148,6 @@ _BIT_GENERATORS = {
     for name in ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 }
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-
-
-class UnsafeModelError(ValueError):
-    """A saved model refers to a type or content :func:`skxmc.load` refuses."""
 
 
 # ------------------------------------------------------------------ versions
@@ -835,7 +833,7 @@ def load(path):
 
     Raises
     ------
-    skxmc._persistence.UnsafeModelError
+    skxmc.exceptions.UnsafeModelError
         (a ``ValueError``) If the folder names a type outside the allowlist,
         holds pickled objects, or is malformed. Nothing from it is executed.
     ValueError

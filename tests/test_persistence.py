@@ -18,8 +18,7 @@ from skxmc import (
     XRLinearClassifier,
     XRTransformerClassifier,
 )
-from skxmc._persistence import UnsafeModelError
-from skxmc.exceptions import XMCDataWarning
+from skxmc.exceptions import UnsafeModelError, XMCDataWarning
 from skxmc.utils._testing import CentroidRanker, make_fast_estimator
 from skxmc.utils.estimator_checks import _xmc_data
 
