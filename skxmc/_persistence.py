@@ -59,6 +59,7 @@ releases. torch, numpy, transformers and Python may differ: safetensors and
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import re
 import sys
@@ -537,7 +538,10 @@ def save(model, path) -> None:
         "versions": _versions(),
         "root": root,
     }
-    np.savez(folder / _NPZ, **writer.arrays)
+    if "allow_pickle" in inspect.signature(np.savez).parameters:  # numpy >= 2.1
+        np.savez(folder / _NPZ, allow_pickle=False, **writer.arrays)
+    else:  # pragma: no cover - object arrays never reach the npz anyway
+        np.savez(folder / _NPZ, **writer.arrays)
     if writer.tensors:
         from safetensors.torch import save_file
 
