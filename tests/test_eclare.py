@@ -55,7 +55,7 @@ def test_graph_candidates_are_the_propagated_shortlist(fitted):
     rng = np.random.default_rng(0)
     shortlist = rng.integers(-1, 30, size=(4, 6))
     cluster_scores = rng.random((4, 6)).astype(np.float32)
-    (candidates,) = fitted._extra_candidates(shortlist, cluster_scores)
+    candidates = fitted.model_.label_graph.candidates(shortlist, cluster_scores, 8)
     _, expected = propagate_topk(cluster_scores, shortlist, fitted.label_graph_, 8)
     np.testing.assert_array_equal(candidates, expected)
 
@@ -143,7 +143,7 @@ def test_learned_fusion_reads_the_graph_score(data):
     # label, cluster, text, frequency, graph
     assert clf.fusion_.n_features_ == 5
     X = clf.vectorizer_.transform(data["text"][240:])
-    features, candidates = clf._pair_features(X, torch.device("cpu"))
+    features, candidates = clf.model_._pair_features(X, torch.device("cpu"))
     graph = clf.label_graph_.toarray()
     for i in range(0, X.shape[0], 7):
         valid = candidates[i] >= 0
