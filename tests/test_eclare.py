@@ -158,3 +158,40 @@ def test_learned_fusion_reads_the_graph_score(data):
     np.testing.assert_allclose(
         scores, -np.sort(-full, axis=1)[:, :5], rtol=1e-5, atol=1e-6
     )
+
+
+def test_resume_after_interruption_equals_uninterrupted_fit(
+    data, fitted, tmp_path, monkeypatch
+):
+    import skxmc.training._checkpoint as checkpoint
+
+    X, Y = data["text"][:240], data["Y"][:240]
+    params = dict(TINY, graph_shortlist_size=8, checkpoint_dir=str(tmp_path))
+    save = checkpoint.save_checkpoint
+
+    def save_then_crash(path, payload):
+        save(path, payload)
+        if payload["stage"] == 1:  # 1 epoch into the extreme stage
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(checkpoint, "save_checkpoint", save_then_crash)
+        with pytest.raises(KeyboardInterrupt):
+            EclareClassifier(**params).fit(X, Y, label_info=data["info"])
+    resumed = EclareClassifier(**params).fit(X, Y, label_info=data["info"])
+    expected = fitted.predict_topk(data["text"][240:], k=5)
+    got = resumed.predict_topk(data["text"][240:], k=5)
+    np.testing.assert_array_equal(expected[0], got[0])
+    np.testing.assert_array_equal(expected[1], got[1])
+    assert resumed.loss_curve_ == fitted.loss_curve_
+
+
+def test_checkpoints_never_mix_with_decaf_nor_another_graph(data, tmp_path):
+    X, Y = data["text"][:120], data["Y"][:120]
+    params = dict(TINY, n_epochs=1, checkpoint_dir=str(tmp_path))
+    DecafClassifier(**params).fit(X, Y, label_info=data["info"])
+    EclareClassifier(**params).fit(X, Y, label_info=data["info"])
+    identity = LabelInfo(text=data["info"].text, graph=sp.eye(30))
+    EclareClassifier(**params).fit(X, Y, label_info=identity)
+    assert len(list(tmp_path.glob("decaf-*.ckpt"))) == 1
+    assert len(list(tmp_path.glob("eclare-*.ckpt"))) == 2
