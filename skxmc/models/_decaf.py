@@ -767,6 +767,7 @@ class DecafModel:
         Returns
         -------
         scores : ndarray of shape (n_samples, n_labels)
+            The prediction score of every label.
         """
         scoring = self.config.scoring if scoring is None else scoring
         X = sp.csr_matrix(X, dtype=np.float32)

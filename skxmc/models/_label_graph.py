@@ -94,6 +94,7 @@ class LabelGraphComponent:
         Returns
         -------
         self : LabelGraphComponent
+            With :attr:`graph` set.
         """
         if self.given is not None:
             self.graph = self.given
@@ -129,6 +130,7 @@ class LabelGraphComponent:
         Returns
         -------
         classifier : GraphLabelClassifier
+            A new module over ``embedding`` and the graph.
         """
         from skxmc.nn._graph import GraphLabelClassifier
 
