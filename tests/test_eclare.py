@@ -195,3 +195,24 @@ def test_checkpoints_never_mix_with_decaf_nor_another_graph(data, tmp_path):
     EclareClassifier(**params).fit(X, Y, label_info=identity)
     assert len(list(tmp_path.glob("decaf-*.ckpt"))) == 1
     assert len(list(tmp_path.glob("eclare-*.ckpt"))) == 2
+
+
+def test_eclare_is_the_decaf_engine_plus_a_graph_component(data):
+    """ECLARE overrides nothing of DECAF: it declares its parameters and hands
+    the shared engine a LabelGraphComponent."""
+    from skxmc.models import DecafModel, LabelGraphComponent
+
+    assert not issubclass(EclareClassifier, DecafClassifier)
+    private = {
+        name
+        for name in vars(EclareClassifier)
+        if name.startswith("_") and not name.startswith("__")
+    }
+    assert private - {"_abc_impl"} == {"_parameter_constraints", "_fit"}
+    clf = EclareClassifier(**{**TINY, "n_epochs": 1}).fit(
+        data["text"][:100], data["Y"][:100], label_info=data["info"]
+    )
+    assert type(clf.model_) is DecafModel
+    assert isinstance(clf.model_.label_graph, LabelGraphComponent)
+    with pytest.raises(TypeError, match="This EclareClassifier was fitted on raw"):
+        clf.predict_topk(clf.vectorizer_.transform(data["text"][:2]))
