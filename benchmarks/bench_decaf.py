@@ -28,6 +28,8 @@ from datetime import datetime, timezone
 import torch
 
 from skxmc import DecafClassifier, EclareClassifier, LabelInfo
+from skxmc.metrics import inverse_propensity, xmc_report
+from skxmc.training import resolve_device
 
 from _common import (  # isort: skip (benchmarks/ is the script's own folder)
     METRIC_COLUMNS as COLUMNS,
@@ -42,7 +44,7 @@ def run(d: dict, model, params: dict, settings, *, k: int, n_single: int, save=N
 
     ``save``: a path to pickle the fitted model to (for later probes).
     """
-    clf = model(**params, top_k=k, device="cpu", random_state=0)
+    clf = model(**params, top_k=k, random_state=0)
     start = time.perf_counter()
     clf.fit(
         d["X_train"], d["Y_train"], label_info=LabelInfo(features=d["label_features"])
@@ -113,15 +115,20 @@ def main(argv=None) -> None:
     parser.add_argument("--n-single", type=int, default=200)
     parser.add_argument("--verbose", type=int, default=0)
     parser.add_argument(
+        "--device", default="auto", help='"auto", "cpu", "cuda" or "cuda:N"'
+    )
+    parser.add_argument(
         "--save", default=None, help="pickle the fitted model there (one setting)"
     )
     args = parser.parse_args(argv)
 
     print(f"# date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}")
+    device = resolve_device(args.device)
+    gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
     print(
         f"# machine: {platform.node()} {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPU cores, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), CPU only"
+        f"({torch.get_num_threads()} threads), device {device}{gpu}"
     )
     print(f"# command: python {' '.join(sys.argv)}")
     tic = time.perf_counter()
@@ -167,6 +174,7 @@ def main(argv=None) -> None:
             "reranker": args.reranker,
             "rerank_size": args.rerank_size,
             "verbose": args.verbose,
+            "device": args.device,
         }
         model = DecafClassifier
         if args.model == "eclare":

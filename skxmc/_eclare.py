@@ -1,24 +1,23 @@
-"""EclareClassifier: ECLARE (Mittal et al., WWW 2021) as a scikit-learn estimator."""
+"""EclareClassifier: ECLARE (Mittal et al., WWW 2021) as a scikit-learn estimator.
+
+ECLARE is DECAF's engine (:class:`skxmc.models.DecafModel`) with a
+:class:`skxmc.models.LabelGraphComponent`: this module declares the
+parameters and hands the component to the engine; everything else is shared
+with :class:`~skxmc.DecafClassifier`.
+"""
 
 from __future__ import annotations
 
 from numbers import Integral, Real
 
-import numpy as np
-import scipy.sparse as sp
 from sklearn.utils._param_validation import Interval
 
-from skxmc._decaf import DecafClassifier
-from skxmc.indexing import (
-    label_correlation_graph,
-    propagate_topk,
-    smooth_over_graph,
-)
+from skxmc._decaf import DecafClassifier, _BaseDecaf
 
 __all__ = ["EclareClassifier"]
 
 
-class EclareClassifier(DecafClassifier):
+class EclareClassifier(_BaseDecaf):
     """ECLARE: DECAF plus a label correlation graph.
 
     Everything of :class:`~skxmc.DecafClassifier`, and a label graph ``G``
@@ -119,6 +118,10 @@ class EclareClassifier(DecafClassifier):
     label_graph_ : csr_matrix of shape (n_labels, n_labels)
         The label graph (normalised); labels added by :meth:`add_labels`
         have a self-loop only.
+    model_ : DecafModel
+        The engine (:class:`skxmc.models.DecafModel` with a
+        :class:`skxmc.models.LabelGraphComponent`); the attributes below are
+        views of it.
     network_ : DecafNetwork
         The torch module; ``network_.labels`` is a ``GraphLabelClassifier``.
     cluster_of_label_ : ndarray of shape (n_labels,)
@@ -129,6 +132,10 @@ class EclareClassifier(DecafClassifier):
         Mean training loss of every epoch.
     n_iter_ : int
         Epochs run (both stages).
+    fusion_ : ScoreFusion or None
+        The learned fusion (``fusion="learned"``).
+    reranker_ : ShortlistReranker, XRLinearModel or None
+        The re-ranker.
 
     See Also
     --------
@@ -139,7 +146,8 @@ class EclareClassifier(DecafClassifier):
     Differences from the authors' code: one clustering instead of an ensemble
     of three, token embeddings are trained (not frozen) in the extreme stage,
     and the attention is a single linear layer over the concatenated
-    components.
+    components. Training runs in float32 on every device (no mixed
+    precision).
 
     References
     ----------
@@ -209,134 +217,51 @@ class EclareClassifier(DecafClassifier):
         random_state=None,
         verbose=0,
     ):
-        super().__init__(
-            embedding_dim=embedding_dim,
-            n_epochs=n_epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            dropout=dropout,
-            max_leaf_size=max_leaf_size,
-            beam_size=beam_size,
-            text_shortlist_size=text_shortlist_size,
-            ann_shortlist_size=ann_shortlist_size,
-            meta_weight=meta_weight,
-            text_weight=text_weight,
-            fusion=fusion,
-            fusion_fraction=fusion_fraction,
-            reranker=reranker,
-            rerank_size=rerank_size,
-            propensity_tilt=propensity_tilt,
-            max_features=max_features,
-            max_label_tokens=max_label_tokens,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            n_iter_no_change=n_iter_no_change,
-            checkpoint_dir=checkpoint_dir,
-            device=device,
-            top_k=top_k,
-            threshold=threshold,
-            random_state=random_state,
-            verbose=verbose,
-        )
+        self.embedding_dim = embedding_dim
+        self.n_epochs = n_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.dropout = dropout
+        self.max_leaf_size = max_leaf_size
+        self.beam_size = beam_size
+        self.text_shortlist_size = text_shortlist_size
+        self.ann_shortlist_size = ann_shortlist_size
+        self.meta_weight = meta_weight
+        self.text_weight = text_weight
+        self.fusion = fusion
+        self.fusion_fraction = fusion_fraction
+        self.reranker = reranker
+        self.rerank_size = rerank_size
+        self.propensity_tilt = propensity_tilt
+        self.max_features = max_features
+        self.max_label_tokens = max_label_tokens
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.checkpoint_dir = checkpoint_dir
+        self.device = device
+        self.top_k = top_k
+        self.threshold = threshold
+        self.random_state = random_state
+        self.verbose = verbose
         self.graph_shortlist_size = graph_shortlist_size
         self.walk_length = walk_length
         self.restart_prob = restart_prob
         self.n_neighbors = n_neighbors
         self.max_label_frequency = max_label_frequency
 
-    # ------------------------------------------------------ DECAF's hooks
     def _fit(self, X, Y, *, label_info, seed):
-        self._given_graph = None if label_info is None else label_info.graph
-        return super()._fit(X, Y, label_info=label_info, seed=seed)
+        from skxmc.models import LabelGraphComponent
 
-    def _clustering_embedding(self, X, Y, Z, seed):
-        """DECAF's label embedding, smoothed over the label graph."""
-        if self._given_graph is not None:
-            graph = sp.csr_matrix(self._given_graph, dtype=np.float32)
-        else:
-            graph = label_correlation_graph(
-                Y,
-                walk_length=self.walk_length,
-                restart_prob=self.restart_prob,
-                n_neighbors=self.n_neighbors,
-                max_label_frequency=self.max_label_frequency,
-                label_features=Z,
-                random_state=seed,
-            )
-        self.label_graph_ = graph
-        embedding = super()._clustering_embedding(X, Y, Z, seed)
-        return smooth_over_graph(embedding, graph)
-
-    def _make_network(self, n_features, label_features, cluster_features):
-        from skxmc.nn._graph import GraphLabelClassifier
-
-        network = super()._make_network(n_features, label_features, cluster_features)
-        network.labels = GraphLabelClassifier(
-            network.encoder.embedding,
-            label_features,
-            self.label_graph_,
-            dropout=self.dropout,
+        label_graph = LabelGraphComponent(
+            None if label_info is None else label_info.graph,
+            walk_length=self.walk_length,
+            restart_prob=self.restart_prob,
+            n_neighbors=self.n_neighbors,
+            max_label_frequency=self.max_label_frequency,
         )
-        return network
+        return self._fit_engine(X, Y, label_info, seed, label_graph=label_graph)
 
-    def _extra_candidates(self, shortlist, cluster_scores):
-        """The graph neighbours of the shortlisted labels, best first."""
-        candidates = super()._extra_candidates(shortlist, cluster_scores)
-        if self.graph_shortlist_size:
-            graph = self.label_graph_
-            size = min(self.graph_shortlist_size, graph.shape[0])
-            candidates.append(propagate_topk(cluster_scores, shortlist, graph, size)[1])
-        return candidates
-
-    def _extra_parts(self, ids, parts) -> dict:
-        """The graph score of every shortlisted label, a learned-fusion input.
-
-        ``sum_j G[j, l] * text_score(j)`` over the row's shortlisted labels
-        ``j``: how well the texts of the labels that point to ``l`` in the
-        label graph match the document (ECLARE's graph-convolved label text,
-        restricted to the shortlist). It lifts rare labels whose correlated
-        labels match the text: on LF-DebianPackages PSP@1 +0.8 at the same
-        P@1 (propagating the network's label score instead cost 0.4).
-        """
-        import torch
-
-        from skxmc.utils import sparse_pair_scores
-
-        valid = ids >= 0
-        rows = np.broadcast_to(np.arange(ids.shape[0])[:, None], ids.shape)
-        scores = parts["text"].float().cpu().numpy()
-        S = sp.csr_matrix(
-            (scores[valid], (rows[valid], ids[valid])),
-            shape=(ids.shape[0], self.label_graph_.shape[0]),
-        )
-        cached = self.__dict__.get("_graph_transposed")
-        if cached is None or cached[0] is not self.label_graph_:
-            cached = (self.label_graph_, self.label_graph_.T.tocsr())
-            self._graph_transposed = cached
-        graph = sparse_pair_scores(S, cached[1], ids)
-        return {"graph": torch.from_numpy(graph).to(parts["text"].device)}
-
-    def add_labels(self, label_text, *, labels=None):
-        """Add labels known only by their text, without retraining (zero-shot).
-
-        As :meth:`DecafClassifier.add_labels`; in the label graph the new
-        labels get a self-loop only.
-
-        Parameters
-        ----------
-        label_text : sequence of str or sparse matrix of shape \
-                (n_new_labels, n_features)
-            The text of each new label, or its features when the model was
-            fitted on numeric features.
-        labels : sequence, default=None
-            Names of the new labels, appended to ``classes_``.
-
-        Returns
-        -------
-        self : object
-            The estimator, with ``n_labels_``, ``classes_`` and
-            ``label_graph_`` grown.
-        """
-        super().add_labels(label_text, labels=labels)
-        self.label_graph_ = self.network_.labels.graph()
-        return self
+    @property
+    def label_graph_(self):
+        return self.model_.label_graph.graph

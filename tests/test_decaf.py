@@ -190,7 +190,7 @@ def test_text_shortlist_and_text_weight(data):
     # the 6 labels whose text is closest to each document are in the shortlist
     # (k = n_labels returns the whole shortlist)
     _, everything = clf.predict_topk(data["text"][240:], k=30)
-    S = clf._text_similarity(clf.vectorizer_.transform(data["text"][240:]))
+    S = clf.model_._text_similarity(clf.vectorizer_.transform(data["text"][240:]))
     _, best = csr_row_topk(S, 6)
     for row, candidates in zip(everything, best):
         assert set(candidates[candidates >= 0]) <= set(row[row >= 0])
@@ -200,7 +200,7 @@ def test_text_shortlist_and_text_weight(data):
         )
     # zero-shot labels join the text index
     clf.add_labels([data["label_text"][0]])
-    assert clf._text_index.n_labels_ == 31
+    assert clf.model_._text_index.n_labels_ == 31
     query = [" ".join([data["label_text"][0]] * 3)]
     assert 30 in clf.predict_topk(query, k=5)[1][0]
 
@@ -212,18 +212,18 @@ def fused(data):
 
 
 def test_learned_fusion_is_fitted_on_held_out_rows(data, fused):
-    from skxmc import _decaf
+    from skxmc.models import _decaf
 
     # the network trains on 180 rows, the fusion sees the other 60
     seed = int(np.random.RandomState(0).randint(np.iinfo(np.int32).max))
     held, trained = _decaf._hold_out(np.arange(240), 0.25, seed + 1, "fusion_fraction")
     assert len(held) == 60 and not set(held) & set(trained)
     counts = np.bincount(data["Y"][:240][trained].indices, minlength=30)
-    np.testing.assert_allclose(fused._log_frequency, np.log1p(counts), rtol=1e-6)
+    np.testing.assert_allclose(fused.model_._log_frequency, np.log1p(counts), rtol=1e-6)
     assert fused.fusion_.n_features_ == 4
     # the scores are the fusion's probabilities of the shortlisted pairs
     X = fused.vectorizer_.transform(data["text"][240:])
-    features, candidates = fused._pair_features(X, torch.device("cpu"))
+    features, candidates = fused.model_._pair_features(X, torch.device("cpu"))
     probability = fused.fusion_.predict(features, candidates)
     scores, labels = fused.predict_topk(data["text"][240:], k=5)
     expected, position = _topk_of(probability, 5)
@@ -253,7 +253,7 @@ def test_reranker_scores_are_a_fusion_feature(data, kind):
     assert isinstance(clf.reranker_, expected_type[kind])
     assert clf.fusion_.n_features_ == 5
     X = clf.vectorizer_.transform(data["text"][240:])
-    features, candidates = clf._pair_features(X, torch.device("cpu"))
+    features, candidates = clf.model_._pair_features(X, torch.device("cpu"))
     valid = candidates >= 0
     if kind == "shortlist":
         reference = clf.reranker_.score(X, candidates, raw=True)
@@ -299,8 +299,8 @@ def test_propensity_tilt_multiplies_by_normalised_inverse_propensity(data, fitte
 def test_zero_shot_labels_get_the_weights_of_unseen_labels(data, fused):
     clf = pickle.loads(pickle.dumps(fused)).set_params(propensity_tilt=1.0)
     clf.add_labels([data["label_text"][3]])
-    assert clf._log_frequency[-1] == 0
-    assert clf._inv_propensity[-1] == clf._inv_propensity.max()
+    assert clf.model_._log_frequency[-1] == 0
+    assert clf.model_._inv_propensity[-1] == clf.model_._inv_propensity.max()
     query = [" ".join([data["label_text"][3]] * 3)]
     assert 30 in clf.predict_topk(query, k=5)[1][0]
 
@@ -316,7 +316,7 @@ def test_fusion_fraction_must_leave_rows(data):
 def test_ann_shortlist_adds_candidates(data):
     clf = DecafClassifier(**{**TINY, "beam_size": 1}, ann_shortlist_size=10)
     clf.fit(data["text"][:240], data["Y"][:240], label_info=data["info"])
-    assert clf._ann is not None
+    assert clf.model_._ann is not None
     scores, labels = clf.predict_topk(data["text"][240:], k=8)
     full = clf._full_scores(data["text"][240:])
     _assert_brute_force_scores(full, scores, labels)
@@ -339,43 +339,81 @@ def clone_fit(clf, data):
 
 
 # ---------------------------------------------------------------- checkpoints
-def test_resume_after_interruption_equals_uninterrupted_fit(
-    data, fitted, tmp_path, monkeypatch
-):
+def _crash_after(monkeypatch, n_saves):
+    """Make the checkpoint store raise KeyboardInterrupt right after its
+    ``n_saves``-th save (an interruption at the end of an epoch)."""
     import skxmc.training._checkpoint as checkpoint
 
     save = checkpoint.save_checkpoint
-    calls = []
+    stages = []
 
     def save_then_crash(path, payload):
         save(path, payload)
-        calls.append(payload["stage"])
-        if len(calls) == TINY["n_epochs"] + 1:  # 1 epoch into the extreme stage
+        stages.append(payload["stage"])
+        if len(stages) == n_saves:
             raise KeyboardInterrupt
 
-    params = dict(TINY, checkpoint_dir=str(tmp_path))
     monkeypatch.setattr(checkpoint, "save_checkpoint", save_then_crash)
-    with pytest.raises(KeyboardInterrupt):
-        DecafClassifier(**params).fit(
-            data["text"][:240], data["Y"][:240], label_info=data["info"]
-        )
-    assert (tmp_path / "decaf.pt").exists()
-    calls.clear()
-    monkeypatch.setattr(checkpoint, "save_checkpoint", save)
-    resumed = DecafClassifier(**params).fit(
-        data["text"][:240], data["Y"][:240], label_info=data["info"]
-    )
+    return stages
+
+
+def test_resume_after_interruption_equals_uninterrupted_fit(
+    data, fitted, tmp_path, monkeypatch
+):
+    X, Y, info = data["text"][:240], data["Y"][:240], data["info"]
+    params = dict(TINY, checkpoint_dir=str(tmp_path))
+    with monkeypatch.context() as patch:
+        # 1 epoch into the extreme stage
+        stages = _crash_after(patch, TINY["n_epochs"] + 1)
+        with pytest.raises(KeyboardInterrupt):
+            DecafClassifier(**params).fit(X, Y, label_info=info)
+    assert stages == [0] * TINY["n_epochs"] + [1]
+    (path,) = tmp_path.glob("decaf-*.ckpt")
+    resumed = DecafClassifier(**params).fit(X, Y, label_info=info)
     expected = fitted.predict_topk(data["text"][240:], k=5)
     got = resumed.predict_topk(data["text"][240:], k=5)
     np.testing.assert_array_equal(expected[1], got[1])
-    np.testing.assert_allclose(expected[0], got[0], rtol=0, atol=0)
-    assert resumed.loss_curve_ == pytest.approx(fitted.loss_curve_)
+    np.testing.assert_array_equal(expected[0], got[0])
+    assert resumed.loss_curve_ == fitted.loss_curve_
 
-    # other parameters: the stale checkpoint is ignored, with a warning
-    with pytest.warns(UserWarning, match="Ignoring the checkpoint"):
-        DecafClassifier(**{**params, "n_epochs": 1}).fit(
-            data["text"][:240], data["Y"][:240], label_info=data["info"]
-        )
+    # a completed checkpoint gives the finished model at once
+    with monkeypatch.context() as patch:
+        stages = _crash_after(patch, 1)
+        again = DecafClassifier(**params).fit(X, Y, label_info=info)
+    assert stages == []
+    np.testing.assert_array_equal(
+        again.predict_topk(data["text"][240:], k=5)[1], got[1]
+    )
+
+    # other parameters: a fresh fit in its own file; the other one is kept
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        DecafClassifier(**{**params, "n_epochs": 1}).fit(X, Y, label_info=info)
+    files = sorted(tmp_path.glob("decaf-*.ckpt"))
+    assert len(files) == 2 and path in files
+
+
+def test_resume_with_random_state_none(data, tmp_path, monkeypatch, request):
+    """A fit with random_state=None resumes with the seed of its checkpoint."""
+    X, Y, info = data["text"][:240], data["Y"][:240], data["info"]
+    params = dict(TINY, n_epochs=2, random_state=None)
+    global_state = np.random.get_state()
+    request.addfinalizer(lambda: np.random.set_state(global_state))
+    np.random.seed(7)  # random_state=None draws from the global RNG
+    reference = DecafClassifier(**params).fit(X, Y, label_info=info)
+    params["checkpoint_dir"] = str(tmp_path)
+    np.random.seed(7)
+    with monkeypatch.context() as patch:
+        _crash_after(patch, 3)
+        with pytest.raises(KeyboardInterrupt):
+            DecafClassifier(**params).fit(X, Y, label_info=info)
+    np.random.seed(12345)  # another seed would be drawn: the stored one wins
+    resumed = DecafClassifier(**params).fit(X, Y, label_info=info)
+    a = reference.predict_topk(data["text"][240:], k=5)
+    b = resumed.predict_topk(data["text"][240:], k=5)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert resumed.loss_curve_ == reference.loss_curve_
 
 
 def test_early_stopping(data):

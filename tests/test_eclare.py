@@ -52,7 +52,7 @@ def test_graph_candidates_are_the_propagated_shortlist(fitted):
     rng = np.random.default_rng(0)
     shortlist = rng.integers(-1, 30, size=(4, 6))
     cluster_scores = rng.random((4, 6)).astype(np.float32)
-    (candidates,) = fitted._extra_candidates(shortlist, cluster_scores)
+    candidates = fitted.model_.label_graph.candidates(shortlist, cluster_scores, 8)
     _, expected = propagate_topk(cluster_scores, shortlist, fitted.label_graph_, 8)
     np.testing.assert_array_equal(candidates, expected)
 
@@ -114,7 +114,7 @@ def test_learned_fusion_reads_the_graph_score(data):
     # label, cluster, text, frequency, graph
     assert clf.fusion_.n_features_ == 5
     X = clf.vectorizer_.transform(data["text"][240:])
-    features, candidates = clf._pair_features(X, torch.device("cpu"))
+    features, candidates = clf.model_._pair_features(X, torch.device("cpu"))
     graph = clf.label_graph_.toarray()
     for i in range(0, X.shape[0], 7):
         valid = candidates[i] >= 0
@@ -129,3 +129,61 @@ def test_learned_fusion_reads_the_graph_score(data):
     np.testing.assert_allclose(
         scores, -np.sort(-full, axis=1)[:, :5], rtol=1e-5, atol=1e-6
     )
+
+
+def test_resume_after_interruption_equals_uninterrupted_fit(
+    data, fitted, tmp_path, monkeypatch
+):
+    import skxmc.training._checkpoint as checkpoint
+
+    X, Y = data["text"][:240], data["Y"][:240]
+    params = dict(TINY, graph_shortlist_size=8, checkpoint_dir=str(tmp_path))
+    save = checkpoint.save_checkpoint
+
+    def save_then_crash(path, payload):
+        save(path, payload)
+        if payload["stage"] == 1:  # 1 epoch into the extreme stage
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(checkpoint, "save_checkpoint", save_then_crash)
+        with pytest.raises(KeyboardInterrupt):
+            EclareClassifier(**params).fit(X, Y, label_info=data["info"])
+    resumed = EclareClassifier(**params).fit(X, Y, label_info=data["info"])
+    expected = fitted.predict_topk(data["text"][240:], k=5)
+    got = resumed.predict_topk(data["text"][240:], k=5)
+    np.testing.assert_array_equal(expected[0], got[0])
+    np.testing.assert_array_equal(expected[1], got[1])
+    assert resumed.loss_curve_ == fitted.loss_curve_
+
+
+def test_checkpoints_never_mix_with_decaf_nor_another_graph(data, tmp_path):
+    X, Y = data["text"][:120], data["Y"][:120]
+    params = dict(TINY, n_epochs=1, checkpoint_dir=str(tmp_path))
+    DecafClassifier(**params).fit(X, Y, label_info=data["info"])
+    EclareClassifier(**params).fit(X, Y, label_info=data["info"])
+    identity = LabelInfo(text=data["info"].text, graph=sp.eye(30))
+    EclareClassifier(**params).fit(X, Y, label_info=identity)
+    assert len(list(tmp_path.glob("decaf-*.ckpt"))) == 1
+    assert len(list(tmp_path.glob("eclare-*.ckpt"))) == 2
+
+
+def test_eclare_is_the_decaf_engine_plus_a_graph_component(data):
+    """ECLARE overrides nothing of DECAF: it declares its parameters and hands
+    the shared engine a LabelGraphComponent."""
+    from skxmc.models import DecafModel, LabelGraphComponent
+
+    assert not issubclass(EclareClassifier, DecafClassifier)
+    private = {
+        name
+        for name in vars(EclareClassifier)
+        if name.startswith("_") and not name.startswith("__")
+    }
+    assert private - {"_abc_impl"} == {"_parameter_constraints", "_fit"}
+    clf = EclareClassifier(**{**TINY, "n_epochs": 1}).fit(
+        data["text"][:100], data["Y"][:100], label_info=data["info"]
+    )
+    assert type(clf.model_) is DecafModel
+    assert isinstance(clf.model_.label_graph, LabelGraphComponent)
+    with pytest.raises(TypeError, match="This EclareClassifier was fitted on raw"):
+        clf.predict_topk(clf.vectorizer_.transform(data["text"][:2]))

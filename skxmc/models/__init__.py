@@ -3,11 +3,14 @@
 Each estimator of :mod:`skxmc` validates its parameters and data and assembles
 its engine; the engine builds its network (:mod:`skxmc.nn`), trains it through
 the one :class:`~skxmc.training.Trainer` with an optional
-:class:`~skxmc.training.CheckpointStore`, and predicts (``predict_topk``) from
-plain arrays, with an int seed and a device.
+:class:`~skxmc.training.CheckpointStore`, uses :mod:`skxmc.indexing`
+components, and predicts (``predict_topk``) from plain arrays, with an int seed
+and a device.
 """
 
+from skxmc.models._decaf import DecafConfig, DecafModel, DecafScoring
 from skxmc.models._elias import EliasConfig, EliasModel
+from skxmc.models._label_graph import LabelGraphComponent
 from skxmc.models._xr_transformer import (
     MatcherParams,
     RankerParams,
@@ -16,8 +19,12 @@ from skxmc.models._xr_transformer import (
 )
 
 __all__ = [
+    "DecafConfig",
+    "DecafModel",
+    "DecafScoring",
     "EliasConfig",
     "EliasModel",
+    "LabelGraphComponent",
     "MatcherParams",
     "RankerParams",
     "TreeParams",

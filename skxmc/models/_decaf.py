@@ -1,0 +1,890 @@
+"""DecafModel: the engine of DecafClassifier and EclareClassifier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.preprocessing import normalize
+
+from skxmc.indexing import LabelShortlist, hierarchical_kmeans, label_embedding
+from skxmc.metrics._ranking import _jain_inverse_propensity
+from skxmc.models._label_graph import LabelGraphComponent
+from skxmc.nn import DecafNetwork, score_pairs, shortlist_bce_loss
+from skxmc.training import (
+    CheckpointStore,
+    Trainer,
+    cluster_table,
+    csr_to_bag,
+    dedup_rows,
+    minibatches,
+    seeded_torch,
+    shortlist_targets,
+)
+from skxmc.utils import csr_row_topk, sparse_pair_scores
+
+__all__ = ["DecafConfig", "DecafModel", "DecafScoring"]
+
+
+@dataclass(frozen=True)
+class DecafScoring:
+    """How a :class:`DecafModel` shortlists and scores labels.
+
+    Training reads these too (the training shortlists, the validation score,
+    the fusion's and re-ranker's training pairs), but they may change after
+    training: :meth:`DecafModel.predict_topk` takes its own.
+
+    Parameters
+    ----------
+    beam_size : int, default=32
+        Clusters whose labels are shortlisted for each document.
+    text_shortlist_size : int, default=0
+        Labels added by the TF-IDF cosine of document and label text.
+    ann_shortlist_size : int, default=0
+        Labels added by nearest label vectors (prediction only).
+    graph_shortlist_size : int, default=0
+        Labels added through the label graph (only with a
+        :class:`LabelGraphComponent`).
+    rerank_size : int, default=100
+        ``"shortlist"`` re-ranker: labels per training row that train it;
+        ``"xr-linear"``: labels it adds to every shortlist.
+    meta_weight : float, default=0.5
+        Weight of the cluster score (``fusion="weights"``).
+    text_weight : float, default=0.0
+        Weight of the label-text cosine (``fusion="weights"``).
+    propensity_tilt : float, default=0.0
+        Exponent of the inverse-propensity factor of every score.
+    """
+
+    beam_size: int = 32
+    text_shortlist_size: int = 0
+    ann_shortlist_size: int = 0
+    graph_shortlist_size: int = 0
+    rerank_size: int = 100
+    meta_weight: float = 0.5
+    text_weight: float = 0.0
+    propensity_tilt: float = 0.0
+
+
+@dataclass(frozen=True)
+class DecafConfig:
+    """Training hyper-parameters of a :class:`DecafModel`.
+
+    See :class:`~skxmc.DecafClassifier` for their meaning.
+
+    Parameters
+    ----------
+    embedding_dim : int, default=300
+        Size of the token embeddings, document and label vectors.
+    n_epochs : int, default=10
+        Epochs of each of the two training stages.
+    batch_size : int, default=256
+        Documents per mini-batch.
+    learning_rate : float, default=0.01
+        Learning rate of Adam and SparseAdam.
+    dropout : float, default=0.2
+        Dropout of the residual blocks and of the document vectors.
+    max_leaf_size : int, default=8
+        Maximum number of labels per cluster.
+    fusion : {"weights", "learned"}, default="weights"
+        How the scores of a pair are combined.
+    fusion_fraction : float, default=0.1
+        Share of the training rows held out for ``fusion="learned"``.
+    reranker : {None, "shortlist", "xr-linear"}, default=None
+        Sparse linear re-ranker whose score is a fusion feature.
+    max_label_tokens : int or None, default=None
+        Largest TF-IDF entries kept per label (and cluster).
+    early_stopping : bool, default=False
+        Stop the extreme stage on a held-out P@1.
+    validation_fraction : float, default=0.1
+        Held-out share of the rows when ``early_stopping``.
+    n_iter_no_change : int, default=3
+        Patience of early stopping, in epochs.
+    scoring : DecafScoring, default=DecafScoring()
+        Shortlists and scores during training.
+    """
+
+    embedding_dim: int = 300
+    n_epochs: int = 10
+    batch_size: int = 256
+    learning_rate: float = 0.01
+    dropout: float = 0.2
+    max_leaf_size: int = 8
+    fusion: str = "weights"
+    fusion_fraction: float = 0.1
+    reranker: str | None = None
+    max_label_tokens: int | None = None
+    early_stopping: bool = False
+    validation_fraction: float = 0.1
+    n_iter_no_change: int = 3
+    scoring: DecafScoring = field(default_factory=DecafScoring)
+
+
+class DecafModel:
+    """DECAF's engine: label clusters, network, shortlists and score fusion.
+
+    :meth:`train` clusters the labels (hierarchical spherical k-means of
+    their PIFA and text features), builds a :class:`~skxmc.nn.DecafNetwork`
+    and trains it in two stages through the one
+    :class:`~skxmc.training.Trainer` (clusters only, then clusters and the
+    shortlisted labels), then fits the optional nearest-neighbour shortlist,
+    re-ranker and learned fusion. With a :class:`LabelGraphComponent` it is
+    ECLARE. :meth:`predict_topk` scores the shortlist of every document (the
+    labels of its best clusters, plus text, re-ranker, graph and
+    nearest-neighbour candidates) and keeps the best.
+
+    Training runs in float32 on every device (``mixed_precision=False``):
+    the network is small and dominated by embedding-bag sums, and full
+    precision keeps a CPU fit reproducible and a GPU fit comparable to it.
+
+    Parameters
+    ----------
+    config : DecafConfig
+        Training hyper-parameters.
+    label_graph : LabelGraphComponent or None, default=None
+        ECLARE's label graph.
+
+    Attributes
+    ----------
+    network_ : DecafNetwork
+        The trained network (on its device).
+    cluster_of_label_ : ndarray of shape (n_labels,)
+        Cluster of every label.
+    n_clusters_ : int
+        Number of clusters.
+    n_labels_ : int
+        Number of labels.
+    fusion_ : ScoreFusion or None
+        The learned fusion.
+    reranker_ : ShortlistReranker, XRLinearModel or None
+        The re-ranker.
+    loss_curve_ : list of float
+        Mean training loss of every epoch, both stages in turn.
+    n_iter_ : int
+        Epochs run (both stages).
+
+    Examples
+    --------
+    >>> from skxmc.datasets import make_xmc_classification
+    >>> from skxmc.models import DecafConfig, DecafModel, DecafScoring
+    >>> X, Y = make_xmc_classification(n_samples=60, n_labels=10, n_features=40,
+    ...                                random_state=0)
+    >>> Z = Y.T @ X  # label features: the sum of their documents'
+    >>> config = DecafConfig(embedding_dim=8, n_epochs=1, max_leaf_size=4,
+    ...                      scoring=DecafScoring(beam_size=2))
+    >>> model = DecafModel.train(X, Y, Z, config=config, seed=0)
+    >>> scores, labels = model.predict_topk(X[:2], 3)
+    >>> labels.shape
+    (2, 3)
+    """
+
+    def __init__(
+        self, config: DecafConfig, label_graph: LabelGraphComponent | None = None
+    ):
+        self.config = config
+        self.label_graph = label_graph
+        self._weights_cache: dict = {}
+
+    # ------------------------------------------------------------ training
+    @classmethod
+    def train(
+        cls,
+        X,
+        Y,
+        label_features,
+        *,
+        config: DecafConfig,
+        seed: int,
+        device: str | torch.device = "cpu",
+        label_graph: LabelGraphComponent | None = None,
+        checkpoint: CheckpointStore | None = None,
+        verbose: int = 0,
+    ) -> DecafModel:
+        """Cluster the labels, train the network and fit the scoring.
+
+        Parameters
+        ----------
+        X : sparse matrix of shape (n_samples, n_features)
+            Training documents (e.g. TF-IDF).
+        Y : sparse matrix of shape (n_samples, n_labels)
+            Training labels (0/1).
+        label_features : sparse matrix of shape (n_labels, n_features)
+            Label features in the feature space of ``X``.
+        config : DecafConfig
+            Hyper-parameters.
+        seed : int
+            Seeds the hold-outs, clustering, weights, dropout and batches.
+        device : str or torch.device, default="cpu"
+            An indexed device (see :func:`~skxmc.training.resolve_device`).
+        label_graph : LabelGraphComponent or None, default=None
+            ECLARE's label graph.
+        checkpoint : CheckpointStore or None, default=None
+            Saved after every epoch; a saved fit resumes.
+        verbose : int, default=0
+            Progress bars and per-epoch losses.
+
+        Returns
+        -------
+        model : DecafModel
+            The trained engine, on ``device``.
+        """
+        model = cls(config, label_graph)
+        model._fit(
+            sp.csr_matrix(X, dtype=np.float32),
+            sp.csr_matrix(Y, dtype=np.float32),
+            sp.csr_matrix(label_features, dtype=np.float32),
+            seed=seed,
+            device=torch.device(device),
+            checkpoint=checkpoint,
+            verbose=verbose,
+        )
+        return model
+
+    def _fit(self, X, Y, Z, *, seed, device, checkpoint, verbose):
+        config, scoring = self.config, self.config.scoring
+        rows = np.arange(X.shape[0])
+        val_rows = fusion_rows = None
+        if config.fusion == "learned":
+            fusion_rows, rows = _hold_out(
+                rows, config.fusion_fraction, seed + 1, "fusion_fraction"
+            )
+        if config.early_stopping:
+            val_rows, rows = _hold_out(
+                rows, config.validation_fraction, seed, "validation_fraction"
+            )
+        counts = np.bincount(Y.indices, minlength=Y.shape[1])
+        self.n_labels_ = Y.shape[1]
+        self._n_train_rows = Y.shape[0]
+        self._inv_propensity = _jain_inverse_propensity(counts, Y.shape[0])
+        self._log_frequency = np.log1p(
+            np.bincount(Y[rows].indices, minlength=Y.shape[1])
+        ).astype(np.float32)
+        self.fusion_ = self.reranker_ = None
+
+        # Label clusters: spherical k-means of [PIFA, label text] (smoothed
+        # over the label graph in ECLARE).
+        embedding = label_embedding(
+            X[rows], Y[rows], method="pifa_text_concat", label_features=Z
+        )
+        if self.label_graph is not None:
+            embedding = self.label_graph.fit(Y[rows], Z, seed).smooth(embedding)
+        tree = hierarchical_kmeans(
+            embedding, max_leaf_size=config.max_leaf_size, random_state=seed
+        )
+        cluster_of = tree.leaf_of_label()
+        n_clusters = int(cluster_of.max()) + 1
+        membership = _membership(cluster_of, n_clusters)
+        cluster_features = normalize(membership.T @ normalize(Z)).astype(np.float32)
+        self._text_index = None
+        text_candidates = None
+        if (
+            scoring.text_shortlist_size
+            or scoring.text_weight
+            or fusion_rows is not None
+        ):
+            self._text_index = LabelShortlist(method="exact").fit(Z)
+        if scoring.text_shortlist_size:
+            text_candidates = self._text_index.query(
+                X, k=min(scoring.text_shortlist_size, Z.shape[0])
+            )[1]
+        Z = _keep_top_entries(Z, config.max_label_tokens)
+        cluster_features = _keep_top_entries(cluster_features, config.max_label_tokens)
+        Y_clusters = sp.csr_matrix(Y @ membership)
+        Y_clusters.data[:] = 1.0
+
+        self.cluster_of_label_ = cluster_of
+        self.n_clusters_ = n_clusters
+        self._table = torch.from_numpy(cluster_table(membership))
+        self._ann = None
+        with seeded_torch(seed, device):
+            self.network_ = self._make_network(X.shape[1], Z, cluster_features)
+            self.network_.to(device)
+            self.network_.clusters.init_free_vectors()
+            self._train(
+                X,
+                Y,
+                Y_clusters,
+                rows,
+                val_rows,
+                text_candidates,
+                seed=seed,
+                device=device,
+                checkpoint=checkpoint,
+                verbose=verbose,
+            )
+        self._build_ann(seed)
+        self._weights_cache = {device: self._all_weights()}
+        weights = self._weights_cache[device]
+        if config.reranker == "shortlist":
+            from skxmc.indexing import ShortlistReranker
+
+            _, candidates = self._predict_features(
+                X[rows], scoring.rerank_size, device, weights
+            )
+            self.reranker_ = ShortlistReranker.train(
+                X[rows], Y[rows], candidates, seed=seed
+            )
+        elif config.reranker == "xr-linear":
+            from skxmc.indexing import XRLinearModel
+
+            xr_tree = hierarchical_kmeans(
+                embedding, branching_factor=16, max_leaf_size=100, random_state=seed
+            )
+            self.reranker_ = XRLinearModel.train(
+                X[rows], Y[rows], xr_tree, beam_size=20, seed=seed
+            )
+        if fusion_rows is not None:
+            from skxmc.indexing import ScoreFusion
+
+            features, candidates = self._pair_features(X[fusion_rows], device, weights)
+            self.fusion_ = ScoreFusion(random_state=seed).fit(
+                features, candidates, Y[fusion_rows]
+            )
+
+    def _make_network(self, n_features, label_features, cluster_features):
+        """The network (built inside the seeded context of :meth:`train`).
+
+        With a label graph, DECAF's label classifier is built and then
+        replaced by the graph one, so the weights drawn before it are DECAF's.
+        """
+        network = DecafNetwork(
+            n_features,
+            label_features,
+            cluster_features,
+            embedding_dim=self.config.embedding_dim,
+            dropout=self.config.dropout,
+        )
+        if self.label_graph is not None:
+            network.labels = self.label_graph.label_classifier(
+                network.encoder.embedding, label_features, dropout=self.config.dropout
+            )
+        return network
+
+    def _train(
+        self,
+        X,
+        Y,
+        Y_clusters,
+        rows,
+        val_rows,
+        text_candidates,
+        *,
+        seed,
+        device,
+        checkpoint,
+        verbose,
+    ):
+        """The surrogate stage (clusters), then the extreme stage (clusters
+        and shortlisted labels), each a :class:`~skxmc.training.Trainer` fit."""
+        config = self.config
+        net = self.network_
+        table = self._table.to(device)
+        beam = min(config.scoring.beam_size, self.n_clusters_)
+
+        def cluster_loss(x, batch):
+            scores = net.clusters.score_all(x)
+            targets = torch.from_numpy(Y_clusters[batch].toarray()).to(device)
+            return scores, shortlist_bce_loss(scores, targets)
+
+        def surrogate_loss(batch):
+            x = net(*csr_to_bag(X[batch], device))
+            return cluster_loss(x, batch)[1]
+
+        def extreme_loss(batch):
+            x = net(*csr_to_bag(X[batch], device))
+            scores, loss = cluster_loss(x, batch)
+            top = torch.topk(scores.detach(), beam, dim=1).indices
+            shortlist = table[top].reshape(len(batch), -1).cpu().numpy()
+            if text_candidates is not None:
+                shortlist = np.concatenate([shortlist, text_candidates[batch]], 1)
+            ids, targets = shortlist_targets(shortlist, Y[batch])
+            ids = torch.from_numpy(ids).to(device)
+            label_scores = net.labels(x, ids)
+            targets = torch.from_numpy(targets).to(device)
+            return loss + shortlist_bce_loss(label_scores, targets, ids >= 0)
+
+        def score_fn():
+            from skxmc.metrics import precision_at_k
+
+            topk = self._predict_features(X[val_rows], 1, device)
+            return precision_at_k(Y[val_rows], topk, k=1)
+
+        payload = None if checkpoint is None else checkpoint.load()
+        start_stage = 0 if payload is None else int(payload["stage"])
+        self.loss_curve_ = [] if payload is None else list(payload["loss_curve"])
+        name = "ECLARE" if self.label_graph is not None else "DECAF"
+        n_epochs = config.n_epochs
+        stages = [("surrogate", surrogate_loss), ("extreme", extreme_loss)]
+        for stage, (stage_name, loss_fn) in enumerate(stages):
+            if stage < start_stage:
+                continue
+            resuming = payload is not None and stage == start_stage
+            if stage == 1 and not resuming:
+                net.labels.init_free_vectors()
+
+            def make_batches(epoch, stage=stage):
+                generator = torch.Generator().manual_seed(
+                    seed + 7919 * stage + 104729 * epoch
+                )
+                return [
+                    rows[b]
+                    for b in minibatches(len(rows), config.batch_size, generator)
+                ]
+
+            use_validation = stage == 1 and val_rows is not None
+            trainer = Trainer(
+                net,
+                learning_rate=config.learning_rate,
+                schedule="step",
+                decay_epochs=(n_epochs // 2,) if n_epochs >= 4 else (),
+                decay_factor=0.5,
+                mixed_precision=False,
+                score_fn=score_fn if use_validation else None,
+                n_iter_no_change=config.n_iter_no_change,
+                device=device,
+                verbose=verbose,
+                desc=f"{name} {stage_name}",
+            )
+            if resuming:
+                steps = max(1, len(make_batches(0)))
+                trainer.load_state_dict(
+                    payload["trainer"], n_steps=n_epochs * steps, steps_per_epoch=steps
+                )
+
+            def on_epoch_end(trainer, stage=stage):
+                self.loss_curve_.append(trainer.state.history[-1]["loss"])
+                if checkpoint is not None:
+                    checkpoint.save(
+                        {
+                            "stage": stage,
+                            "trainer": trainer.state_dict(),
+                            "loss_curve": list(self.loss_curve_),
+                        },
+                        seed=seed,
+                    )
+
+            trainer.fit(
+                loss_fn, make_batches, n_epochs=n_epochs, on_epoch_end=on_epoch_end
+            )
+        net.eval()
+        self.n_iter_ = len(self.loss_curve_)
+
+    def _build_ann(self, seed):
+        self._ann = None
+        if self.config.scoring.ann_shortlist_size == 0:
+            return
+        with torch.inference_mode():
+            W, _ = self.network_.labels.all_weights()
+        self._ann = LabelShortlist(method="ann", random_state=seed).fit(
+            W.float().cpu().numpy()
+        )
+
+    # ------------------------------------------------------------- devices
+    @property
+    def device(self) -> torch.device:
+        """The device the network is on."""
+        return next(self.network_.parameters()).device
+
+    def _weights(self, device: torch.device):
+        """``(W, b, W_clusters, b_clusters)`` on ``device``, cached per device.
+
+        Moves the network to ``device`` if it is elsewhere (it then stays
+        there); the label weights of a device are computed once.
+        """
+        device = torch.device(device)
+        if self.device != device:
+            self.network_.to(device)
+        cache = self._weights_cache.get(device)
+        if cache is None:
+            cache = self._weights_cache[device] = self._all_weights()
+        return cache
+
+    def _all_weights(self):
+        """``(W, b, W_clusters, b_clusters)`` of the fitted model."""
+        self.network_.eval()
+        with torch.inference_mode():
+            return (
+                *self.network_.labels.all_weights(),
+                *self.network_.clusters.all_weights(),
+            )
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_weights_cache"] = {}  # device copies, rebuilt on demand
+        return state
+
+    # ----------------------------------------------------------- predict
+    def predict_topk(
+        self, X, k: int, *, scoring: DecafScoring | None = None, device=None
+    ):
+        """The ``k`` best labels of every row, best first.
+
+        Parameters
+        ----------
+        X : sparse matrix of shape (n_samples, n_features)
+            Documents, in the feature space of training.
+        k : int
+            Labels per row.
+        scoring : DecafScoring or None, default=None
+            Shortlists and scores; None: those of training.
+        device : str, torch.device or None, default=None
+            Where to compute (the network moves there and stays); None: the
+            network's device.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, k), dtype float32
+            ``-inf`` padded.
+        indices : ndarray of shape (n_samples, k), dtype int64
+            ``-1`` padded.
+        """
+        device = self.device if device is None else torch.device(device)
+        weights = self._weights(device)
+        X = sp.csr_matrix(X, dtype=np.float32)
+        return self._predict_features(X, k, device, weights, scoring)
+
+    def _predict_features(self, X, k, device, weights=None, scoring=None):
+        scoring = self.config.scoring if scoring is None else scoring
+        n = X.shape[0]
+        out_scores = np.full((n, k), -np.inf, dtype=np.float32)
+        out_ids = np.full((n, k), -1, dtype=np.int64)
+        # the fitted fusion (not the ``fusion`` parameter) decides what scores
+        with_text = bool(scoring.text_weight) or self.fusion_ is not None
+        for start, stop, shortlist, parts in self._scored_shortlists(
+            X, device, weights, scoring=scoring, with_text=with_text
+        ):
+            scores = self._final_scores(shortlist, parts, scoring)
+            m = min(k, shortlist.shape[1])
+            s, pos = torch.topk(scores, m, dim=1)
+            ids = torch.gather(shortlist, 1, pos)
+            ids[~torch.isfinite(s)] = -1
+            out_scores[start:stop, :m] = s.float().cpu().numpy()
+            out_ids[start:stop, :m] = ids.cpu().numpy()
+        return out_scores, out_ids
+
+    def _scored_shortlists(
+        self, X, device, weights=None, block_size=256, *, scoring, with_text=False
+    ):
+        """Shortlist every block of rows and score its pairs.
+
+        Yields ``(start, stop, shortlist, parts)``: ``shortlist`` the label
+        ids of the rows ``start:stop`` (``-1`` pads), ``parts`` a dict of
+        tensors of the same shape: ``"label"`` (sigmoid of the label score),
+        ``"cluster"`` (sigmoid of its cluster's score) and ``"text"`` (TF-IDF
+        cosine of document and label text; None unless ``with_text``), plus
+        ``"rerank"`` with a fitted re-ranker and, with ``with_text``, the
+        parts of :meth:`_extra_parts` (ECLARE's ``"graph"``).
+        """
+        net = self.network_
+        was_training = net.training
+        net.eval()
+        table = self._table.to(device)
+        cluster_of = torch.from_numpy(self.cluster_of_label_).to(device)
+        beam = min(scoring.beam_size, self.n_clusters_)
+        try:
+            with torch.inference_mode():
+                if weights is None:
+                    weights = (*net.labels.all_weights(), *net.clusters.all_weights())
+                W, b, Wc, bc = weights
+                for start in range(0, X.shape[0], block_size):
+                    stop = min(start + block_size, X.shape[0])
+                    X_block = X[start:stop]
+                    x = net(*csr_to_bag(X_block, device))
+                    meta = torch.sigmoid(x @ Wc.T + bc)
+                    top = torch.topk(meta, beam, dim=1).indices
+                    shortlist = table[top].reshape(stop - start, -1)
+                    extra = self._extra_candidates(
+                        shortlist.cpu().numpy(),
+                        torch.gather(meta, 1, cluster_of[shortlist.clamp_min(0)])
+                        .cpu()
+                        .numpy(),
+                        scoring,
+                    )
+                    if scoring.text_shortlist_size:
+                        extra.append(
+                            csr_row_topk(
+                                self._text_similarity(X_block),
+                                min(scoring.text_shortlist_size, self.n_labels_),
+                            )[1]
+                        )
+                    if self._reranker_proposes:
+                        extra.append(
+                            self.reranker_.predict_topk(
+                                X_block, k=min(scoring.rerank_size, self.n_labels_)
+                            )[1]
+                        )
+                    if self._ann is not None:
+                        _, near = self._ann.query(
+                            x.float().cpu().numpy(),
+                            k=min(scoring.ann_shortlist_size, self.n_labels_),
+                        )
+                        extra.append(near)
+                    # the label ids on the host, copied once per block
+                    ids = shortlist.cpu().numpy()
+                    if extra:
+                        ids = dedup_rows(np.concatenate([ids, *extra], 1))
+                        shortlist = torch.from_numpy(ids).to(device)
+                    safe = shortlist.clamp_min(0)
+                    parts = {
+                        "label": torch.sigmoid(score_pairs(x, shortlist, W, b)),
+                        "cluster": torch.gather(meta, 1, cluster_of[safe]),
+                        "text": None,
+                    }
+                    if self.reranker_ is not None:
+                        rerank = self._rerank_scores(X_block, ids)
+                        parts["rerank"] = torch.from_numpy(rerank).to(device)
+                    if with_text:
+                        text = sparse_pair_scores(
+                            normalize(X_block), self._text_index.labels_, ids
+                        )
+                        parts["text"] = torch.from_numpy(text).to(device)
+                        parts.update(self._extra_parts(ids, parts))
+                    yield start, stop, shortlist, parts
+        finally:
+            net.train(was_training)
+
+    def _pair_features(self, X, device, weights=None, scoring=None):
+        """Features of the shortlisted pairs for :class:`ScoreFusion`.
+
+        Returns ``(features, candidates)`` of shapes ``(n, m, f)`` and
+        ``(n, m)``: label score, cluster score, label-text cosine,
+        ``log(1 + training count)`` of the label and, with the re-ranker, its
+        score.
+        """
+        scoring = self.config.scoring if scoring is None else scoring
+        blocks = [
+            (shortlist.cpu().numpy(), self._fusion_inputs(shortlist, parts))
+            for _, _, shortlist, parts in self._scored_shortlists(
+                X, device, weights, scoring=scoring, with_text=True
+            )
+        ]
+        width = max((ids.shape[1] for ids, _ in blocks), default=0)
+        candidates = np.full((X.shape[0], width), -1, dtype=np.int64)
+        n_features = blocks[0][1].shape[2] if blocks else 4
+        features = np.zeros((X.shape[0], width, n_features), dtype=np.float32)
+        row = 0
+        for ids, feats in blocks:
+            candidates[row : row + len(ids), : ids.shape[1]] = ids
+            features[row : row + len(ids), : ids.shape[1]] = feats
+            row += len(ids)
+        return features, candidates
+
+    def _extra_candidates(self, shortlist, cluster_scores, scoring) -> list:
+        """Labels to add to the cluster shortlist at prediction.
+
+        ``shortlist`` holds the label ids of the best clusters, shape
+        ``(n_rows, n_shortlist)``, and ``cluster_scores`` the score of each
+        one's cluster; returns a list of ``(n_rows, m)`` label-id arrays: the
+        graph neighbours of the shortlist in ECLARE, none in DECAF.
+        """
+        if self.label_graph is None or not scoring.graph_shortlist_size:
+            return []
+        return [
+            self.label_graph.candidates(
+                shortlist, cluster_scores, scoring.graph_shortlist_size
+            )
+        ]
+
+    def _extra_parts(self, ids, parts) -> dict:
+        """More per-pair scores for the learned fusion (ECLARE's graph score).
+
+        Gets a block's shortlisted label ids (a NumPy array, ``-1`` pads) and
+        its ``parts`` (see _scored_shortlists); returns a dict of tensors of
+        the shortlist's shape, on the device of ``parts``.
+        """
+        if self.label_graph is None:
+            return {}
+        return self.label_graph.fusion_parts(ids, parts)
+
+    def _fusion_inputs(self, shortlist, parts) -> np.ndarray:
+        """The ``(b, m, f)`` fusion features of a block (see _pair_features)."""
+        ids = shortlist.cpu().numpy()
+        frequency = self._log_frequency[np.maximum(ids, 0)]
+        columns = [parts["label"], parts["cluster"], parts["text"]]
+        columns = [c.float().cpu().numpy() for c in columns]
+        columns.append(frequency)
+        if "rerank" in parts:
+            columns.append(parts["rerank"].float().cpu().numpy())
+        for name in sorted(set(parts) - {"label", "cluster", "text", "rerank"}):
+            columns.append(parts[name].float().cpu().numpy())
+        features = np.stack(columns, axis=-1)
+        features[ids < 0] = 0.0
+        return features.astype(np.float32)
+
+    def _final_scores(self, shortlist, parts, scoring):
+        """Prediction scores of shortlisted labels (``-inf`` on padding)."""
+        valid = shortlist >= 0
+        if self.fusion_ is not None:
+            probability = self.fusion_.predict(
+                self._fusion_inputs(shortlist, parts), shortlist.cpu().numpy()
+            )
+            scores = torch.from_numpy(probability).to(shortlist.device)
+        else:
+            label_weight = 1 - scoring.meta_weight - scoring.text_weight
+            scores = (
+                label_weight * parts["label"] + scoring.meta_weight * parts["cluster"]
+            )
+            if scoring.text_weight:
+                scores = scores + scoring.text_weight * parts["text"]
+        if scoring.propensity_tilt:
+            weights = self._inv_propensity / self._inv_propensity.max()
+            tilt = torch.from_numpy(
+                (weights**scoring.propensity_tilt).astype(np.float32)
+            ).to(shortlist.device)
+            scores = scores * tilt[shortlist.clamp_min(0)]
+        return torch.where(valid, scores, torch.full_like(scores, -torch.inf))
+
+    @property
+    def _reranker_proposes(self) -> bool:
+        """Whether the fitted re-ranker adds its own best labels to shortlists
+        (an XR-Linear ranker does; a shortlist re-ranker only rescores)."""
+        from skxmc.indexing import XRLinearModel
+
+        return isinstance(self.reranker_, XRLinearModel)
+
+    def _rerank_scores(self, X, ids) -> np.ndarray:
+        """The re-ranker's score of the pairs ``(i, ids[i, j])`` (fusion feature)."""
+        if self._reranker_proposes:
+            return self.reranker_.score_pairs(X, ids)
+        return self.reranker_.score(X, ids, raw=True)
+
+    def _text_similarity(self, X) -> sp.csr_matrix:
+        """Cosine of the TF-IDF of documents and label texts (sparse)."""
+        return sp.csr_matrix(self._text_index.similarity(X))
+
+    def full_scores(self, X, *, scoring: DecafScoring | None = None) -> np.ndarray:
+        """Prediction scores of every label (dense; for tests on tiny data).
+
+        Parameters
+        ----------
+        X : sparse matrix of shape (n_samples, n_features)
+            Documents.
+        scoring : DecafScoring or None, default=None
+            Score weights and tilt; None: those of training.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, n_labels)
+            The prediction score of every label.
+        """
+        scoring = self.config.scoring if scoring is None else scoring
+        X = sp.csr_matrix(X, dtype=np.float32)
+        net = self.network_
+        device = self.device
+        net.eval()
+        with torch.inference_mode():
+            x = net(*csr_to_bag(X, device))
+            W, b = net.labels.all_weights()
+            Wc, bc = net.clusters.all_weights()
+            meta = torch.sigmoid(x @ Wc.T + bc)
+            ids = torch.arange(W.shape[0], device=device).expand(X.shape[0], -1)
+            cluster_of = torch.from_numpy(self.cluster_of_label_).to(device)
+            parts = {
+                "label": torch.sigmoid(score_pairs(x, ids, W, b)),
+                "cluster": torch.gather(meta, 1, cluster_of[ids]),
+                "text": None,
+            }
+            if self._text_index is not None:
+                text = self._text_similarity(X).toarray()
+                parts["text"] = torch.from_numpy(text).to(device)
+            if self.reranker_ is not None:
+                rerank = self._rerank_scores(X, ids.cpu().numpy())
+                parts["rerank"] = torch.from_numpy(rerank).to(device)
+            if self._text_index is not None:
+                parts.update(self._extra_parts(ids.cpu().numpy(), parts))
+            return self._final_scores(ids, parts, scoring).cpu().numpy()
+
+    # ----------------------------------------------------------- zero-shot
+    def add_labels(self, label_features) -> np.ndarray:
+        """Add labels known only by their features, without retraining.
+
+        A new label's weight vector is computed from its features alone (its
+        free vector ``eta`` is set to the embedding of its text, as for
+        trained labels before training; its bias is the median trained bias)
+        and it joins the cluster that the meta-classifier ranks first for its
+        features read as a document. In ECLARE's label graph it gets a
+        self-loop only.
+
+        Parameters
+        ----------
+        label_features : sparse matrix of shape (n_new_labels, n_features)
+            Features of the new labels, in the feature space of training.
+
+        Returns
+        -------
+        ids : ndarray of int64
+            The ids of the new labels.
+        """
+        Z = sp.csr_matrix(label_features, dtype=np.float32)
+        if self._text_index is not None:
+            self._text_index = LabelShortlist(method="exact").fit(
+                sp.vstack([self._text_index.labels_, Z], format="csr")
+            )
+        Z_document = Z
+        Z = _keep_top_entries(Z, self.config.max_label_tokens)
+        n_new = Z.shape[0]
+        head = self.network_.labels
+        device = self.device
+        self.network_.eval()
+        with torch.inference_mode():
+            # route each label text like a document: its best-scoring cluster
+            x = self.network_(*csr_to_bag(Z_document, device))
+            Wc, bc = self.network_.clusters.all_weights()
+            nearest = torch.argmax(x @ Wc.T + bc, dim=1).cpu().numpy()
+        self._weights_cache = {}
+        with torch.no_grad():
+            head.extend(Z)
+        if self.label_graph is not None:
+            self.label_graph.extend(head)
+        self.cluster_of_label_ = np.concatenate([self.cluster_of_label_, nearest])
+        # never seen in training: count 0
+        self._log_frequency = np.concatenate(
+            [self._log_frequency, np.zeros(n_new, np.float32)]
+        )
+        self._inv_propensity = np.concatenate(
+            [
+                self._inv_propensity,
+                _jain_inverse_propensity(np.zeros(n_new), self._n_train_rows),
+            ]
+        )
+        self._table = torch.from_numpy(
+            cluster_table(_membership(self.cluster_of_label_, self.n_clusters_))
+        )
+        ids = np.arange(self.n_labels_, self.n_labels_ + n_new)
+        self.n_labels_ += n_new
+        self._weights_cache = {device: self._all_weights()}
+        if self._ann is not None:
+            self._build_ann(0)
+        return ids
+
+
+def _membership(cluster_of: np.ndarray, n_clusters: int) -> sp.csr_matrix:
+    """0/1 matrix of shape (n_labels, n_clusters)."""
+    n = len(cluster_of)
+    return sp.csr_matrix(
+        (np.ones(n, np.float32), (np.arange(n), cluster_of)), shape=(n, n_clusters)
+    )
+
+
+def _keep_top_entries(Z, n: int | None) -> sp.csr_matrix:
+    """The ``n`` largest entries of every row, L2-normalised (all if None)."""
+    Z = sp.csr_matrix(Z, dtype=np.float32)
+    if n is None or np.diff(Z.indptr).max(initial=0) <= n:
+        return Z
+    from skxmc.utils import topk_to_csr
+
+    scores, indices = csr_row_topk(Z, n)
+    return normalize(topk_to_csr(scores, indices, Z.shape[1])).astype(np.float32)
+
+
+def _hold_out(rows: np.ndarray, fraction: float, seed: int, name: str):
+    """Split ``rows`` into a random held-out share and the rest (both sorted)."""
+    n_held = round(fraction * rows.size)
+    if n_held < 1 or n_held >= rows.size:
+        raise ValueError(
+            f"{name}={fraction} leaves {n_held} of {rows.size} rows held out."
+        )
+    order = np.random.default_rng(seed).permutation(rows)
+    return np.sort(order[:n_held]), np.sort(order[n_held:])
