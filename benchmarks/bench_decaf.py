@@ -28,7 +28,6 @@ from datetime import datetime, timezone
 import torch
 
 from skxmc import DecafClassifier, EclareClassifier, LabelInfo
-from skxmc.metrics import inverse_propensity, xmc_report
 from skxmc.training import resolve_device
 
 from _common import (  # isort: skip (benchmarks/ is the script's own folder)

@@ -5,6 +5,7 @@ search, full beam against _full_scores, resume) is in tests/test_common.py.
 """
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
