@@ -25,20 +25,11 @@ from skxmc.training._device import (
     is_oom_error,
     resolve_device,
 )
-from skxmc.training._loop import (
-    LoopState,
-    fit_loop,
-    linear_warmup_decay,
-    make_optimizers,
-    run_epoch,
-    train_step,
-)
 from skxmc.training._seed import get_rng_state, seeded_torch, set_rng_state
 from skxmc.training._trainer import Trainer, TrainState, epoch_batches
 
 __all__ = [
     "CheckpointStore",
-    "LoopState",
     "TrainState",
     "Trainer",
     "amp_dtype",
@@ -50,18 +41,13 @@ __all__ = [
     "dense_targets",
     "epoch_batches",
     "fit_fingerprint",
-    "fit_loop",
     "get_rng_state",
     "is_oom_error",
-    "linear_warmup_decay",
     "load_checkpoint",
-    "make_optimizers",
     "minibatches",
     "resolve_device",
-    "run_epoch",
     "save_checkpoint",
     "seeded_torch",
     "set_rng_state",
     "shortlist_targets",
-    "train_step",
 ]
