@@ -303,3 +303,46 @@ def test_gpu_fit_unpickles_on_cpu_only_machine(tmp_path):
     )
     expected = est.predict_topk(np.array([[0.0], [10.0]], np.float32))[1]
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
+
+
+def test_fast_csr_validation_returns_what_validate_data_returns():
+    import warnings
+
+    from sklearn.utils.validation import validate_data
+
+    est = _fit()
+    csr = sp.csr_matrix(X_TOY)
+    cases = {
+        "csr float32": csr,
+        "csr_array": sp.csr_array(X_TOY),
+        "int64 indices": sp.csr_matrix(
+            (csr.data, csr.indices.astype(np.int64), csr.indptr.astype(np.int64)),
+            shape=csr.shape,
+        ),
+        "unsorted duplicates": sp.csr_matrix(
+            (np.ones(2, np.float32), [0, 0], [0, 2]), shape=(1, 1)
+        ),
+        "float64": sp.csr_matrix(X_TOY, dtype=np.float64),
+        "csc": sp.csc_matrix(X_TOY),
+        "dense": X_TOY,
+        "NaN": sp.csr_matrix(np.array([[np.nan]], dtype=np.float32)),
+        "inf": sp.csr_matrix(np.array([[np.inf]], dtype=np.float32)),
+        "2 features": sp.csr_matrix(np.ones((1, 2), dtype=np.float32)),
+        "no rows": sp.csr_matrix((0, 1), dtype=np.float32),
+    }
+    fast = {name for name, X in cases.items() if est._is_valid_csr(X)}
+    assert fast == {"csr float32", "csr_array", "int64 indices", "unsorted duplicates"}
+    for name in fast:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            X = cases[name]
+            # the slow path hands the very same matrix back
+            assert validate_data(est, X, accept_sparse="csr", dtype=np.float32,
+                                 reset=False) is X  # fmt: skip
+            assert est._validate_X(X, reset=False) is X
+    for name in set(cases) - fast - {"float64", "csc", "dense"}:
+        with pytest.raises(ValueError):
+            est.predict_topk(cases[name])
+    # fitted with feature names (a DataFrame): the name check stays sklearn's
+    est.feature_names_in_ = np.array(["a"], dtype=object)
+    assert not est._is_valid_csr(csr)
