@@ -680,7 +680,7 @@ class DecafClassifier(BaseXMCClassifier):
 
         from skxmc.nn import score_pairs
         from skxmc.training._data import csr_to_bag, dedup_rows
-        from skxmc.utils import csr_row_topk, sparse_pair_scores
+        from skxmc.utils import sparse_pair_scores
 
         net = self.network_
         was_training = net.training
@@ -707,12 +707,7 @@ class DecafClassifier(BaseXMCClassifier):
                         .numpy(),
                     )
                     if self.text_shortlist_size:
-                        extra.append(
-                            csr_row_topk(
-                                self._text_similarity(X_block),
-                                min(self.text_shortlist_size, self.n_labels_),
-                            )[1]
-                        )
+                        extra.append(self._text_shortlist(X_block))
                     if self._reranker_proposes:
                         extra.append(
                             self.reranker_.predict_topk(
@@ -834,6 +829,13 @@ class DecafClassifier(BaseXMCClassifier):
         if self._reranker_proposes:
             return self.reranker_.score_pairs(X, ids)
         return self.reranker_.score(X, ids, raw=True)
+
+    def _text_shortlist(self, X) -> np.ndarray:
+        """Ids of the ``text_shortlist_size`` labels of highest non-zero
+        TF-IDF cosine with each row (``-1`` padded): the top of
+        :meth:`_text_similarity`, without forming it."""
+        k = min(self.text_shortlist_size, self.n_labels_)
+        return self._text_index.similarity_topk(X, k)[1]
 
     def _text_similarity(self, X) -> sp.csr_matrix:
         """Cosine of the TF-IDF of documents and label texts (sparse)."""
