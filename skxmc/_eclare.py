@@ -300,20 +300,16 @@ class EclareClassifier(DecafClassifier):
         """
         import torch
 
-        from skxmc.utils import sparse_pair_scores
+        from skxmc.utils._sparse import shortlist_pair_scores
 
-        valid = ids >= 0
-        rows = np.broadcast_to(np.arange(ids.shape[0])[:, None], ids.shape)
         scores = parts["text"].float().cpu().numpy()
-        S = sp.csr_matrix(
-            (scores[valid], (rows[valid], ids[valid])),
-            shape=(ids.shape[0], self.label_graph_.shape[0]),
-        )
         cached = self.__dict__.get("_graph_transposed")
         if cached is None or cached[0] is not self.label_graph_:
             cached = (self.label_graph_, self.label_graph_.T.tocsr())
             self._graph_transposed = cached
-        graph = sparse_pair_scores(S, cached[1], ids)
+        # sparse_pair_scores(S, G^T, ids) of the row-wise sparse S holding the
+        # text scores at the (distinct) shortlisted ids, without building S
+        graph = shortlist_pair_scores(ids, scores, cached[1])
         return {"graph": torch.from_numpy(graph).to(parts["text"].device)}
 
     def add_labels(self, label_text, *, labels=None):

@@ -332,3 +332,20 @@ def test_csr_product_topk_equals_topk_of_the_scipy_product():
     assert 7 not in csr_product_topk(X[1], B, 5)[1]
     with pytest.raises(ValueError, match="float32"):
         csr_product_topk(X.astype(np.float64), B, 3)
+
+
+def test_shortlist_pair_scores_equal_sparse_pair_scores_of_the_built_rows():
+    from skxmc.utils import sparse_pair_scores
+    from skxmc.utils._sparse import shortlist_pair_scores
+
+    rng = np.random.default_rng(3)
+    W = sp.random(40, 40, density=0.2, random_state=rng, format="csr", dtype=np.float32)
+    ids = np.stack([rng.permutation(40)[:9] for _ in range(6)])
+    ids[::2, -3:] = -1
+    values = rng.random(ids.shape).astype(np.float32)
+    valid = ids >= 0
+    rows = np.broadcast_to(np.arange(6)[:, None], ids.shape)
+    S = sp.csr_matrix((values[valid], (rows[valid], ids[valid])), shape=(6, 40))
+    np.testing.assert_array_equal(
+        shortlist_pair_scores(ids, values, W), sparse_pair_scores(S, W, ids)
+    )

@@ -8,8 +8,6 @@ pattern of ``pynndescent.NNDescent``: build once, query many times).
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
@@ -248,25 +246,7 @@ class LabelShortlist:
             raise ValueError(
                 f"X has {X.shape[1]} features, the labels have {self.labels_.shape[1]}."
             )
-        return csr_product_topk(
-            X, self._labels_transposed(), k, buffers=self._buffers()
-        )
-
-    def _buffers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Zeroed work arrays of one slot per label, owned by the calling
-        thread (the kernel leaves them zeroed), for :meth:`similarity_topk`."""
-        local = self.__dict__.get("_thread_local")
-        if local is None:
-            local = self.__dict__.setdefault("_thread_local", threading.local())
-        buffers = getattr(local, "buffers", None)
-        if buffers is None or buffers[0].shape[0] != self.n_labels_:
-            n = self.n_labels_
-            buffers = local.buffers = (
-                np.zeros(n, dtype=np.float32),
-                np.zeros(n, dtype=np.bool_),
-                np.empty(n, dtype=np.int64),
-            )
-        return buffers
+        return csr_product_topk(X, self._labels_transposed(), k)
 
     def _labels_transposed(self):
         """``labels_.T``, kept as CSR: a CSR @ CSR.T product would convert the
@@ -282,7 +262,6 @@ class LabelShortlist:
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_transposed", None)
-        state.pop("_thread_local", None)
         return state
 
     def _exact(self, X: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,7 @@ compared as float64) and returned as float32.
 
 from __future__ import annotations
 
+import threading
 from numbers import Integral
 
 import numpy as np
@@ -191,6 +192,31 @@ def _pair_dot_kernel(
             out[i, j] = acc
         for e in range(x_indptr[i], x_indptr[i + 1]):
             dense[x_indices[e]] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def _scattered_pair_dot_kernel(
+    ids, values, w_indptr, w_indices, w_data, dense, out
+):  # fmt: skip
+    """:func:`_pair_dot_kernel` with row ``i`` of X given as the entries
+    ``values[i, j]`` at columns ``ids[i, j]`` (distinct, ``-1`` skipped), the
+    pairs being ``ids`` themselves; the same arithmetic."""
+    for i in range(ids.shape[0]):
+        for j in range(ids.shape[1]):
+            if ids[i, j] >= 0:
+                dense[ids[i, j]] = values[i, j]
+        for j in range(ids.shape[1]):
+            c = ids[i, j]
+            if c < 0:
+                out[i, j] = 0.0
+                continue
+            acc = 0.0
+            for e in range(w_indptr[c], w_indptr[c + 1]):
+                acc += w_data[e] * dense[w_indices[e]]
+            out[i, j] = acc
+        for j in range(ids.shape[1]):
+            if ids[i, j] >= 0:
+                dense[ids[i, j]] = 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -635,8 +661,8 @@ def csr_product_topk(X, B, k, *, buffers=None):
         Entries kept per row.
     buffers : tuple, default=None
         ``(acc, seen, touched)`` work arrays of ``n_cols`` slots (float32,
-        bool, int64), zeroed, reused across calls (left zeroed); allocated
-        when None.
+        bool, int64), zeroed (the call leaves them zeroed); None: the calling
+        thread's own, kept between calls.
 
     Returns
     -------
@@ -661,16 +687,72 @@ def csr_product_topk(X, B, k, *, buffers=None):
         raise ValueError(f"X has {X.shape[1]} columns but B has {B.shape[0]} rows.")
     if X.dtype != np.float32 or B.dtype != np.float32:
         raise ValueError("csr_product_topk expects float32 matrices.")
-    n_cols = B.shape[1]
     if buffers is None:
-        buffers = (
-            np.zeros(n_cols, dtype=np.float32),
-            np.zeros(n_cols, dtype=np.bool_),
-            np.empty(n_cols, dtype=np.int64),
-        )
+        buffers = _work_buffers(B.shape[1])
     out_s, out_c = _padded_output(X.shape[0], k)
     _product_topk_kernel(
         X.indptr, X.indices, X.data, B.indptr, B.indices, B.data, *buffers,
         np.empty(k, dtype=np.float32), np.empty(k, dtype=np.int64), out_s, out_c,
     )  # fmt: skip
     return out_s, out_c
+
+
+_LOCAL = threading.local()
+
+
+def _work_buffers(n_cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Zeroed ``(acc, seen, touched)`` arrays of ``n_cols`` slots owned by the
+    calling thread (the last size asked for is kept: allocating and zeroing
+    them costs more than a single query's product)."""
+    buffers = getattr(_LOCAL, "product_buffers", None)
+    if buffers is None or buffers[0].shape[0] != n_cols:
+        buffers = _LOCAL.product_buffers = (
+            np.zeros(n_cols, dtype=np.float32),
+            np.zeros(n_cols, dtype=np.bool_),
+            np.empty(n_cols, dtype=np.int64),
+        )
+    return buffers
+
+
+def shortlist_pair_scores(ids, values, W) -> np.ndarray:
+    """``sparse_pair_scores(S, W, ids)`` where row ``i`` of ``S`` holds
+    ``values[i, j]`` at column ``ids[i, j]``, without building ``S``.
+
+    Parameters
+    ----------
+    ids : array-like of int of shape (n_rows, m)
+        Column ids, distinct within a row, ``-1`` for empty slots.
+    values : array-like of shape (n_rows, m)
+        The entries of ``S`` (read as float32).
+    W : sparse matrix of shape (n_items, n_columns)
+        Items; row ``ids[i, j]`` is scored against row ``i`` of ``S``.
+
+    Returns
+    -------
+    scores : ndarray of shape (n_rows, m), dtype float32
+        ``S[i] . W[ids[i, j]]``, 0 on empty slots; equal to the bit to
+        :func:`sparse_pair_scores` of the built ``S``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from skxmc.utils._sparse import shortlist_pair_scores
+    >>> W = sp.csr_matrix(np.array([[0.0, 1.0], [2.0, 0.0]]))
+    >>> shortlist_pair_scores(np.array([[0, 1]]), np.array([[3.0, 4.0]]), W)
+    array([[4., 6.]], dtype=float32)
+    """
+    W = as_float32_csr(W)
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    if ids.ndim != 2 or values.shape != ids.shape:
+        raise ValueError(
+            f"ids and values must be 2-D of one shape, got {ids.shape} and "
+            f"{values.shape}."
+        )
+    if ids.size and ids.max() >= min(W.shape):
+        raise ValueError(f"ids must lie below {min(W.shape)} (W has shape {W.shape}).")
+    out = np.empty(ids.shape, dtype=np.float32)
+    dense = np.zeros(W.shape[1], dtype=np.float32)
+    _scattered_pair_dot_kernel(ids, values, W.indptr, W.indices, W.data, dense, out)
+    return out
