@@ -549,6 +549,15 @@ def as_float32_csr(X) -> sp.csr_matrix:
     return sp.csr_matrix(np.asarray(X, dtype=np.float32))
 
 
+def _readonly_float32_csr(X):
+    """``X`` itself when it is already a float32 CSR matrix (or array), else
+    :func:`as_float32_csr` of it: for kernels that only read the arrays (a new
+    matrix object costs tens of microseconds, much of a small call)."""
+    if sp.issparse(X) and X.format == "csr" and X.dtype == np.float32:
+        return X
+    return as_float32_csr(X)
+
+
 def sparse_pair_scores(X, W, pairs):
     """Dot products of the rows of ``X`` with chosen rows of ``W``.
 
@@ -580,8 +589,8 @@ def sparse_pair_scores(X, W, pairs):
     array([[1., 2.],
            [3., 0.]], dtype=float32)
     """
-    X = as_float32_csr(X)
-    W = as_float32_csr(W)
+    X = _readonly_float32_csr(X)
+    W = _readonly_float32_csr(W)
     pairs = np.ascontiguousarray(pairs, dtype=np.int64)
     if pairs.ndim != 2 or pairs.shape[0] != X.shape[0]:
         raise ValueError(
@@ -742,7 +751,7 @@ def shortlist_pair_scores(ids, values, W) -> np.ndarray:
     >>> shortlist_pair_scores(np.array([[0, 1]]), np.array([[3.0, 4.0]]), W)
     array([[4., 6.]], dtype=float32)
     """
-    W = as_float32_csr(W)
+    W = _readonly_float32_csr(W)
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     values = np.ascontiguousarray(values, dtype=np.float32)
     if ids.ndim != 2 or values.shape != ids.shape:
