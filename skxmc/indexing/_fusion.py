@@ -105,8 +105,10 @@ def _tree_ensemble_sum(
     """
     out = np.empty(X.shape[0], dtype=np.float64)
     for i in range(X.shape[0]):
-        acc = 0.0 + baseline
-        for t in range(roots.shape[0]):
+        out[i] = 0.0 + baseline
+    # tree by tree (its nodes stay in cache), each row's sum in tree order
+    for t in range(roots.shape[0]):
+        for i in range(X.shape[0]):
             node = roots[t]
             while not is_leaf[node]:
                 v = X[i, feature[node]]
@@ -116,8 +118,7 @@ def _tree_ensemble_sum(
                     node = left[node]
                 else:
                     node = right[node]
-            acc += value[node]
-        out[i] = acc
+            out[i] += value[node]
     return out
 
 
