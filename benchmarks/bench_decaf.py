@@ -10,8 +10,11 @@ propensities A=0.55, B=1.5 on the training labels::
     python benchmarks/bench_decaf.py --model eclare --embedding-dim 256 --n-epochs 5
 
 Several settings can be given at once (``--embedding-dim 256 512``); each
-row is one fit. Data are read from ``<repo>/../shared/data`` (or
-``$SKXMC_SHARED_DIR/data``).
+row is one fit. ``--save PATH`` pickles the fit, ``--load PATH`` evaluates
+such a pickle instead of fitting (give the same model settings). Single-query
+times: ``predict_topk`` on one test row at a time (rows sliced beforehand),
+after 5 untimed warm-up queries; mean, median and 90th percentile. Data are
+read from ``<repo>/../shared/data`` (or ``$SKXMC_SHARED_DIR/data``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import sys
 import time
 from datetime import datetime, timezone
 
+import numpy as np
 import torch
 
 from skxmc import DecafClassifier, EclareClassifier, LabelInfo
@@ -34,32 +38,62 @@ from _common import (  # isort: skip (benchmarks/ is the script's own folder)
     METRIC_COLUMNS as COLUMNS,
     load_benchmark_data,
     protocol_report,
-    time_predictions,
 )
 
 
-def run(d: dict, model, params: dict, settings, *, k: int, n_single: int, save=None):
+#: Single queries answered before the timed ones (first-call caches).
+N_WARMUP = 5
+
+
+def run(
+    d: dict, model, params: dict, settings, *, k: int, n_single: int, save=None,
+    load=None,
+):  # fmt: skip
     """Fit once, then evaluate every prediction setting (a set_params dict).
 
     ``save``: a path to pickle the fitted model to (for later probes).
+    ``load``: a path to such a pickle, evaluated instead of a fit (``fit_s``
+    is then NaN).
     """
-    clf = model(**params, top_k=k, random_state=0)
-    start = time.perf_counter()
-    clf.fit(
-        d["X_train"], d["Y_train"], label_info=LabelInfo(features=d["label_features"])
-    )
-    fit_s = time.perf_counter() - start
+    if load:
+        with open(load, "rb") as f:
+            clf = pickle.load(f)
+        fit_s = float("nan")
+    else:
+        clf = model(**params, top_k=k, random_state=0)
+        start = time.perf_counter()
+        clf.fit(
+            d["X_train"],
+            d["Y_train"],
+            label_info=LabelInfo(features=d["label_features"]),
+        )
+        fit_s = time.perf_counter() - start
     if save:
         with open(save, "wb") as f:
             pickle.dump(clf, f, protocol=4)
+    n = min(n_single, d["X_test"].shape[0] - N_WARMUP)
+    # the rows as a server receives them (slicing is not part of the query)
+    rows = [d["X_test"][i] for i in range(n + N_WARMUP)]
     for setting in settings:
         clf.set_params(**setting)
-        timed = time_predictions(clf, d["X_test"], k=k, n_single=n_single)
+        start = time.perf_counter()
+        topk = clf.predict_topk(d["X_test"], k=k)
+        predict_s = time.perf_counter() - start
+        for row in rows[:N_WARMUP]:
+            clf.predict_topk(row, k=k)
+        single = []
+        for row in rows[N_WARMUP:]:
+            start = time.perf_counter()
+            clf.predict_topk(row, k=k)
+            single.append(1000 * (time.perf_counter() - start))
         yield {
-            "report": protocol_report(d, timed["topk"]),
+            "report": protocol_report(d, topk),
             "fit_s": fit_s,
-            "batch_ms": timed["batch_ms"],
-            "single_ms": timed["single_ms"],
+            "batch_ms": 1000 * predict_s / d["X_test"].shape[0],
+            "single_ms": float(np.mean(single)),
+            "single_p50": float(np.median(single)),
+            "single_p90": float(np.percentile(single, 90)),
+            "topk": topk,
             "losses": clf.loss_curve_,
             "n_clusters": clf.n_clusters_,
             "setting": setting,
@@ -119,6 +153,18 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--save", default=None, help="pickle the fitted model there (one setting)"
     )
+    parser.add_argument(
+        "--topk-out",
+        default=None,
+        help="save each setting's test (scores, indices) to PREFIX_tilt<t>.npz "
+        "(to compare two versions of the code)",
+    )
+    parser.add_argument(
+        "--load",
+        default=None,
+        help="evaluate this pickled fit (from --save) instead of fitting; the "
+        "model settings given must describe it",
+    )
     args = parser.parse_args(argv)
 
     print(f"# date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}")
@@ -140,10 +186,10 @@ def main(argv=None) -> None:
     )
     header = (
         "| setting | " + " | ".join(COLUMNS) + " | fit s | predict ms/query (batch) "
-        "| predict ms/query (single) |"
+        "| predict ms/query (single) | single p50 ms | single p90 ms |"
     )
     print(header)
-    print("|" + "---|" * (len(COLUMNS) + 4))
+    print("|" + "---|" * (len(COLUMNS) + 6))
     if args.fusion == "learned":
         weightings = [{}]
     else:
@@ -180,10 +226,17 @@ def main(argv=None) -> None:
             model = EclareClassifier
             params["graph_shortlist_size"] = args.graph_shortlist_size
         results = run(
-            d, model, params, settings, k=args.k, n_single=args.n_single, save=args.save
-        )
+            d, model, params, settings, k=args.k, n_single=args.n_single,
+            save=args.save, load=args.load,
+        )  # fmt: skip
         for result in results:
             r = result["report"]
+            if args.topk_out:
+                tilt = result["setting"]["propensity_tilt"]
+                scores, indices = result["topk"]
+                np.savez(
+                    f"{args.topk_out}_tilt{tilt}.npz", scores=scores, indices=indices
+                )
             if args.fusion == "learned":
                 scoring = f"learned fusion ({args.fusion_fraction} held out)"
                 if args.reranker:
@@ -206,7 +259,8 @@ def main(argv=None) -> None:
                 f"| {setting} | "
                 + " | ".join(f"{100 * r[c]:.2f}" for c in COLUMNS)
                 + f" | {result['fit_s']:.0f} | {result['batch_ms']:.2f} "
-                f"| {result['single_ms']:.2f} |",
+                f"| {result['single_ms']:.2f} | {result['single_p50']:.2f} "
+                f"| {result['single_p90']:.2f} |",
                 flush=True,
             )
         losses = ", ".join(f"{v:.4f}" for v in result["losses"])

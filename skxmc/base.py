@@ -279,12 +279,35 @@ class BaseXMCClassifier(
             isinstance(X, np.ndarray) and X.dtype.kind == "O"
         ):
             X = check_numeric_rows(X)  # names a ragged row or a non-number
+        if not reset and self._is_valid_csr(X):
+            return X  # what validate_data returns for it, without its overhead
         # a value overflowing float32 becomes inf, refused with sklearn's message
         # ("a value too large for dtype('float32')"), without a RuntimeWarning
         with np.errstate(over="ignore"):
             return validate_data(
                 self, X, accept_sparse="csr", dtype=np.float32, reset=reset
             )
+
+    def _is_valid_csr(self, X) -> bool:
+        """Whether ``X`` is a CSR float32 matrix that ``validate_data(...,
+        reset=False)`` would return unchanged, without a warning.
+
+        sklearn's validation costs ~0.2 ms a call, much of a single query's
+        time; this check costs a few microseconds.
+        """
+        return (
+            sp.issparse(X)
+            and X.format == "csr"
+            and X.dtype == np.float32
+            and X.ndim == 2
+            and X.shape[0] >= 1
+            and X.shape[1] >= 1
+            and X.shape[1] == getattr(self, "n_features_in_", None)
+            and not hasattr(self, "feature_names_in_")
+            and X.indices.dtype in (np.int32, np.int64)
+            and X.indptr.dtype == X.indices.dtype
+            and bool(np.isfinite(X.data).all())
+        )
 
     def _check_k(self, k: Any) -> int:
         if isinstance(k, bool) or not isinstance(k, (Integral, np.integer)) or k < 1:

@@ -1,5 +1,9 @@
 """The shared estimator contract (skxmc.base), tested through CentroidRanker."""
 
+import pickle
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -269,3 +273,78 @@ def test_device_parameter():
         est = _fit().set_params(device="cuda:0")
         with pytest.warns(RuntimeWarning, match="Falling back to the CPU"):
             est.predict_topk(X_TOY)
+
+
+def test_pickle_round_trip():
+    est = _fit(random_state=0)
+    clone = pickle.loads(pickle.dumps(est))
+    for a, b in zip(est.predict_topk(X_TOY), clone.predict_topk(X_TOY)):
+        np.testing.assert_array_equal(a, b)
+
+
+_LOAD_ON_CPU = """
+import pickle, sys, numpy as np, torch
+assert not torch.cuda.is_available()
+est = pickle.load(open(sys.argv[1], "rb"))
+assert est.centroids_.device.type == "cpu"
+np.save(sys.argv[2], est.predict_topk(np.array([[0.0], [10.0]], np.float32))[1])
+"""
+
+
+@pytest.mark.gpu
+def test_gpu_fit_unpickles_on_cpu_only_machine(tmp_path):
+    est = CentroidRanker(device="cuda", random_state=0).fit(X_TOY, Y_TOY)
+    assert est.centroids_.device.type == "cuda"
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(est))
+    env = {"CUDA_VISIBLE_DEVICES": "", "PATH": ""}
+    subprocess.run(
+        [sys.executable, "-c", _LOAD_ON_CPU, str(path), str(tmp_path / "out.npy")],
+        check=True,
+        env=env,
+    )
+    expected = est.predict_topk(np.array([[0.0], [10.0]], np.float32))[1]
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
+
+
+def test_fast_csr_validation_returns_what_validate_data_returns():
+    import warnings
+
+    from sklearn.utils.validation import validate_data
+
+    est = _fit()
+    csr = sp.csr_matrix(X_TOY)
+    cases = {
+        "csr float32": csr,
+        "csr_array": sp.csr_array(X_TOY),
+        "int64 indices": sp.csr_matrix(
+            (csr.data, csr.indices.astype(np.int64), csr.indptr.astype(np.int64)),
+            shape=csr.shape,
+        ),
+        "unsorted duplicates": sp.csr_matrix(
+            (np.ones(2, np.float32), [0, 0], [0, 2]), shape=(1, 1)
+        ),
+        "float64": sp.csr_matrix(X_TOY, dtype=np.float64),
+        "csc": sp.csc_matrix(X_TOY),
+        "dense": X_TOY,
+        "NaN": sp.csr_matrix(np.array([[np.nan]], dtype=np.float32)),
+        "inf": sp.csr_matrix(np.array([[np.inf]], dtype=np.float32)),
+        "2 features": sp.csr_matrix(np.ones((1, 2), dtype=np.float32)),
+        "no rows": sp.csr_matrix((0, 1), dtype=np.float32),
+    }
+    fast = {name for name, X in cases.items() if est._is_valid_csr(X)}
+    assert fast == {"csr float32", "csr_array", "int64 indices", "unsorted duplicates"}
+    for name in fast:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            X = cases[name]
+            # the slow path hands the very same matrix back
+            assert validate_data(est, X, accept_sparse="csr", dtype=np.float32,
+                                 reset=False) is X  # fmt: skip
+            assert est._validate_X(X, reset=False) is X
+    for name in set(cases) - fast - {"float64", "csc", "dense"}:
+        with pytest.raises(ValueError):
+            est.predict_topk(cases[name])
+    # fitted with feature names (a DataFrame): the name check stays sklearn's
+    est.feature_names_in_ = np.array(["a"], dtype=object)
+    assert not est._is_valid_csr(csr)

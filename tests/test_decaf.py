@@ -295,6 +295,15 @@ def test_propensity_tilt_multiplies_by_normalised_inverse_propensity(data, fitte
     counts = np.bincount(data["Y"][:240].indices, minlength=30)
     plain = fitted.predict_topk(data["text"][240:], k=1)[1][:, 0]
     assert counts[labels[:, 0]].mean() < counts[plain].mean()
+    # the factors are cached per tilt and label set, recomputed on a change
+    clf.set_params(propensity_tilt=0.25)
+    np.testing.assert_allclose(
+        clf._full_scores(data["text"][240:]),
+        base * (weights / weights.max()) ** 0.25,
+        rtol=1e-5,
+    )
+    clf.add_labels(["brand new label text"])
+    assert clf._tilt_factors().shape == (31,)
 
 
 def test_zero_shot_labels_get_the_weights_of_unseen_labels(data, fused):

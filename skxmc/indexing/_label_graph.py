@@ -20,6 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
 
 from skxmc.utils import csr_row_topk, topk_to_csr
+from skxmc.utils._sparse import csr_product_topk
 
 __all__ = [
     "label_correlation_graph",
@@ -300,7 +301,8 @@ def propagate_topk(scores, indices, graph, k):
     if graph.shape != (n_labels, n_labels):
         raise ValueError(f"graph must be square, got shape {graph.shape}.")
     retrieved = topk_to_csr(scores, indices, n_labels)
-    return csr_row_topk(retrieved @ graph, k)
+    # csr_row_topk(retrieved @ graph, k) to the bit, without the product matrix
+    return csr_product_topk(retrieved, graph, k)
 
 
 def smooth_over_graph(Z, graph, *, max_features=1000, chunk_size=1024):

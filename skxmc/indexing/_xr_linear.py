@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 from tqdm.auto import tqdm
 
 from skxmc.indexing._beam import POST_PROCESSORS, TreeScorer, post_process
@@ -30,6 +31,31 @@ __all__ = ["NEGATIVE_SAMPLING", "XRLinearModel"]
 
 #: Negative sampling schemes understood by :meth:`XRLinearModel.train`.
 NEGATIVE_SAMPLING = ("tfn", "man", "tfn+man")
+
+
+@njit(cache=True, nogil=True)
+def _level_pair_raw(
+    x_indptr, x_indices, x_data, wt_indptr, wt_indices, wt_data, bias, nodes, acc, out
+):  # fmt: skip
+    """``out[i, j] = (X @ W_T)[i, nodes[i, j]] + bias[nodes[i, j]]`` in float32.
+
+    Row ``i``'s products are summed into the dense ``acc`` (one slot per node,
+    left zeroed) in the order of scipy's ``csr_matmat`` (the row's stored
+    entries in turn, each against its row of ``W_T``), so the sums are those
+    of ``(X @ W_T).toarray()`` to the bit.
+    """
+    for i in range(x_indptr.shape[0] - 1):
+        for e in range(x_indptr[i], x_indptr[i + 1]):
+            v = x_data[e]
+            f = x_indices[e]
+            for q in range(wt_indptr[f], wt_indptr[f + 1]):
+                acc[wt_indices[q]] += v * wt_data[q]
+        for j in range(nodes.shape[1]):
+            out[i, j] = acc[nodes[i, j]] + bias[nodes[i, j]]
+        for e in range(x_indptr[i], x_indptr[i + 1]):
+            f = x_indices[e]
+            for q in range(wt_indptr[f], wt_indptr[f + 1]):
+                acc[wt_indices[q]] = 0.0
 
 
 def _topk_csr(indices: np.ndarray, n_cols: int) -> sp.csr_matrix:
@@ -363,7 +389,10 @@ class XRLinearModel:
         if levels is None:
             levels = [self.weights(t) for t in range(1, self.tree.n_levels + 1)]
             # upper levels stored transposed: X @ W.T would convert W per call
-            levels[:-1] = [(W.T.tocsr(), b) for W, b in levels[:-1]]
+            levels[:-1] = [
+                (W.T.tocsr().astype(np.float32), b.astype(np.float32))
+                for W, b in levels[:-1]
+            ]
             self._level_weights = levels
             self._ancestors = self.tree.ancestors()
         ancestors = self._ancestors
@@ -374,12 +403,16 @@ class XRLinearModel:
             rows = slice(start, start + block_size)
             X_block, ids = X[rows], safe[rows]
             for t, (W_transposed, b) in enumerate(levels[:-1]):
-                # few nodes per upper level: score them all, then look up
-                raw = (X_block @ W_transposed).toarray() + b
-                nodes = ancestors[ids, t]
-                out[rows] *= post_process(
-                    np.take_along_axis(raw, nodes, axis=1), post_processor
-                )
+                # few nodes per upper level: score them all (into a dense
+                # buffer, as scipy's product would), then look up
+                nodes = np.ascontiguousarray(ancestors[ids, t])
+                raw = np.empty(nodes.shape, dtype=np.float32)
+                _level_pair_raw(
+                    X_block.indptr, X_block.indices, X_block.data,
+                    W_transposed.indptr, W_transposed.indices, W_transposed.data,
+                    b, nodes, np.zeros(W_transposed.shape[1], np.float32), raw,
+                )  # fmt: skip
+                out[rows] *= post_process(raw, post_processor)
             W, b = levels[-1]
             raw = sparse_pair_scores(X_block, W, ids) + b[ids]
             out[rows] *= post_process(raw, post_processor)

@@ -181,18 +181,14 @@ class LabelGraphComponent:
             ``{"graph": tensor}`` of the shortlist's shape, on the device of
             ``parts["text"]``.
         """
-        from skxmc.utils import sparse_pair_scores
+        from skxmc.utils._sparse import shortlist_pair_scores
 
-        valid = ids >= 0
-        rows = np.broadcast_to(np.arange(ids.shape[0])[:, None], ids.shape)
         scores = parts["text"].float().cpu().numpy()
-        S = sp.csr_matrix(
-            (scores[valid], (rows[valid], ids[valid])),
-            shape=(ids.shape[0], self.graph.shape[0]),
-        )
         if self._transposed is None:
             self._transposed = self.graph.T.tocsr()
-        graph = sparse_pair_scores(S, self._transposed, ids)
+        # sparse_pair_scores(S, G^T, ids) of the row-wise sparse S holding the
+        # text scores at the (distinct) shortlisted ids, without building S
+        graph = shortlist_pair_scores(ids, scores, self._transposed)
         return {"graph": torch.from_numpy(graph).to(parts["text"].device)}
 
     def extend(self, label_classifier) -> None:

@@ -10,6 +10,7 @@ compared as float64) and returned as float32.
 
 from __future__ import annotations
 
+import threading
 from numbers import Integral
 
 import numpy as np
@@ -191,6 +192,91 @@ def _pair_dot_kernel(
             out[i, j] = acc
         for e in range(x_indptr[i], x_indptr[i + 1]):
             dense[x_indices[e]] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def _scattered_pair_dot_kernel(
+    ids, values, w_indptr, w_indices, w_data, dense, out
+):  # fmt: skip
+    """:func:`_pair_dot_kernel` with row ``i`` of X given as the entries
+    ``values[i, j]`` at columns ``ids[i, j]`` (distinct, ``-1`` skipped), the
+    pairs being ``ids`` themselves; the same arithmetic."""
+    for i in range(ids.shape[0]):
+        for j in range(ids.shape[1]):
+            if ids[i, j] >= 0:
+                dense[ids[i, j]] = values[i, j]
+        for j in range(ids.shape[1]):
+            c = ids[i, j]
+            if c < 0:
+                out[i, j] = 0.0
+                continue
+            acc = 0.0
+            for e in range(w_indptr[c], w_indptr[c + 1]):
+                acc += w_data[e] * dense[w_indices[e]]
+            out[i, j] = acc
+        for j in range(ids.shape[1]):
+            if ids[i, j] >= 0:
+                dense[ids[i, j]] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def _l2_normalize_kernel(indptr, data):
+    """sklearn's ``inplace_csr_row_normalize_l2``, operation for operation:
+    the squares in the data's precision, summed in float64, rows of norm 0
+    left alone, every entry divided by the float64 norm."""
+    for i in range(indptr.shape[0] - 1):
+        total = 0.0
+        for j in range(indptr[i], indptr[i + 1]):
+            total += data[j] * data[j]
+        if total == 0.0:
+            continue
+        norm = np.sqrt(total)
+        for j in range(indptr[i], indptr[i + 1]):
+            data[j] = data[j] / norm
+
+
+@njit(cache=True, nogil=True)
+def _product_topk_kernel(
+    x_indptr, x_indices, x_data, b_indptr, b_indices, b_data, acc, seen, touched,
+    heap_s, heap_c, out_s, out_c,
+):  # fmt: skip
+    """Row top-k of the sparse product ``X @ B`` without forming it.
+
+    Each row's products are summed into the dense ``acc`` in the order of
+    scipy's ``csr_matmat`` (the row's stored entries in turn, each against its
+    row of ``B``), so the sums are scipy's to the bit; as scipy, columns
+    whose sum is exactly zero are not stored, so they do not compete. ``acc``
+    and ``seen`` (one slot per column of ``B``) are left zeroed.
+    """
+    k = out_s.shape[1]
+    for i in range(x_indptr.shape[0] - 1):
+        n_touched = 0
+        for e in range(x_indptr[i], x_indptr[i + 1]):
+            v = x_data[e]
+            f = x_indices[e]
+            for q in range(b_indptr[f], b_indptr[f + 1]):
+                c = b_indices[q]
+                if not seen[c]:
+                    seen[c] = True
+                    touched[n_touched] = c
+                    n_touched += 1
+                acc[c] += v * b_data[q]
+        size = 0
+        for t in range(n_touched):
+            c = touched[t]
+            score = acc[c]
+            acc[c] = 0.0
+            seen[c] = False
+            if score == 0.0:
+                continue
+            if size < k:
+                _insert(heap_s, heap_c, size, score, c)
+                size += 1
+            elif _worse(heap_s[0], heap_c[0], score, c):
+                heap_s[0] = score
+                heap_c[0] = c
+                _sift_down(heap_s, heap_c, size, 0)
+        _emit(heap_s, heap_c, size, out_s[i], out_c[i])
 
 
 @njit(cache=True, nogil=True)
@@ -463,6 +549,15 @@ def as_float32_csr(X) -> sp.csr_matrix:
     return sp.csr_matrix(np.asarray(X, dtype=np.float32))
 
 
+def _readonly_float32_csr(X):
+    """``X`` itself when it is already a float32 CSR matrix (or array), else
+    :func:`as_float32_csr` of it: for kernels that only read the arrays (a new
+    matrix object costs tens of microseconds, much of a small call)."""
+    if sp.issparse(X) and X.format == "csr" and X.dtype == np.float32:
+        return X
+    return as_float32_csr(X)
+
+
 def sparse_pair_scores(X, W, pairs):
     """Dot products of the rows of ``X`` with chosen rows of ``W``.
 
@@ -494,8 +589,8 @@ def sparse_pair_scores(X, W, pairs):
     array([[1., 2.],
            [3., 0.]], dtype=float32)
     """
-    X = as_float32_csr(X)
-    W = as_float32_csr(W)
+    X = _readonly_float32_csr(X)
+    W = _readonly_float32_csr(W)
     pairs = np.ascontiguousarray(pairs, dtype=np.int64)
     if pairs.ndim != 2 or pairs.shape[0] != X.shape[0]:
         raise ValueError(
@@ -512,4 +607,161 @@ def sparse_pair_scores(X, W, pairs):
     _pair_dot_kernel(
         X.indptr, X.indices, X.data, W.indptr, W.indices, W.data, pairs, dense, out
     )
+    return out
+
+
+def l2_normalize_csr(X) -> sp.csr_matrix:
+    """``sklearn.preprocessing.normalize(X)`` of a finite float CSR matrix, fast.
+
+    The same arithmetic as sklearn's (equal to the bit) without its
+    validation, which dominates the cost for a few rows. Other inputs go to
+    sklearn.
+
+    Parameters
+    ----------
+    X : sparse matrix of shape (n_rows, n_features)
+        Rows to scale to unit L2 norm (rows of norm 0 stay as they are).
+
+    Returns
+    -------
+    normalized : csr_matrix of shape (n_rows, n_features)
+        A copy; the input is left unchanged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from skxmc.utils._sparse import l2_normalize_csr
+    >>> l2_normalize_csr(sp.csr_matrix(np.array([[3.0, 4.0], [0.0, 0.0]]))).toarray()
+    array([[0.6, 0.8],
+           [0. , 0. ]])
+    """
+    if not (
+        sp.issparse(X)
+        and X.format == "csr"
+        and X.dtype in (np.float32, np.float64)
+        and np.isfinite(X.data).all()
+    ):
+        from sklearn.preprocessing import normalize
+
+        return normalize(X)
+    out = sp.csr_matrix(
+        (X.data.copy(), X.indices.copy(), X.indptr.copy()), shape=X.shape
+    )
+    _l2_normalize_kernel(out.indptr, out.data)
+    return out
+
+
+def csr_product_topk(X, B, k, *, buffers=None):
+    """``csr_row_topk(X @ B, k)`` for CSR matrices, without forming ``X @ B``.
+
+    Equal to it to the bit for float32 matrices (the same sums as scipy's
+    product, in the same order; columns whose sum is exactly 0 are not stored
+    by scipy and do not compete here either), and much cheaper for a few
+    rows: no product matrix, no sorting of its entries.
+
+    Parameters
+    ----------
+    X : csr_matrix of shape (n_rows, n_inner), dtype float32
+        Left factor (e.g. queries).
+    B : csr_matrix of shape (n_inner, n_cols), dtype float32
+        Right factor (e.g. transposed label features), canonical CSR.
+    k : int
+        Entries kept per row.
+    buffers : tuple, default=None
+        ``(acc, seen, touched)`` work arrays of ``n_cols`` slots (float32,
+        bool, int64), zeroed (the call leaves them zeroed); None: the calling
+        thread's own, kept between calls.
+
+    Returns
+    -------
+    scores : ndarray of shape (n_rows, k), dtype float32
+        Best first, ``-inf`` padded.
+    indices : ndarray of shape (n_rows, k), dtype int64
+        Columns of ``X @ B``, ties by the lower column, ``-1`` padded.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from skxmc.utils._sparse import csr_product_topk
+    >>> X = sp.csr_matrix(np.array([[1.0, 2.0]], dtype=np.float32))
+    >>> B = sp.csr_matrix(np.array([[1.0, 0.0, 3.0], [0.0, 0.0, 1.0]],
+    ...                            dtype=np.float32))
+    >>> csr_product_topk(X, B, 3)
+    (array([[ 5.,  1., -inf]], dtype=float32), array([[ 2,  0, -1]]))
+    """
+    k = _check_k(k)
+    if X.shape[1] != B.shape[0]:
+        raise ValueError(f"X has {X.shape[1]} columns but B has {B.shape[0]} rows.")
+    if X.dtype != np.float32 or B.dtype != np.float32:
+        raise ValueError("csr_product_topk expects float32 matrices.")
+    if buffers is None:
+        buffers = _work_buffers(B.shape[1])
+    out_s, out_c = _padded_output(X.shape[0], k)
+    _product_topk_kernel(
+        X.indptr, X.indices, X.data, B.indptr, B.indices, B.data, *buffers,
+        np.empty(k, dtype=np.float32), np.empty(k, dtype=np.int64), out_s, out_c,
+    )  # fmt: skip
+    return out_s, out_c
+
+
+_LOCAL = threading.local()
+
+
+def _work_buffers(n_cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Zeroed ``(acc, seen, touched)`` arrays of ``n_cols`` slots owned by the
+    calling thread (the last size asked for is kept: allocating and zeroing
+    them costs more than a single query's product)."""
+    buffers = getattr(_LOCAL, "product_buffers", None)
+    if buffers is None or buffers[0].shape[0] != n_cols:
+        buffers = _LOCAL.product_buffers = (
+            np.zeros(n_cols, dtype=np.float32),
+            np.zeros(n_cols, dtype=np.bool_),
+            np.empty(n_cols, dtype=np.int64),
+        )
+    return buffers
+
+
+def shortlist_pair_scores(ids, values, W) -> np.ndarray:
+    """``sparse_pair_scores(S, W, ids)`` where row ``i`` of ``S`` holds
+    ``values[i, j]`` at column ``ids[i, j]``, without building ``S``.
+
+    Parameters
+    ----------
+    ids : array-like of int of shape (n_rows, m)
+        Column ids, distinct within a row, ``-1`` for empty slots.
+    values : array-like of shape (n_rows, m)
+        The entries of ``S`` (read as float32).
+    W : sparse matrix of shape (n_items, n_columns)
+        Items; row ``ids[i, j]`` is scored against row ``i`` of ``S``.
+
+    Returns
+    -------
+    scores : ndarray of shape (n_rows, m), dtype float32
+        ``S[i] . W[ids[i, j]]``, 0 on empty slots; equal to the bit to
+        :func:`sparse_pair_scores` of the built ``S``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from skxmc.utils._sparse import shortlist_pair_scores
+    >>> W = sp.csr_matrix(np.array([[0.0, 1.0], [2.0, 0.0]]))
+    >>> shortlist_pair_scores(np.array([[0, 1]]), np.array([[3.0, 4.0]]), W)
+    array([[4., 6.]], dtype=float32)
+    """
+    W = _readonly_float32_csr(W)
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    if ids.ndim != 2 or values.shape != ids.shape:
+        raise ValueError(
+            f"ids and values must be 2-D of one shape, got {ids.shape} and "
+            f"{values.shape}."
+        )
+    if ids.size and ids.max() >= min(W.shape):
+        raise ValueError(f"ids must lie below {min(W.shape)} (W has shape {W.shape}).")
+    out = np.empty(ids.shape, dtype=np.float32)
+    dense = np.zeros(W.shape[1], dtype=np.float32)
+    _scattered_pair_dot_kernel(ids, values, W.indptr, W.indices, W.data, dense, out)
     return out

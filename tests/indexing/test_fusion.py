@@ -1,3 +1,5 @@
+import pickle
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -124,3 +126,63 @@ def test_only_nominees_train_and_they_rank_first():
     assert np.isneginf(scores[~valid]).all()
     with pytest.raises(ValueError, match="nominees"):
         ScoreFusion(nominees=0).fit(features, candidates, Y)
+
+
+# ------------------------------------------- fast paths of a single query
+def test_flat_trees_equal_sklearn_predict_proba_exactly():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from skxmc.indexing._fusion import _FlatTrees
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(600, 4))
+    y = X[:, 0] + 0.5 * X[:, 1] ** 2 + rng.normal(size=600) > 0.5
+    X[rng.random(X.shape) < 0.05] = np.nan  # the trees learn where NaN goes
+    clf = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(X, y)
+    assert _FlatTrees.supports(clf)
+    X_test = rng.normal(size=(200, 4))
+    X_test[rng.random(X_test.shape) < 0.1] = np.nan
+    X_test[:20] = X[:20]  # values equal to the split thresholds' neighbours
+    flat = _FlatTrees(clf).predict_proba(X_test)
+    np.testing.assert_array_equal(flat, clf.predict_proba(X_test)[:, 1])
+    categorical = HistGradientBoostingClassifier(
+        max_iter=3, categorical_features=[0]
+    ).fit(np.column_stack([rng.integers(0, 3, 600), X[:, 1]]), y)
+    assert not _FlatTrees.supports(categorical)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**16))
+def test_row_ranks_kernel_equals_row_ranks(seed):
+    from skxmc.indexing._fusion import _row_ranks_kernel
+
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 4, size=(3, 7, 2)).astype(float) * 0.5
+    valid = rng.random((3, 7)) > 0.3
+    out = np.empty(values.shape, dtype=np.int64)
+    _row_ranks_kernel(values, valid, out)
+    for f in range(2):
+        np.testing.assert_array_equal(out[..., f], _row_ranks(values[..., f], valid))
+
+
+def test_fast_predict_of_few_rows_equals_the_sklearn_path(monkeypatch):
+    import skxmc.indexing._fusion as fusion_module
+
+    features, candidates, Y, _ = _trust_problem(300, seed=6)
+    candidates = candidates.copy()
+    candidates[::4, 0] = -1
+    fusion = ScoreFusion(nominees=2, random_state=0).fit(features, candidates, Y)
+    fast = [
+        fusion.predict(features[i : i + 1], candidates[i : i + 1]) for i in range(9)
+    ]
+    assert fusion._flat_trees() is not None
+    # the sklearn path: predict_proba of every pair, NumPy ranks
+    monkeypatch.setattr(fusion_module, "_SMALL_INPUT", 0)
+    monkeypatch.setattr(fusion_module, "_FEW_ROWS", -1)
+    slow = fusion.predict(features[:9], candidates[:9])
+    np.testing.assert_array_equal(np.concatenate(fast), slow)
+    # the flattened trees are not pickled, and rebuilt after a refit
+    assert "_flat" not in pickle.loads(pickle.dumps(fusion)).__dict__
+    before = fusion._flat_trees()
+    fusion.fit(features[:100], candidates[:100], Y[:100])
+    assert fusion._flat_trees() is not before

@@ -13,6 +13,7 @@ from skxmc.indexing import (
     smooth_over_graph,
 )
 from skxmc.indexing._label_graph import _normalize_graph
+from skxmc.utils import csr_row_topk, topk_to_csr
 
 # 5 documents x 5 labels; label 4 has no positive document.
 Y_TOY = np.array(
@@ -180,6 +181,11 @@ def test_propagate_topk_matches_the_dense_formula():
         )
         assert set(got_indices[i][: len(best)]) == set(best)
         assert np.all(got_indices[i][len(best) :] == -1)
+    # to the bit what the sparse product's top-k gives
+    product = topk_to_csr(scores, indices, n_labels) @ graph.astype(np.float32)
+    expected = csr_row_topk(product, 4)
+    np.testing.assert_array_equal(got_scores, expected[0])
+    np.testing.assert_array_equal(got_indices, expected[1])
 
 
 def test_propagate_topk_with_identity_graph_keeps_the_ranking():

@@ -65,3 +65,36 @@ def test_errors():
         sl.similarity(np.ones((1, 4)))
     with pytest.raises(ValueError, match="not fitted"):
         LabelShortlist().similarity(np.ones((1, 2)))
+
+
+def test_similarity_topk_is_the_top_of_the_sparse_similarity():
+    from skxmc.utils import csr_row_topk
+
+    rng = np.random.default_rng(2)
+    Z = sp.random(
+        200, 60, density=0.1, random_state=rng, format="csr", dtype=np.float32
+    )
+    X = sp.random(12, 60, density=0.1, random_state=rng, format="csr", dtype=np.float32)
+    index = LabelShortlist(method="exact").fit(Z)
+    for k in (1, 7, 300):  # 300: more labels than have a non-zero cosine
+        expected = csr_row_topk(sp.csr_matrix(index.similarity(X)), k)
+        got = index.similarity_topk(X, k)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+    # rows one at a time (the single-query path), float64 and dense queries
+    for i in range(3):
+        one = index.similarity_topk(X[i], 5)
+        np.testing.assert_array_equal(
+            one[1], csr_row_topk(index.similarity(X[i]), 5)[1]
+        )
+    np.testing.assert_array_equal(
+        index.similarity_topk(X.astype(np.float64), 5)[1],
+        index.similarity_topk(X.toarray(), 5)[1],
+    )
+    # a refit on other labels answers for them (no stale caches), pickles
+    index.fit(Z[:50])
+    assert index.similarity_topk(X, 60)[1].max() < 50
+    clone = pickle.loads(pickle.dumps(index))
+    np.testing.assert_array_equal(
+        clone.similarity_topk(X, 5)[1], index.similarity_topk(X, 5)[1]
+    )

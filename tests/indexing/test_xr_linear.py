@@ -135,6 +135,40 @@ def test_score_pairs_match_literal_path_scores(problem, post_processor):
         model.score_pairs(X, labels, post_processor="noop")
 
 
+def test_score_pairs_equal_the_scipy_products_to_the_bit(problem):
+    from skxmc.utils import sparse_pair_scores
+
+    X, Y, tree = problem
+    model = XRLinearModel.train(X, Y, tree, C=2.0, seed=0)
+    labels = np.random.default_rng(1).integers(-1, Y.shape[1], size=(X.shape[0], 9))
+    X = sp.csr_matrix(X, dtype=np.float32)
+    # unsorted indices and a duplicate entry: scipy's summation order is kept
+    indices, values = [], []
+    for i in range(5):
+        row = X[i]
+        indices.append(np.r_[row.indices[::-1], row.indices[:1]])
+        values.append(np.r_[row.data[::-1], np.full(min(1, row.nnz), 0.5, np.float32)])
+    indptr = np.cumsum([0] + [len(i) for i in indices])
+    shuffled = sp.csr_matrix(
+        (np.concatenate(values), np.concatenate(indices), indptr), shape=(5, X.shape[1])
+    )
+    assert not shuffled.has_sorted_indices
+    for queries, pairs in ((X, labels), (shuffled, labels[:5]), (X[7], labels[7:8])):
+        ancestors = tree.ancestors()
+        safe = np.maximum(pairs, 0)
+        expected = np.ones(pairs.shape)
+        for t in range(tree.n_levels - 1):
+            W, b = model.weights(t + 1)
+            raw = (queries @ W.T.tocsr()).toarray() + b
+            nodes = ancestors[safe, t]
+            expected *= post_process(np.take_along_axis(raw, nodes, 1))
+        W, b = model.weights(tree.n_levels)
+        expected *= post_process(sparse_pair_scores(queries, W, safe) + b[safe])
+        expected[pairs < 0] = 0.0
+        scores = model.score_pairs(queries, pairs, block_size=64)
+        np.testing.assert_array_equal(scores, expected.astype(np.float32))
+
+
 def test_deterministic_and_thread_independent(problem):
     X, Y, tree = problem
     a = XRLinearModel.train(X, Y, tree, seed=1, n_jobs=1)

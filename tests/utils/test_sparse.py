@@ -276,3 +276,76 @@ def test_sparse_pair_scores_rejects_bad_shapes():
         sparse_pair_scores(X, sp.csr_matrix(np.eye(4, 2)), np.zeros((2, 1), int))
     with pytest.raises(ValueError, match="row 4 of W"):
         sparse_pair_scores(X, W, np.array([[4], [0]]))
+
+
+# ------------------------------------------------ single-query fast paths
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_l2_normalize_csr_equals_sklearn_to_the_bit(dtype):
+    from sklearn.preprocessing import normalize
+
+    from skxmc.utils._sparse import l2_normalize_csr
+
+    rng = np.random.default_rng(0)
+    X = sp.random(40, 300, density=0.05, random_state=rng, format="lil", dtype=dtype)
+    X[3] = 0  # an empty row stays empty
+    X = X.tocsr()
+    X.data = (X.data * rng.choice([1e-3, 1.0, 1e3], X.nnz)).astype(dtype)
+    duplicated = sp.csr_matrix(
+        (np.array([1.0, 2.0, 2.0], dtype), [4, 4, 0], [0, 3]), shape=(1, 5)
+    )
+    for M in (X, duplicated):
+        before = M.copy()
+        out = l2_normalize_csr(M)
+        expected = normalize(M)
+        assert out.dtype == expected.dtype
+        np.testing.assert_array_equal(out.data, expected.data)
+        np.testing.assert_array_equal(out.indices, expected.indices)
+        np.testing.assert_array_equal(M.data, before.data)  # input untouched
+    with pytest.raises(ValueError, match="NaN"):
+        l2_normalize_csr(sp.csr_matrix(np.array([[np.nan]], dtype=np.float32)))
+
+
+def test_csr_product_topk_equals_topk_of_the_scipy_product():
+    from skxmc.utils._sparse import csr_product_topk
+
+    rng = np.random.default_rng(1)
+    X = sp.random(30, 50, density=0.2, random_state=rng, format="csr", dtype=np.float32)
+    B = sp.random(
+        50, 400, density=0.1, random_state=rng, format="csr", dtype=np.float32
+    )
+    X.data = rng.normal(size=X.nnz).astype(np.float32)  # sums that cancel too
+    X[0] = 0
+    # row 1: a column whose sum is exactly 0 (scipy does not store it)
+    X[1] = 0
+    X[1, 2] = X[1, 3] = 1.0
+    B[2, 7], B[3, 7] = 0.5, -0.5
+    B[2, 8] = B[3, 9] = 0.25  # and a tie (broken by the lower column)
+    B.sum_duplicates()
+    X.sum_duplicates()
+    buffers = (np.zeros(400, np.float32), np.zeros(400, bool), np.empty(400, np.int64))
+    for k in (1, 5, 60):
+        expected = csr_row_topk(X @ B, k)
+        got = csr_product_topk(X, B, k, buffers=buffers)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+        assert not buffers[0].any() and not buffers[1].any()  # left zeroed
+    assert 7 not in csr_product_topk(X[1], B, 5)[1]
+    with pytest.raises(ValueError, match="float32"):
+        csr_product_topk(X.astype(np.float64), B, 3)
+
+
+def test_shortlist_pair_scores_equal_sparse_pair_scores_of_the_built_rows():
+    from skxmc.utils import sparse_pair_scores
+    from skxmc.utils._sparse import shortlist_pair_scores
+
+    rng = np.random.default_rng(3)
+    W = sp.random(40, 40, density=0.2, random_state=rng, format="csr", dtype=np.float32)
+    ids = np.stack([rng.permutation(40)[:9] for _ in range(6)])
+    ids[::2, -3:] = -1
+    values = rng.random(ids.shape).astype(np.float32)
+    valid = ids >= 0
+    rows = np.broadcast_to(np.arange(6)[:, None], ids.shape)
+    S = sp.csr_matrix((values[valid], (rows[valid], ids[valid])), shape=(6, 40))
+    np.testing.assert_array_equal(
+        shortlist_pair_scores(ids, values, W), sparse_pair_scores(S, W, ids)
+    )
