@@ -303,7 +303,7 @@ def test_propensity_tilt_multiplies_by_normalised_inverse_propensity(data, fitte
         rtol=1e-5,
     )
     clf.add_labels(["brand new label text"])
-    assert clf._tilt_factors().shape == (31,)
+    assert clf.model_._tilt_factors(0.25).shape == (31,)
 
 
 def test_zero_shot_labels_get_the_weights_of_unseen_labels(data, fused):
