@@ -432,8 +432,11 @@ class ScoreFusion:
         others = valid & ~nominated
         if others.any():
             # every row with a candidate has a nominee (the best of feature 0)
-            floor = np.where(nominated, out, np.inf).min(axis=1, keepdims=True)
-            out[others] = (out * floor)[others]
+            floor = np.where(nominated, out, np.inf).min(axis=1)
+            # only the others' entries: arithmetic on the -inf padding would
+            # warn (issue 14)
+            rows, cols = np.nonzero(others)
+            out[rows, cols] = out[rows, cols] * floor[rows]
         return out
 
     def _flat_trees(self):
