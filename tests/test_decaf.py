@@ -484,3 +484,24 @@ def test_add_labels_with_label_names():
 
 
 # The checks that fit many times on the largest data; run with -m slow.
+
+
+def test_changed_label_text_does_not_resume(data, tmp_path):
+    """Other label text (so other label features) is another fit: a fresh
+    model in a file of its own, the first checkpoint kept."""
+    X, Y = data["text"][:120], data["Y"][:120]
+    params = dict(TINY, n_epochs=1, checkpoint_dir=str(tmp_path))
+    first = DecafClassifier(**params).fit(X, Y, label_info=data["info"])
+    (path,) = tmp_path.glob("decaf-*.ckpt")
+    saved = path.read_bytes()
+    other = LabelInfo(text=[t + " extra" for t in data["info"].text])
+    second = DecafClassifier(**params).fit(X, Y, label_info=other)
+    assert len(list(tmp_path.glob("decaf-*.ckpt"))) == 2
+    assert path.read_bytes() == saved
+    fresh = DecafClassifier(**{**params, "checkpoint_dir": None}).fit(
+        X, Y, label_info=other
+    )
+    np.testing.assert_array_equal(
+        second.predict_topk(X[:5], k=3)[0], fresh.predict_topk(X[:5], k=3)[0]
+    )
+    assert first.loss_curve_ != second.loss_curve_
