@@ -222,7 +222,10 @@ class _BaseDecaf(BaseXMCClassifier):
                 raise TypeError("This model was fitted on raw text: pass label text.")
             Z = sp.csr_matrix(label_text, dtype=np.float32)
         else:
-            label_text = list(label_text)
+            from skxmc.utils._validation import check_label_text
+
+            # every element checked and named; [] and [None] are clear errors
+            label_text = check_label_text(label_text)
             if self.vectorizer_ is None:
                 raise TypeError(
                     "This model was fitted on numeric features: pass the label "

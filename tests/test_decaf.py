@@ -505,3 +505,13 @@ def test_changed_label_text_does_not_resume(data, tmp_path):
         second.predict_topk(X[:5], k=3)[0], fresh.predict_topk(X[:5], k=3)[0]
     )
     assert first.loss_curve_ != second.loss_curve_
+
+
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [([None], TypeError, "element 0"), ([], ValueError, "label"),
+     (["ok", 3], TypeError, "element 1")],
+)  # fmt: skip
+def test_add_labels_names_the_bad_label_text(fitted, bad, error, match):
+    with pytest.raises(error, match=match):
+        pickle.loads(pickle.dumps(fitted)).add_labels(bad)
