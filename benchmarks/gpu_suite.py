@@ -164,7 +164,7 @@ PLAN = {
     "xr_transformer": {
         "params": {
             **TEXT,
-            "epochs": 1,
+            "n_epochs": 1,
             "batch_size": 64,
             "learning_rate": 1e-4,
             "head_learning_rate": 1e-3,
