@@ -59,6 +59,7 @@ releases. torch, numpy, transformers and Python may differ: safetensors and
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import inspect
 import json
 import re
@@ -164,13 +165,16 @@ def _versions() -> dict:
         "python": ".".join(map(str, sys.version_info[:3])),
     }
     for name in ("torch", "transformers"):
+        # Read from the installed metadata: importing torch just to record its
+        # version would cost seconds, and XR-Linear runs without it.
         module = sys.modules.get(name)
-        if module is None:
-            try:
-                module = importlib.import_module(name)
-            except ImportError:  # pragma: no cover
-                continue
-        versions[name] = module.__version__
+        if module is not None:
+            versions[name] = module.__version__
+            continue
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
     return versions
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import sys
 from abc import ABCMeta, abstractmethod
 from collections.abc import Iterator
 from numbers import Integral, Real
@@ -403,8 +404,11 @@ class _CpuTensorPickler(pickle.Pickler):
     """Pickles every torch tensor (and parameter) as a CPU copy."""
 
     def reducer_override(self, obj):
-        import torch
-
+        # No tensor exists unless torch was imported: XR-Linear pickles
+        # without torch installed.
+        torch = sys.modules.get("torch")
+        if torch is None:
+            return NotImplemented
         if isinstance(obj, torch.Tensor) and obj.device.type != "cpu":
             if isinstance(obj, torch.nn.Parameter):
                 return torch.nn.Parameter, (obj.detach().cpu(), obj.requires_grad)

@@ -8,6 +8,10 @@ components, and predicts (``predict_topk``) from plain arrays, with an int seed
 and a device.
 """
 
+from skxmc.utils._deps import require_deep
+
+require_deep("skxmc.models (the deep estimators' engines)")
+
 from skxmc.models._decaf import DecafConfig, DecafModel, DecafScoring
 from skxmc.models._elias import EliasConfig, EliasModel
 from skxmc.models._label_graph import LabelGraphComponent

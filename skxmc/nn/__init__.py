@@ -4,6 +4,10 @@ Modules only (``forward``); data loading, devices and training loops live in
 :mod:`skxmc.training`.
 """
 
+from skxmc.utils._deps import require_deep
+
+require_deep("skxmc.nn")
+
 from skxmc.nn._encoders import BagOfWordsEncoder, ResidualBlock, SpectralNormLinear
 from skxmc.nn._heads import (
     DecafNetwork,

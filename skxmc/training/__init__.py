@@ -4,6 +4,10 @@ The only place of skxmc that knows about devices, and the only one that calls
 ``backward()`` and ``optimizer.step()``.
 """
 
+from skxmc.utils._deps import require_deep
+
+require_deep("skxmc.training")
+
 from skxmc.training._checkpoint import (
     CheckpointStore,
     fit_fingerprint,
