@@ -40,6 +40,19 @@ def test_ruff_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_ruff_format_clean():
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff not installed (pip install -e '.[test]')")
+    result = subprocess.run(
+        [ruff, "format", "--check", "skxmc", "tests", "examples", "benchmarks"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def _public_objects():
     for module_name in PUBLIC_MODULES:
         try:

@@ -5,9 +5,7 @@ them with a ``sys.meta_path`` finder, as on a machine where they are not
 installed, and runs XR-Linear end to end on the bundled sample.
 """
 
-import configparser
 import os
-import re
 import subprocess
 import sys
 import textwrap
@@ -118,22 +116,3 @@ def test_decaf_fit_without_torch_says_what_to_install(tmp_path):
     )
     assert "pip install 'skxmc[deep]'" in out
     assert "download.pytorch.org/whl/cpu" in out
-
-
-def _requirements(value):
-    return [line.strip() for line in value.strip().splitlines() if line.strip()]
-
-
-def test_setup_cfg_core_has_no_torch_and_extras_pull_it():
-    cfg = configparser.ConfigParser()
-    cfg.read(ROOT / "setup.cfg")
-    core = _requirements(cfg["options"]["install_requires"])
-    names = {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower() for r in core}
-    assert not names & {"torch", "transformers", "safetensors"}, names
-    extras = cfg["options.extras_require"]
-    deep = " ".join(_requirements(extras["deep"]))
-    for name in ("torch", "transformers", "safetensors"):
-        assert name in deep
-    # the test and docs extras run the deep estimators' tests and examples
-    assert "skxmc[deep]" in extras["test"]
-    assert "skxmc[deep]" in extras["docs"]
