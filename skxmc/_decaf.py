@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from skxmc.base import BaseXMCClassifier
 from skxmc.utils._sparse import as_float32_csr
+from skxmc.utils._validation import DEVICE_CONSTRAINT
 
 __all__ = ["DecafClassifier"]
 
@@ -362,8 +363,9 @@ class DecafClassifier(_BaseDecaf):
         If set, the training state is saved there after every epoch, and a
         fit with the same data and parameters resumes from it (a completed
         checkpoint gives the finished model at once).
-    device : str, default="auto"
-        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    device : str or torch.device, default="auto"
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``,
+        ``"mps"`` (Apple silicon) or a :class:`torch.device`.
     top_k : int, default=10
         Labels kept per row by :meth:`decision_function` and :meth:`predict`.
     threshold : float, default=0.5
@@ -460,7 +462,7 @@ class DecafClassifier(_BaseDecaf):
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "checkpoint_dir": [str, os.PathLike, None],
-        "device": [str],
+        "device": DEVICE_CONSTRAINT,
     }
 
     def __init__(

@@ -98,8 +98,9 @@ class EclareClassifier(_BaseDecaf):
         Patience of early stopping, in epochs.
     checkpoint_dir : str or path-like, default=None
         Save the training state there after every epoch and resume from it.
-    device : str, default="auto"
-        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    device : str or torch.device, default="auto"
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``,
+        ``"mps"`` (Apple silicon) or a :class:`torch.device`.
     top_k : int, default=10
         Labels kept per row by :meth:`decision_function` and :meth:`predict`.
     threshold : float, default=0.5

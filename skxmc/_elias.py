@@ -9,6 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from skxmc.base import BaseXMCClassifier
+from skxmc.utils._validation import DEVICE_CONSTRAINT
 
 __all__ = ["EliasClassifier"]
 
@@ -144,9 +145,10 @@ class EliasClassifier(BaseXMCClassifier):
     threshold : float, default=0.5
         :meth:`predict` returns the top-``top_k`` labels scoring above it
         (scores lie in [0, 1]).
-    device : str, default="auto"
-        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or
-        ``"cuda:N"``. On a GPU the encoder runs under autocast (bfloat16
+    device : str or torch.device, default="auto"
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``,
+        ``"mps"`` (Apple silicon) or a :class:`torch.device`.
+        On a GPU the encoder runs under autocast (bfloat16
         where supported natively, else float16 with a gradient scaler); the
         scores and the loss are computed in float32. ``network_`` stays on
         the CPU; prediction on a GPU runs on a copy moved there once and kept
@@ -279,7 +281,7 @@ class EliasClassifier(BaseXMCClassifier):
         "tfidf_params": [dict, None],
         "inference_batch_size": [Interval(Integral, 1, None, closed="left")],
         "checkpoint_dir": [str, os.PathLike, None],
-        "device": [str],
+        "device": DEVICE_CONSTRAINT,
         "n_jobs": [Integral, None],
     }
 

@@ -13,6 +13,7 @@ from skxmc.base import BaseXMCClassifier
 from skxmc.indexing import LOSSES, NEGATIVE_SAMPLING, POST_PROCESSORS
 from skxmc.models._xr_transformer import MatcherParams, RankerParams, TreeParams
 from skxmc.nn._xr_transformer import MATCHER_LOSSES
+from skxmc.utils._validation import DEVICE_CONSTRAINT
 
 __all__ = ["XRTransformerClassifier"]
 
@@ -130,9 +131,10 @@ class XRTransformerClassifier(BaseXMCClassifier):
         checkpoint of finished fine-tuning skips it at once; the refined tree
         and the ranker are rebuilt). With ``random_state=None`` the resumed
         fit reuses the seed of the interrupted one.
-    device : str, default="auto"
-        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or
-        ``"cuda:N"``. After the first call on a device, the encoder stays
+    device : str or torch.device, default="auto"
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``,
+        ``"mps"`` (Apple silicon) or a :class:`torch.device`.
+        After the first call on a device, the encoder stays
         there (a copy; ``encoder_`` is on the CPU); the copy is dropped on
         pickling.
     n_jobs : int, default=None
@@ -248,7 +250,7 @@ class XRTransformerClassifier(BaseXMCClassifier):
         "post_processor": [StrOptions(set(POST_PROCESSORS))],
         "inference_batch_size": [Interval(Integral, 1, None, closed="left")],
         "checkpoint_dir": [str, os.PathLike, None],
-        "device": [str],
+        "device": DEVICE_CONSTRAINT,
         "n_jobs": [Integral, None],
     }
 

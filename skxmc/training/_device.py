@@ -18,7 +18,12 @@ __all__ = [
     "resolve_device",
 ]
 
-_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return backend is not None and backend.is_available()
 
 
 def resolve_device(device: str | torch.device, *, strict: bool = True) -> torch.device:
@@ -30,10 +35,12 @@ def resolve_device(device: str | torch.device, *, strict: bool = True) -> torch.
     Parameters
     ----------
     device : str or torch.device
-        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or
-        ``"cuda:N"``.
+        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``,
+        ``"cuda:N"``, ``"mps"`` (Apple-silicon GPUs), or a
+        :class:`torch.device` of one of these types. ``"auto"`` never picks
+        ``"mps"``: ask for it explicitly.
     strict : bool, default=True
-        When True (fit time), asking for CUDA on a machine without it raises.
+        When True (fit time), asking for a device the machine lacks raises.
         When False (predict time, e.g. a model fitted on a GPU and loaded on a
         laptop), it warns and falls back to the CPU.
 
@@ -42,17 +49,30 @@ def resolve_device(device: str | torch.device, *, strict: bool = True) -> torch.
     device : torch.device
         The device to run on.
 
+    Raises
+    ------
+    ValueError
+        For any other string or device type.
+    RuntimeError
+        With ``strict``, for a CUDA or MPS device the machine lacks.
+
     Examples
     --------
+    >>> import torch
     >>> from skxmc.training import resolve_device
     >>> resolve_device("cpu")
     device(type='cpu')
+    >>> resolve_device(torch.device("cpu"))
+    device(type='cpu')
     """
     if isinstance(device, torch.device):
-        device = str(device)
+        # cpu:0 and mps:0 are the cpu and mps devices; a CUDA index is kept
+        cuda_index = device.type == "cuda" and device.index is not None
+        device = f"cuda:{device.index}" if cuda_index else device.type
     if not isinstance(device, str) or not _DEVICE_PATTERN.match(device):
         raise ValueError(
-            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}."
+            "device must be 'auto', 'cpu', 'cuda', 'cuda:N', 'mps' or a "
+            f"torch.device of those types, got {device!r}."
         )
     if device == "auto":
         if torch.cuda.is_available():
@@ -60,22 +80,27 @@ def resolve_device(device: str | torch.device, *, strict: bool = True) -> torch.
         return torch.device("cpu")
     if device == "cpu":
         return torch.device("cpu")
-    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if ":" in device:
-        index = int(device.split(":")[1])
+    if device == "mps":
+        if _mps_available():
+            return torch.device("mps")
+        message = "device='mps' was requested but MPS is not available."
     else:
-        index = torch.cuda.current_device() if available else 0
-    if index < available:
-        return torch.device("cuda", index)
-    message = (
-        f"device={device!r} was requested but "
-        + (
-            "CUDA is not available"
-            if available == 0
-            else f"only {available} CUDA device(s) exist"
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if ":" in device:
+            index = int(device.split(":")[1])
+        else:
+            index = torch.cuda.current_device() if available else 0
+        if index < available:
+            return torch.device("cuda", index)
+        message = (
+            f"device={device!r} was requested but "
+            + (
+                "CUDA is not available"
+                if available == 0
+                else f"only {available} CUDA device(s) exist"
+            )
+            + "."
         )
-        + "."
-    )
     if strict:
         raise RuntimeError(message + " Use device='auto' or device='cpu'.")
     warnings.warn(message + " Falling back to the CPU.", RuntimeWarning, stacklevel=3)

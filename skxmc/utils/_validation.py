@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,35 @@ from skxmc.exceptions import XMCDataWarning
 _BARE_STRING_MESSAGE = (
     "Iterable over raw text documents expected, string object received."
 )
+
+
+class _TorchDeviceType(type):
+    def __instancecheck__(cls, obj) -> bool:
+        torch = sys.modules.get("torch")  # no device exists without torch
+        return torch is not None and isinstance(obj, torch.device)
+
+
+class TorchDevice(metaclass=_TorchDeviceType):
+    """``torch.device`` in ``_parameter_constraints`` without importing torch.
+
+    ``isinstance(obj, TorchDevice)`` is ``isinstance(obj, torch.device)`` when
+    torch is imported, else False; scikit-learn's messages name it
+    ``torch.device``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skxmc.utils._validation import TorchDevice
+    >>> isinstance(torch.device("cpu"), TorchDevice), isinstance("cpu", TorchDevice)
+    (True, False)
+    """
+
+
+TorchDevice.__module__, TorchDevice.__qualname__ = "torch", "device"
+
+#: The ``device`` parameter's constraint: a string (checked by
+#: :func:`skxmc.training.resolve_device` at fit time) or a ``torch.device``.
+DEVICE_CONSTRAINT = [str, TorchDevice]
 
 
 def reject_bare_string(X: Any) -> None:
