@@ -1,4 +1,4 @@
-"""A Pipeline that also forwards ``predict_topk`` to its final estimator."""
+"""A Pipeline that also forwards ``predict_topk`` and ``add_labels``."""
 
 from __future__ import annotations
 
@@ -17,11 +17,14 @@ def _final_estimator_has(attr):
 
 
 class XMCPipeline(Pipeline):
-    """A :class:`~sklearn.pipeline.Pipeline` with ``predict_topk``.
+    """A :class:`~sklearn.pipeline.Pipeline` with ``predict_topk`` and ``add_labels``.
 
     sklearn's Pipeline forwards only the methods it knows (``predict``,
     ``decision_function``, ...). This subclass adds ``predict_topk``, so a
-    vectorizer followed by an skxmc classifier returns ranked labels directly.
+    vectorizer followed by an skxmc classifier returns ranked labels directly,
+    and ``add_labels`` (when the final estimator has it, as
+    :class:`~skxmc.DecafClassifier` and :class:`~skxmc.EclareClassifier` do),
+    which sends the new labels' text through the pipeline's own transformers.
     Everything else is the plain Pipeline (parameters, cloning, grid search).
 
     Parameters
@@ -78,6 +81,43 @@ class XMCPipeline(Pipeline):
         for _, _, transformer in self._iter(with_final=False):
             Xt = transformer.transform(Xt)
         return self.steps[-1][1].predict_topk(Xt, k, **params)
+
+    @available_if(_final_estimator_has("add_labels"))
+    def add_labels(self, label_text, *, labels=None):
+        """Add labels known by their text to the fitted final estimator.
+
+        The text goes through the fitted transformers of the pipeline (the same
+        vectorizer the documents go through), and the result to the final
+        estimator's ``add_labels``; no step is refitted.
+
+        Parameters
+        ----------
+        label_text : sequence of str
+            The text of each new label; must fulfil the input requirements of
+            the first step.
+        labels : sequence, default=None
+            Names of the new labels, passed on to the final estimator.
+
+        Returns
+        -------
+        self : XMCPipeline
+            The pipeline; ``classes_`` has grown by the new labels.
+
+        Examples
+        --------
+        A pipeline ending in :class:`~skxmc.DecafClassifier` fitted on
+        TF-IDF features (the label features come from the same vectorizer)::
+
+            pipe = make_xmc_pipeline(TfidfVectorizer(), DecafClassifier())
+            pipe.fit(docs, Y, decafclassifier__label_info=LabelInfo(features=F))
+            pipe.add_labels(["python3-numpy: fast arrays"], labels=["numpy"])
+            pipe.predict_topk(["array computing in python"], k=5)
+        """
+        Zt = label_text
+        for _, _, transformer in self._iter(with_final=False):
+            Zt = transformer.transform(Zt)
+        self.steps[-1][1].add_labels(Zt, labels=labels)
+        return self
 
 
 def make_xmc_pipeline(*steps, memory=None, transform_input=None, verbose=False):
