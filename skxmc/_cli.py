@@ -194,6 +194,14 @@ def _cmd_fit(args) -> None:
         shutil.rmtree(out)
     estimator = _build_estimator(args.estimator, args.param)
     if args.labels is None:
+        from skxmc.datasets._xc_files import header_fields
+
+        if header_fields(args.train) == 2:
+            raise CLIError(
+                f"{args.train} has a two-number header (a features file such as "
+                "trn_X_Xf.txt): give its labels file (trn_X_Y.txt) as the second "
+                "argument."
+            )
         X, Y = load_xc_file(args.train)
     else:
         X, Y = _read_features(args.train), _read_labels(args.labels)

@@ -306,6 +306,7 @@ def test_features_follow_the_benchmark_recipe(tmp_path, capsys):
         (["fit", "{d}/bad.txt", "-o", "{d}/m"], "bad.txt, line 3:"),
         (["fit", "{d}/trn_X_Xf.txt", "{d}/tst_X_Y.txt", "-o", "{d}/m"], "same rows"),
         (["fit", "{d}/missing.txt", "-o", "{d}/m"], "missing.txt"),
+        (["fit", "{d}/trn_X_Xf.txt", "-o", "{d}/m"], "give its labels file"),
         (["evaluate", "{d}/tst_X_Y.txt", "{d}/trn_X_Y.txt"], "one prediction row"),
         (["predict", "{d}/nomodel", "{d}/test.txt", "-o", "{d}/p"], "skxmc.save"),
     ],
