@@ -109,7 +109,7 @@ def split(data, validation_fraction: float, seed: int):
     """Fitting rows and validation rows of the training set."""
     n = data.Y_train.shape[0]
     order = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(validation_fraction * n))
+    n_val = round(validation_fraction * n)
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
@@ -176,7 +176,7 @@ def main(argv=None) -> None:
             "test P@5",
             "test PSP@5",
             "fit s",
-        ]  # fmt: skip
+        ]
     )
     for name in args.estimators:
         cls, rows = CONFIGS[name]
@@ -214,7 +214,7 @@ def main(argv=None) -> None:
                     ("test", "PSP@1"),
                     ("test", "P@5"),
                     ("test", "PSP@5"),
-                ]  # fmt: skip
+                ]
             ]
             print_table_row([name, setting + mark, *cells, f"{fit_s:.0f}"])
     load = os.getloadavg()

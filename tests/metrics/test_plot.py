@@ -236,7 +236,7 @@ def test_clear_error_without_matplotlib(rng, monkeypatch):
     display = LabelFrequencyDisplay.from_predictions(
         y_true, y_score, y_train=Y_train, plot=False
     )  # the numbers need no matplotlib
-    with pytest.raises(ImportError, match="requires matplotlib.*pip install"):
+    with pytest.raises(ImportError, match=r"requires matplotlib.*pip install"):
         display.plot()
-    with pytest.raises(ImportError, match="ThresholdDisplay.plot requires"):
+    with pytest.raises(ImportError, match=r"ThresholdDisplay\.plot requires"):
         ThresholdDisplay.from_predictions(y_true, y_score)
