@@ -126,8 +126,8 @@ class LabelFrequencyDisplay:
         Axes of the plot (after :meth:`plot`).
     figure_ : matplotlib Figure
         Figure of the plot.
-    bars_ : matplotlib BarContainer
-        The bars.
+    line_ : matplotlib Line2D
+        The metric by bucket (one point per bucket).
 
     Examples
     --------
@@ -277,7 +277,10 @@ or (n_labels,)
         )  # fmt: skip
 
     def plot(self, ax=None, *, name=None, **kwargs):
-        """Draw the buckets as bars, head on the left.
+        """Draw the metric of each bucket, head on the left.
+
+        A line with one marker per bucket, so that several models drawn on
+        the same axes compare at a glance.
 
         Parameters
         ----------
@@ -286,12 +289,12 @@ or (n_labels,)
         name : str, default=None
             Legend name, overriding the display's.
         **kwargs
-            Passed to ``ax.bar``.
+            Passed to ``ax.plot``.
 
         Returns
         -------
         display : LabelFrequencyDisplay
-            ``self``, with ``ax_``, ``figure_`` and ``bars_`` set.
+            ``self``, with ``ax_``, ``figure_`` and ``line_`` set.
         """
         ax = _get_ax(ax, f"{type(self).__name__}.plot")
         name = name if name is not None else self.name
@@ -300,7 +303,8 @@ or (n_labels,)
             f"{b + 1}\n{int(lo)}-{int(hi)}\n({n} labels)"
             for b, ((lo, hi), n) in enumerate(zip(self.frequency_range, self.n_labels))
         ]
-        self.bars_ = ax.bar(positions, 100 * self.values, label=name, **kwargs)
+        kwargs = {"marker": "o", **kwargs}
+        (self.line_,) = ax.plot(positions, 100 * self.values, label=name, **kwargs)
         ax.set_xticks(positions)
         ax.set_xticklabels(ticks, fontsize="small")
         ax.set_xlabel("label bucket (head to tail): training frequency")

@@ -209,9 +209,8 @@ def test_plots_with_agg(rng):
     display = LabelFrequencyDisplay.from_predictions(
         y_true, y_score, y_train=Y_train, n_buckets=3, name="model"
     )
-    assert len(display.bars_) == 3
-    heights = [bar.get_height() for bar in display.bars_]
-    np.testing.assert_allclose(heights, 100 * display.values)
+    np.testing.assert_allclose(display.line_.get_ydata(), 100 * display.values)
+    assert len(display.ax_.get_xticklabels()) == 3
     assert display.ax_.get_legend().get_texts()[0].get_text() == "model"
     _, ax = plt.subplots()
     tilt = PropensityTiltDisplay.from_predictions(
