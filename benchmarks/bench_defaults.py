@@ -64,12 +64,8 @@ CONFIGS = {
         [
             ("previous default: weights fusion, 10+10 epochs", DECAF_OLD),
             (
-                "learned fusion + xr-linear, 10+10 epochs",
-                {"fusion": "learned", "reranker": "xr-linear", "n_epochs": 10},
-            ),
-            (
-                "learned fusion + xr-linear, 3+3 epochs",
-                {"fusion": "learned", "reranker": "xr-linear", "n_epochs": 3},
+                "learned fusion + xr-linear, 5+5 epochs",
+                {"fusion": "learned", "reranker": "xr-linear", "n_epochs": 5},
             ),
         ],
     ),
@@ -78,8 +74,8 @@ CONFIGS = {
         [
             ("previous default: weights fusion, 10+10 epochs", DECAF_OLD),
             (
-                "learned fusion + xr-linear, 3+3 epochs",
-                {"fusion": "learned", "reranker": "xr-linear", "n_epochs": 3},
+                "learned fusion + xr-linear, 5+5 epochs",
+                {"fusion": "learned", "reranker": "xr-linear", "n_epochs": 5},
             ),
         ],
     ),
@@ -126,10 +122,19 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--validation-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--max-train",
+        type=int,
+        default=None,
+        help="use only the first MAX_TRAIN training rows of the sample (then split)",
+    )
     parser.add_argument("--encoder", default=str(ENCODER))
     args = parser.parse_args(argv)
 
     data = load_debian_packages_sample()
+    if args.max_train is not None:
+        for key in ("Y_train", "text_train", "filter_train"):
+            data[key] = data[key][: args.max_train]
     fit_rows, val_rows = split(data, args.validation_fraction, args.seed)
     text_train = [data.text_train[i] for i in fit_rows]
     text_val = [data.text_train[i] for i in val_rows]
@@ -157,8 +162,9 @@ def main(argv=None) -> None:
           f"threads), CPU only")  # fmt: skip
     print(f"# load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
           f"({os.cpu_count()} cores, shared with other jobs)")  # fmt: skip
+    extra = "" if args.max_train is None else f" --max-train {args.max_train}"
     print(f"# command: python benchmarks/bench_defaults.py --estimators "
-          f"{' '.join(args.estimators)}")  # fmt: skip
+          f"{' '.join(args.estimators)}{extra}")  # fmt: skip
     print(
         f"# LF-DebianPackages sample: {len(fit_rows)} fitting rows, "
         f"{len(val_rows)} validation rows (of the training set, seed {args.seed}), "

@@ -274,8 +274,11 @@ class DecafClassifier(_BaseDecaf):
     ----------
     embedding_dim : int, default=300
         Size of the token embeddings, document and label vectors.
-    n_epochs : int, default=10
-        Epochs of each of the two training stages.
+    n_epochs : int, default=5
+        Epochs of each of the two training stages (sized for a CPU: with the
+        learned fusion and its XR-Linear ranker, 5+5 epochs beat the former
+        default of plain DECAF at 10+10, ``benchmarks/bench_defaults.py``;
+        give a GPU more).
     batch_size : int, default=256
         Documents per mini-batch.
     learning_rate : float, default=0.01
@@ -473,7 +476,7 @@ class DecafClassifier(_BaseDecaf):
         self,
         *,
         embedding_dim=300,
-        n_epochs=10,
+        n_epochs=5,
         batch_size=256,
         learning_rate=0.01,
         dropout=0.2,

@@ -37,8 +37,9 @@ class EclareClassifier(_BaseDecaf):
     ----------
     embedding_dim : int, default=300
         Size of the token embeddings, document and label vectors.
-    n_epochs : int, default=10
-        Epochs of each of the two training stages.
+    n_epochs : int, default=5
+        Epochs of each of the two training stages (sized for a CPU, see
+        :class:`~skxmc.DecafClassifier`).
     batch_size : int, default=256
         Documents per mini-batch.
     learning_rate : float, default=0.01
@@ -186,7 +187,7 @@ class EclareClassifier(_BaseDecaf):
         self,
         *,
         embedding_dim=300,
-        n_epochs=10,
+        n_epochs=5,
         batch_size=256,
         learning_rate=0.01,
         dropout=0.2,
