@@ -163,6 +163,7 @@ def main(argv=None) -> None:
     print(f"# load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
           f"({os.cpu_count()} cores, shared with other jobs)")  # fmt: skip
     extra = "" if args.max_train is None else f" --max-train {args.max_train}"
+    extra += f" --validation-fraction {args.validation_fraction}"
     print(f"# command: python benchmarks/bench_defaults.py --estimators "
           f"{' '.join(args.estimators)}{extra}")  # fmt: skip
     print(
