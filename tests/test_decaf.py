@@ -519,3 +519,19 @@ def test_changed_label_text_does_not_resume(data, tmp_path):
 def test_add_labels_names_the_bad_label_text(fitted, bad, error, match):
     with pytest.raises(error, match=match):
         pickle.loads(pickle.dumps(fitted)).add_labels(bad)
+
+
+@pytest.mark.parametrize("kind", ["xr-linear", "shortlist"])
+def test_add_labels_with_a_reranker(data, kind):
+    # the re-ranker has no model for a label added after the fit: it used to
+    # fail with "labels must lie in [0, 30)" at the next predict_topk
+    params = {**TINY, "fusion": "learned", "reranker": kind, "rerank_size": 6}
+    clf = DecafClassifier(**params).fit(
+        data["text"][:240], data["Y"][:240], label_info=data["info"]
+    )
+    before = clf.predict_topk(data["text"][240:], k=5)
+    clf.add_labels([data["label_text"][3]])
+    _, labels = clf.predict_topk(data["text"][240:], k=5)
+    assert labels.shape == before[1].shape and labels.max() <= 30
+    query = [" ".join([data["label_text"][3]] * 3)]
+    assert 30 in clf.predict_topk(query, k=clf.n_labels_)[1][0]
