@@ -47,7 +47,7 @@ class XRTransformerClassifier(BaseXMCClassifier):
     pooling : {"cls", "mean"}, default="mean"
         Document embedding: the first token's state or the mean over tokens
         (the pooling that sentence encoders such as all-MiniLM-L6-v2 were
-        trained with; ``benchmarks/bench_defaults.py`` compares both).
+        trained with).
     branching_factor : int, default=16
         Maximum number of children of an internal node, in both trees.
     max_leaf_size : int, default=100
