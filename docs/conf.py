@@ -54,7 +54,7 @@ sphinx_gallery_conf = {
     "remove_config_comments": True,
 }
 
-# Examples print tables; keep their runtime small on CI machines.
+# Examples print tables and draw figures; each runs in under a minute on 2 cores.
 os.environ.setdefault("SKXMC_DOCS_BUILD", "1")
 
 

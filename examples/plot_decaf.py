@@ -8,74 +8,88 @@ embeddings as the documents, plus a free per-label vector. Labels are grouped
 into clusters; a meta-classifier picks the best clusters and only their labels
 are scored, in training as in prediction.
 
-This script trains it on the sample of LF-DebianPackages bundled with skxmc
-(raw text in, one TF-IDF space for documents and label text built inside),
-prints the Extreme Classification Repository metrics under the LF protocol,
-and then adds a label the model never saw, by its text alone.
+This script trains small models on a slice of the LF-DebianPackages sample
+bundled with skxmc (raw text in, one TF-IDF space for documents and label
+text built inside) so that it runs in well under a minute; it plots how the
+propensity tilt trades head for tail labels and how accuracy falls from head
+to tail, and then adds a label the model never saw, by its text alone. The
+full-size runs live in ``benchmarks/bench_decaf.py``.
 """
 
 # %%
-# Load the data
-# -------------
+# Load a slice of the data
+# ------------------------
 import time
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from skxmc import DecafClassifier, EclareClassifier, LabelInfo
 from skxmc.datasets import load_debian_packages_sample
-from skxmc.metrics import inverse_propensity, xmc_report
+from skxmc.metrics import (
+    LabelFrequencyDisplay,
+    PropensityTiltDisplay,
+    inverse_propensity,
+    xmc_report,
+)
 
 data = load_debian_packages_sample()
-print(
-    f"{data.Y_train.shape[0]} train / {data.Y_test.shape[0]} test items, "
-    f"{data.n_labels} labels"
-)
+n_train, n_test = 1500, 300
+docs_train, docs_test = data.text_train[:n_train], data.text_test[:n_test]
+Y_train, Y_test = data.Y_train[:n_train], data.Y_test[:n_test]
+filter_test = data.filter_test[:n_test]
+print(f"{n_train} train / {n_test} test items, {data.n_labels} labels")
 
 # %%
 # Hold one label out of training
 # ------------------------------
 # The most frequent test label is removed from the training targets; it is
 # added back later from its text only.
-held_out = int(np.argmax(np.asarray(data.Y_test.sum(axis=0)).ravel()))
+held_out = int(np.argmax(np.asarray(Y_test.sum(axis=0)).ravel()))
 keep = np.setdiff1d(np.arange(data.n_labels), [held_out])
 label_text = [data.label_text[j] for j in keep]
+inv_p = inverse_propensity(Y_train[:, keep], A=0.55, B=1.5)
+
+
+topks = {}
+
+
+def report(clf, name):
+    """LF protocol: filter pairs removed, PSP with A=0.55, B=1.5."""
+    topks[name] = clf.predict_topk(docs_test, k=5)
+    scores = xmc_report(
+        Y_test[:, keep],
+        topks[name],
+        inv_propensity=inv_p,
+        filter=filter_test[:, keep],
+    )
+    return "  ".join(f"{k} {100 * scores[k]:.2f}" for k in ("P@1", "P@5", "PSP@1"))
+
 
 # %%
 # Fit DECAF on raw text
 # ---------------------
-# ``text_shortlist_size`` adds the labels whose text is closest to the document
-# to the cluster shortlist; ``text_weight`` adds that text similarity to the
-# score (``text_weight=0`` is plain DECAF scoring).
-clf = DecafClassifier(
-    embedding_dim=32,
-    n_epochs=4,
-    batch_size=256,
-    learning_rate=0.05,
-    max_leaf_size=8,
-    beam_size=32,
-    max_label_tokens=32,
-    text_shortlist_size=30,
-    meta_weight=0.2,
-    text_weight=0.5,
-    device="cpu",
-    random_state=0,
-)
+# The defaults fuse the scores with a learned model: 10% of the training items
+# are held out of the network's training and a gradient-boosted model learns
+# from them how much to trust the label score, the cluster score, the
+# label-text cosine (``text_shortlist_size`` adds the labels whose text is
+# closest to the document to the shortlist) and a sparse linear XR-Linear
+# ranker (``reranker="xr-linear"``): the linear model is strong on frequent
+# labels, the label text on rare ones. Small sizes here, for speed.
+small = {
+    "embedding_dim": 32,
+    "n_epochs": 2,
+    "learning_rate": 0.05,
+    "max_label_tokens": 32,
+    "text_shortlist_size": 30,
+    "rerank_size": 50,
+    "device": "cpu",
+    "random_state": 0,
+}
+clf = DecafClassifier(**small)
 tic = time.perf_counter()
-clf.fit(data.text_train, data.Y_train[:, keep], label_info=LabelInfo(text=label_text))
-print(f"fit: {time.perf_counter() - tic:.1f} s, {clf.n_clusters_} label clusters")
-
-# %%
-# Metrics on the test set (LF protocol: filter pairs removed, PSP with A=0.55,
-# B=1.5). Columns of the held-out label are dropped from the ground truth.
-scores, labels = clf.predict_topk(data.text_test, k=10)
-inv_p = inverse_propensity(data.Y_train[:, keep], A=0.55, B=1.5)
-report = xmc_report(
-    data.Y_test[:, keep],
-    (scores, labels),
-    inv_propensity=inv_p,
-    filter=data.filter_test[:, keep],
-)
-print("  ".join(f"{k} {100 * v:.2f}" for k, v in report.items() if "@" in k))
+clf.fit(docs_train, Y_train[:, keep], label_info=LabelInfo(text=label_text))
+print(f"DECAF  fit {time.perf_counter() - tic:.1f} s:  {report(clf, 'DECAF')}")
 
 # %%
 # ECLARE: the same model plus a label graph
@@ -84,50 +98,40 @@ print("  ".join(f"{k} {100 * v:.2f}" for k, v in report.items() if "@" in k))
 # walks over labels and training documents, mixes each label's text embedding
 # with its graph neighbours' (learned attention), smooths the label clustering
 # over the graph, and widens the shortlist with graph neighbours at prediction.
-eclare = EclareClassifier(**clf.get_params(), graph_shortlist_size=32)
+eclare = EclareClassifier(**small)
 tic = time.perf_counter()
-eclare.fit(
-    data.text_train, data.Y_train[:, keep], label_info=LabelInfo(text=label_text)
-)
-print(f"fit: {time.perf_counter() - tic:.1f} s, graph: {eclare.label_graph_.nnz} edges")
-report = xmc_report(
-    data.Y_test[:, keep],
-    eclare.predict_topk(data.text_test, k=10),
-    inv_propensity=inv_p,
-    filter=data.filter_test[:, keep],
-)
-print("  ".join(f"{k} {100 * v:.2f}" for k, v in report.items() if "@" in k))
+eclare.fit(docs_train, Y_train[:, keep], label_info=LabelInfo(text=label_text))
+print(f"ECLARE fit {time.perf_counter() - tic:.1f} s:  {report(eclare, 'ECLARE')}")
 
 # %%
-# A learned fusion, and the head-tail trade-off
-# ---------------------------------------------
-# The fixed weights above mix the label score, the cluster score and the
-# label-text cosine the same way for every pair. With ``fusion="learned"``,
-# 10% of the training items are held out of the network's training and a
-# gradient-boosted model learns from them how much to trust each score, for
-# instance the label text for labels seen rarely or never.
-# ``reranker="xr-linear"`` adds a sparse linear ranker (XR-Linear, trained on
-# the same TF-IDF features) whose best labels join the shortlists and whose
-# score is one more input of the fusion: the linear model is strong on frequent
-# labels, the label text on rare ones. ``propensity_tilt`` then multiplies
-# every score by a power of the label's inverse propensity: rare labels move up
-# (PSP@k rises) at some cost in P@k.
-fused = DecafClassifier(
-    **{**clf.get_params(), "fusion": "learned", "reranker": "xr-linear"}
-)
-fused.fit(data.text_train, data.Y_train[:, keep], label_info=LabelInfo(text=label_text))
-for tilt in (0.0, 0.25):
-    fused.set_params(propensity_tilt=tilt)
-    report = xmc_report(
-        data.Y_test[:, keep],
-        fused.predict_topk(data.text_test, k=10),
-        inv_propensity=inv_p,
-        filter=data.filter_test[:, keep],
-    )
-    print(
-        f"learned fusion, tilt {tilt}: P@1 {100 * report['P@1']:.2f}  "
-        f"PSP@1 {100 * report['PSP@1']:.2f}  PSP@5 {100 * report['PSP@5']:.2f}"
-    )
+# The head-tail trade-off of ``propensity_tilt``
+# ----------------------------------------------
+# ``propensity_tilt`` multiplies every score by a power of the label's inverse
+# propensity at prediction time: rare labels move up (PSP@k rises) at some
+# cost in P@k. :class:`~skxmc.metrics.PropensityTiltDisplay` predicts at several
+# tilts with one fit and draws PSP@1 against P@1.
+_, ax = plt.subplots(figsize=(6, 4))
+for model, name in [(clf, "DECAF"), (eclare, "ECLARE")]:
+    PropensityTiltDisplay.from_estimator(
+        model, docs_test, Y_test[:, keep], inv_propensity=inv_p,
+        tilts=[0, 0.2, 0.4], k=1, filter=filter_test[:, keep],
+        name=name, ax=ax,
+    )  # fmt: skip
+plt.tight_layout()
+
+# %%
+# From head to tail labels
+# ------------------------
+# The share of P@5 that each label-frequency bucket contributes: the buckets
+# hold the same number of training items each, so the first has a few popular
+# labels and the last thousands of rare ones.
+_, ax = plt.subplots(figsize=(7, 4))
+for name, topk in topks.items():  # the predictions made above, at tilt 0
+    LabelFrequencyDisplay.from_predictions(
+        Y_test[:, keep], topk, y_train=Y_train[:, keep], k=5,
+        filter=filter_test[:, keep], name=name, ax=ax,
+    )  # fmt: skip
+plt.tight_layout()
 
 # %%
 # A zero-shot label
@@ -141,7 +145,7 @@ new_id = clf.n_labels_ - 1
 _, labels = clf.predict_topk([data.label_text[held_out]], k=10)
 print(f"label {data.label_title[held_out]!r}: rank for its own text:", end=" ")
 print(int(np.flatnonzero(labels[0] == new_id)[0]) + 1 if new_id in labels else "-")
-rows = np.flatnonzero(data.Y_test[:, held_out].toarray().ravel())
-_, labels = clf.predict_topk([data.text_test[i] for i in rows], k=10)
+rows = np.flatnonzero(Y_test[:, held_out].toarray().ravel())
+_, labels = clf.predict_topk([docs_test[i] for i in rows], k=10)
 hit = np.mean([new_id in row for row in labels])
 print(f"in the top 10 of {100 * hit:.0f}% of its {len(rows)} test items")

@@ -37,8 +37,9 @@ class EclareClassifier(_BaseDecaf):
     ----------
     embedding_dim : int, default=300
         Size of the token embeddings, document and label vectors.
-    n_epochs : int, default=10
-        Epochs of each of the two training stages.
+    n_epochs : int, default=5
+        Epochs of each of the two training stages (sized for a CPU, see
+        :class:`~skxmc.DecafClassifier`).
     batch_size : int, default=256
         Documents per mini-batch.
     learning_rate : float, default=0.01
@@ -62,14 +63,15 @@ class EclareClassifier(_BaseDecaf):
     text_weight : float, default=0.0
         Weight of the document-to-label-text TF-IDF cosine in the prediction
         score.
-    fusion : {"weights", "learned"}, default="weights"
+    fusion : {"weights", "learned"}, default="learned"
         Weighted sum of the scores, or a gradient-boosted fusion learned on
-        held-out rows (see :class:`~skxmc.DecafClassifier`). ECLARE's learned
+        held-out rows (see :class:`~skxmc.DecafClassifier`; ``"weights"``
+        needs ``reranker=None``). ECLARE's learned
         fusion also reads each pair's graph score: the label-text cosines of
         the row's shortlist propagated one step through the label graph.
     fusion_fraction : float, default=0.1
         Share of the training rows held out for ``fusion="learned"``.
-    reranker : {None, "shortlist", "xr-linear"}, default=None
+    reranker : {None, "shortlist", "xr-linear"}, default="xr-linear"
         Sparse linear re-ranker whose scores are one more fusion feature (see
         :class:`~skxmc.DecafClassifier`).
     rerank_size : int, default=100
@@ -186,7 +188,7 @@ class EclareClassifier(_BaseDecaf):
         self,
         *,
         embedding_dim=300,
-        n_epochs=10,
+        n_epochs=5,
         batch_size=256,
         learning_rate=0.01,
         dropout=0.2,
@@ -197,9 +199,9 @@ class EclareClassifier(_BaseDecaf):
         graph_shortlist_size=32,
         meta_weight=0.5,
         text_weight=0.0,
-        fusion="weights",
+        fusion="learned",
         fusion_fraction=0.1,
-        reranker=None,
+        reranker="xr-linear",
         rerank_size=100,
         propensity_tilt=0.0,
         walk_length=400,

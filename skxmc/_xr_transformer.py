@@ -45,8 +45,10 @@ class XRTransformerClassifier(BaseXMCClassifier):
         is ``encoder_``.
     max_length : int, default=64
         Tokens per document (special tokens included); longer ones are cut.
-    pooling : {"cls", "mean"}, default="cls"
-        Document embedding: the first token's state or the mean over tokens.
+    pooling : {"cls", "mean"}, default="mean"
+        Document embedding: the first token's state or the mean over tokens
+        (the pooling that sentence encoders such as all-MiniLM-L6-v2 were
+        trained with).
     branching_factor : int, default=16
         Maximum number of children of an internal node, in both trees.
     max_leaf_size : int, default=100
@@ -259,7 +261,7 @@ class XRTransformerClassifier(BaseXMCClassifier):
         encoder,
         *,
         max_length=64,
-        pooling="cls",
+        pooling="mean",
         branching_factor=16,
         max_leaf_size=100,
         kmeans_max_iter=20,

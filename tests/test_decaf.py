@@ -25,6 +25,10 @@ TINY = {
     "max_leaf_size": 4,
     "beam_size": 3,
     "random_state": 0,
+    # plain DECAF (the defaults before issue 16); tests of the learned fusion
+    # and the re-rankers set them
+    "fusion": "weights",
+    "reranker": None,
 }
 
 
@@ -208,7 +212,7 @@ def test_text_shortlist_and_text_weight(data):
 
 @pytest.fixture(scope="module")
 def fused(data):
-    clf = DecafClassifier(**TINY, fusion="learned", fusion_fraction=0.25)
+    clf = DecafClassifier(**{**TINY, "fusion": "learned"}, fusion_fraction=0.25)
     return clf.fit(data["text"][:240], data["Y"][:240], label_info=data["info"])
 
 
@@ -248,7 +252,7 @@ def test_reranker_scores_are_a_fusion_feature(data, kind):
     from skxmc.indexing import ShortlistReranker, XRLinearModel
 
     params = {**TINY, "fusion": "learned", "fusion_fraction": 0.25}
-    clf = DecafClassifier(**params, reranker=kind, rerank_size=6)
+    clf = DecafClassifier(**{**params, "reranker": kind}, rerank_size=6)
     clf.fit(data["text"][:240], data["Y"][:240], label_info=data["info"])
     expected_type = {"shortlist": ShortlistReranker, "xr-linear": XRLinearModel}
     assert isinstance(clf.reranker_, expected_type[kind])
@@ -271,7 +275,7 @@ def test_reranker_scores_are_a_fusion_feature(data, kind):
     full = clf._full_scores(data["text"][240:])
     np.testing.assert_allclose(scores, _topk_of(full, 5)[0], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match=f"reranker='{kind}' needs fusion='learned'"):
-        DecafClassifier(**TINY, reranker=kind).fit(
+        DecafClassifier(**{**TINY, "reranker": kind}).fit(
             data["text"][:240], data["Y"][:240], label_info=data["info"]
         )
 
@@ -317,7 +321,7 @@ def test_zero_shot_labels_get_the_weights_of_unseen_labels(data, fused):
 
 def test_fusion_fraction_must_leave_rows(data):
     with pytest.raises(ValueError, match=r"fusion_fraction=0\.001 leaves 0"):
-        DecafClassifier(**TINY, fusion="learned", fusion_fraction=0.001).fit(
+        DecafClassifier(**{**TINY, "fusion": "learned"}, fusion_fraction=0.001).fit(
             data["text"][:240], data["Y"][:240], label_info=data["info"]
         )
 
@@ -515,3 +519,19 @@ def test_changed_label_text_does_not_resume(data, tmp_path):
 def test_add_labels_names_the_bad_label_text(fitted, bad, error, match):
     with pytest.raises(error, match=match):
         pickle.loads(pickle.dumps(fitted)).add_labels(bad)
+
+
+@pytest.mark.parametrize("kind", ["xr-linear", "shortlist"])
+def test_add_labels_with_a_reranker(data, kind):
+    # the re-ranker has no model for a label added after the fit: it used to
+    # fail with "labels must lie in [0, 30)" at the next predict_topk
+    params = {**TINY, "fusion": "learned", "reranker": kind, "rerank_size": 6}
+    clf = DecafClassifier(**params).fit(
+        data["text"][:240], data["Y"][:240], label_info=data["info"]
+    )
+    before = clf.predict_topk(data["text"][240:], k=5)
+    clf.add_labels([data["label_text"][3]])
+    _, labels = clf.predict_topk(data["text"][240:], k=5)
+    assert labels.shape == before[1].shape and labels.max() <= 30
+    query = [" ".join([data["label_text"][3]] * 3)]
+    assert 30 in clf.predict_topk(query, k=clf.n_labels_)[1][0]

@@ -18,6 +18,10 @@ TINY = {
     "max_leaf_size": 4,
     "beam_size": 2,
     "random_state": 0,
+    # plain DECAF (the defaults before issue 16); tests of the learned fusion
+    # and the re-rankers set them
+    "fusion": "weights",
+    "reranker": None,
 }
 
 
@@ -109,7 +113,7 @@ def test_learned_fusion_reads_the_graph_score(data):
     import torch
 
     clf = EclareClassifier(
-        **TINY, graph_shortlist_size=8, fusion="learned", fusion_fraction=0.25
+        **{**TINY, "fusion": "learned"}, graph_shortlist_size=8, fusion_fraction=0.25
     ).fit(data["text"][:240], data["Y"][:240], label_info=data["info"])
     # label, cluster, text, frequency, graph
     assert clf.fusion_.n_features_ == 5

@@ -39,6 +39,7 @@ def _clf(encoder, **params):
     defaults = {
         "max_length": 16,
         "pooling": "mean",
+        "reranker": None,
         "dropout": 0.1,
         "max_leaf_size": 2,
         "kappa": 3,

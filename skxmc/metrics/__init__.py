@@ -1,5 +1,10 @@
 """Ranking metrics and scorers of extreme multi-label classification."""
 
+from skxmc.metrics._plot import (
+    LabelFrequencyDisplay,
+    PropensityTiltDisplay,
+    ThresholdDisplay,
+)
 from skxmc.metrics._ranking import (
     coverage_at_k,
     inverse_propensity,
@@ -23,4 +28,7 @@ __all__ = [
     "xmc_report",
     "XMC_SCORERS",
     "make_psp_scorer",
+    "LabelFrequencyDisplay",
+    "PropensityTiltDisplay",
+    "ThresholdDisplay",
 ]

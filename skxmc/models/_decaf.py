@@ -754,10 +754,26 @@ class DecafModel:
         return isinstance(self.reranker_, XRLinearModel)
 
     def _rerank_scores(self, X, ids) -> np.ndarray:
-        """The re-ranker's score of the pairs ``(i, ids[i, j])`` (fusion feature)."""
+        """The re-ranker's score of the pairs ``(i, ids[i, j])`` (fusion feature).
+
+        Labels added after the fit (``add_labels``) have no model in the
+        re-ranker: they get its lowest score of the row (0 for an XR-Linear
+        ranker, whose scores are products of probabilities; the row's lowest
+        raw score for a shortlist re-ranker), i.e. "no support from the
+        sparse model", and the fusion relies on their other features (their
+        text above all)."""
+        ids = np.asarray(ids)
+        unknown = ids >= self.reranker_.n_labels
+        known = np.where(unknown, -1, ids) if unknown.any() else ids
         if self._reranker_proposes:
-            return self.reranker_.score_pairs(X, ids)
-        return self.reranker_.score(X, ids, raw=True)
+            return self.reranker_.score_pairs(X, known)  # 0 on -1 slots
+        scores = self.reranker_.score(X, known, raw=True)
+        if unknown.any():
+            finite = np.where(np.isfinite(scores), scores, np.inf)
+            row_min = finite.min(axis=1, keepdims=True)
+            row_min = np.where(np.isfinite(row_min), row_min, 0.0)
+            scores = np.where(unknown, row_min, scores).astype(np.float32)
+        return scores
 
     def _text_similarity(self, X) -> sp.csr_matrix:
         """Cosine of the TF-IDF of documents and label texts (sparse)."""

@@ -248,6 +248,8 @@ INIT_PARAMS: dict[type, dict] = {
         "dropout": 0.0,
         "max_leaf_size": 1,
         "beam_size": 4,
+        "fusion": "weights",
+        "reranker": None,
         "device": "cpu",
     },
     EclareClassifier: {
@@ -259,6 +261,8 @@ INIT_PARAMS: dict[type, dict] = {
         "max_leaf_size": 1,
         "beam_size": 4,
         "n_neighbors": 2,
+        "fusion": "weights",
+        "reranker": None,
         "device": "cpu",
     },
     XRTransformerClassifier: {
@@ -282,6 +286,7 @@ INIT_PARAMS: dict[type, dict] = {
         "kappa": 3,
         "beam_size": 2,
         "shortlist_size": 5,
+        "reranker": None,
         "n_epochs": (1, 1),
         "batch_size": 32,
         "learning_rate": 1e-3,
