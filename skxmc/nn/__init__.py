@@ -4,6 +4,12 @@ Modules only (``forward``); data loading, devices and training loops live in
 :mod:`skxmc.training`.
 """
 
+from skxmc.nn._dual_encoder import (
+    DUAL_ENCODER_LOSSES,
+    DualEncoderLoss,
+    PairClassifier,
+    pair_features,
+)
 from skxmc.nn._encoders import BagOfWordsEncoder, ResidualBlock, SpectralNormLinear
 from skxmc.nn._heads import (
     DecafNetwork,
@@ -11,9 +17,25 @@ from skxmc.nn._heads import (
     gather_rows,
     score_pairs,
 )
-from skxmc.nn._losses import shortlist_bce_loss
+from skxmc.nn._losses import (
+    hardest_negatives,
+    in_batch_softmax_loss,
+    query_label_loss,
+    shortlist_bce_loss,
+    tcm_loss,
+    triplet_loss,
+)
 
 __all__ = [
+    "DUAL_ENCODER_LOSSES",
+    "DualEncoderLoss",
+    "PairClassifier",
+    "hardest_negatives",
+    "in_batch_softmax_loss",
+    "pair_features",
+    "query_label_loss",
+    "tcm_loss",
+    "triplet_loss",
     "BagOfWordsEncoder",
     "DecafNetwork",
     "LabelTextClassifier",
