@@ -1,5 +1,11 @@
 """Ranking metrics and scorers of extreme multi-label classification."""
 
+from skxmc.metrics._coverage import (
+    CoverageResult,
+    coverage_at_precision,
+    opis,
+    precision_threshold,
+)
 from skxmc.metrics._ranking import (
     coverage_at_k,
     inverse_propensity,
@@ -10,7 +16,12 @@ from skxmc.metrics._ranking import (
     recall_at_k,
     xmc_report,
 )
-from skxmc.metrics._scorer import XMC_SCORERS, make_psp_scorer
+from skxmc.metrics._scorer import (
+    XMC_SCORERS,
+    make_coverage_scorer,
+    make_opis_scorer,
+    make_psp_scorer,
+)
 
 __all__ = [
     "precision_at_k",
@@ -20,7 +31,13 @@ __all__ = [
     "psndcg_at_k",
     "inverse_propensity",
     "coverage_at_k",
+    "coverage_at_precision",
+    "precision_threshold",
+    "opis",
+    "CoverageResult",
     "xmc_report",
     "XMC_SCORERS",
     "make_psp_scorer",
+    "make_coverage_scorer",
+    "make_opis_scorer",
 ]

@@ -260,6 +260,7 @@ class _Ranking:
     hits: np.ndarray  # (n, K) bool: indices[i, j] is a true label of row i
     y_true: sp.csr_matrix  # canonical, filtered
     n_pos: np.ndarray  # (n,) positives per row, after filtering
+    scores: np.ndarray  # (n, K) scores of ``indices``
 
 
 def _rank(y_true, y_score, k: int, filter) -> _Ranking:
@@ -270,14 +271,14 @@ def _rank(y_true, y_score, k: int, filter) -> _Ranking:
         Y.data[_entries_in(Y, F)] = 0
         Y.eliminate_zeros()
         skip = (F.indptr, F.indices)
-    _, indices = _topk_of_scores(y_score, k, Y.shape[0], Y.shape[1], skip)
+    scores, indices = _topk_of_scores(y_score, k, Y.shape[0], Y.shape[1], skip)
     n, width = indices.shape
     hits = np.empty(n * width, dtype=np.bool_)
     # the top-k indices, read as a CSR pattern with `width` entries per row
     topk_indptr = np.arange(n + 1, dtype=np.int64) * width
     _csr_entries_in(topk_indptr, indices.ravel(), Y.indptr, Y.indices, hits)
     hits = hits.reshape(n, width)
-    return _Ranking(indices, hits, Y, np.diff(Y.indptr))
+    return _Ranking(indices, hits, Y, np.diff(Y.indptr), scores)
 
 
 def _discounts(k: int) -> np.ndarray:
