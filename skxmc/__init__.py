@@ -6,6 +6,7 @@ from skxmc._elias import EliasClassifier
 from skxmc._label_info import LabelInfo
 from skxmc._persistence import load, save
 from skxmc._pipeline import XMCPipeline, make_xmc_pipeline
+from skxmc._thresholds import TunedThresholdXMC
 from skxmc._xr_linear import XRLinearClassifier
 from skxmc._xr_transformer import XRTransformerClassifier
 
@@ -18,6 +19,7 @@ __all__ = [
     "EclareClassifier",
     "EliasClassifier",
     "LabelInfo",
+    "TunedThresholdXMC",
     "XMCPipeline",
     "make_xmc_pipeline",
     "save",

@@ -19,6 +19,7 @@ from skxmc import (
     DecafClassifier,
     EclareClassifier,
     EliasClassifier,
+    TunedThresholdXMC,
     XRLinearClassifier,
     XRTransformerClassifier,
 )
@@ -101,6 +102,7 @@ _LEGACY = [
     CentroidRanker(),
     make_fast_estimator(XRLinearClassifier),
     make_fast_estimator(DecafWithPifaLabels),
+    TunedThresholdXMC(CentroidRanker(), random_state=0),
 ]
 # sklearn's API checks only (params, clone, fitted state, n_features_in_):
 # - ECLARE shares the rest of its facade with DECAF above; its legacy checks
@@ -137,7 +139,10 @@ def test_sklearn_api_compatible_estimator(estimator, check):
 
 
 def _xmc_checks():
-    estimators = [CentroidRanker()] + [
+    estimators = [
+        CentroidRanker(),
+        TunedThresholdXMC(CentroidRanker(), random_state=0),
+    ] + [
         make_fast_estimator(cls)
         for cls in (
             XRLinearClassifier,

@@ -8,6 +8,7 @@ components, and predicts (``predict_topk``) from plain arrays, with an int seed
 and a device.
 """
 
+from skxmc.models._calibration import CALIBRATION_METHODS, ScoreCalibrator
 from skxmc.models._decaf import DecafConfig, DecafModel, DecafScoring
 from skxmc.models._elias import EliasConfig, EliasModel
 from skxmc.models._label_graph import LabelGraphComponent
@@ -19,6 +20,8 @@ from skxmc.models._xr_transformer import (
 )
 
 __all__ = [
+    "CALIBRATION_METHODS",
+    "ScoreCalibrator",
     "DecafConfig",
     "DecafModel",
     "DecafScoring",
