@@ -1,6 +1,7 @@
 """skxmc: deep extreme multi-label classification with a scikit-learn API."""
 
 from skxmc._decaf import DecafClassifier
+from skxmc._dual_encoder import DualEncoderClassifier
 from skxmc._eclare import EclareClassifier
 from skxmc._elias import EliasClassifier
 from skxmc._label_info import LabelInfo
@@ -18,6 +19,7 @@ __all__ = [
     "DecafClassifier",
     "EclareClassifier",
     "EliasClassifier",
+    "DualEncoderClassifier",
     "LabelInfo",
     "TunedThresholdXMC",
     "XMCPipeline",

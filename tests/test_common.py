@@ -17,6 +17,7 @@ from sklearn.utils.estimator_checks import (
 
 from skxmc import (
     DecafClassifier,
+    DualEncoderClassifier,
     EclareClassifier,
     EliasClassifier,
     TunedThresholdXMC,
@@ -26,6 +27,7 @@ from skxmc import (
 from skxmc.utils._testing import (
     CentroidRanker,
     DecafWithPifaLabels,
+    DualEncoderOnNumeric,
     EclareWithPifaLabels,
     EliasOnNumeric,
     XRTransformerOnNumeric,
@@ -117,6 +119,7 @@ _API_ONLY = [
     make_fast_estimator(EclareWithPifaLabels),
     make_fast_estimator(XRTransformerOnNumeric),
     make_fast_estimator(EliasOnNumeric),
+    make_fast_estimator(DualEncoderOnNumeric),
 ]
 
 
@@ -150,6 +153,7 @@ def _xmc_checks():
             EclareClassifier,
             XRTransformerClassifier,
             EliasClassifier,
+            DualEncoderClassifier,
         )
     ]
     for estimator in estimators:

@@ -10,6 +10,7 @@ and a device.
 
 from skxmc.models._calibration import CALIBRATION_METHODS, ScoreCalibrator
 from skxmc.models._decaf import DecafConfig, DecafModel, DecafScoring
+from skxmc.models._dual_encoder import DualEncoderConfig, DualEncoderModel
 from skxmc.models._elias import EliasConfig, EliasModel
 from skxmc.models._label_graph import LabelGraphComponent
 from skxmc.models._xr_transformer import (
@@ -25,6 +26,8 @@ __all__ = [
     "DecafConfig",
     "DecafModel",
     "DecafScoring",
+    "DualEncoderConfig",
+    "DualEncoderModel",
     "EliasConfig",
     "EliasModel",
     "LabelGraphComponent",

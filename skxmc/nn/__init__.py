@@ -7,6 +7,7 @@ Modules only (``forward``); data loading, devices and training loops live in
 from skxmc.nn._dual_encoder import (
     DUAL_ENCODER_LOSSES,
     DualEncoderLoss,
+    DualEncoderNetwork,
     PairClassifier,
     pair_features,
 )
@@ -29,6 +30,7 @@ from skxmc.nn._losses import (
 __all__ = [
     "DUAL_ENCODER_LOSSES",
     "DualEncoderLoss",
+    "DualEncoderNetwork",
     "PairClassifier",
     "hardest_negatives",
     "in_batch_softmax_loss",

@@ -24,7 +24,13 @@ from skxmc.nn._losses import (
     triplet_loss,
 )
 
-__all__ = ["DUAL_ENCODER_LOSSES", "DualEncoderLoss", "PairClassifier", "pair_features"]
+__all__ = [
+    "DUAL_ENCODER_LOSSES",
+    "DualEncoderLoss",
+    "DualEncoderNetwork",
+    "PairClassifier",
+    "pair_features",
+]
 
 #: The ``loss`` options of :class:`DualEncoderLoss`: the base loss alone, plus
 #: TCM, plus ALC's two objectives, or both.
@@ -246,3 +252,51 @@ class DualEncoderLoss(nn.Module):
             total = total + self.beta_ql * parts["ql"] + self.beta_qb * parts["qb"]
         self.last_parts = {k: float(v.detach()) for k, v in parts.items()}
         return total
+
+
+class DualEncoderNetwork(nn.Module):
+    """One transformer encoder for queries and label texts, and its objective.
+
+    Parameters
+    ----------
+    encoder : transformers.PreTrainedModel
+        The shared (siamese) encoder, fine-tuned in place.
+    objective : DualEncoderLoss
+        The training objective (holds ALC's pair classifier, if any).
+    pooling : {"cls", "mean"}, default="mean"
+        Pooling of the token states (:func:`skxmc.nn._transformer.pool`).
+
+    Examples
+    --------
+    >>> import torch, transformers
+    >>> from skxmc.nn import DualEncoderLoss, DualEncoderNetwork
+    >>> config = transformers.BertConfig(vocab_size=10, hidden_size=8,
+    ...     num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)
+    >>> net = DualEncoderNetwork(transformers.BertModel(config), DualEncoderLoss(8))
+    >>> ids = torch.tensor([[2, 5, 3]])
+    >>> net.embed(ids, torch.ones_like(ids)).shape
+    torch.Size([1, 8])
+    """
+
+    def __init__(self, encoder: nn.Module, objective: DualEncoderLoss, pooling="mean"):
+        super().__init__()
+        self.encoder = encoder
+        self.objective = objective
+        self.pooling = pooling
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        """Pooled embeddings (not normalised) of a padded batch.
+
+        Parameters
+        ----------
+        input_ids, attention_mask : int64 tensors of shape (batch, length)
+            A batch from :func:`skxmc.nn._transformer.collate`.
+
+        Returns
+        -------
+        embeddings : tensor of shape (batch, hidden_size)
+            One vector per text.
+        """
+        from skxmc.nn._transformer import pooled_forward
+
+        return pooled_forward(self.encoder, input_ids, attention_mask, self.pooling)
