@@ -38,14 +38,18 @@ class DualEncoderConfig:
         Tokens per query and per label text; ``"cls"`` or ``"mean"`` pooling.
     loss, base_loss, margin, temperature : str, str, float, float
         The objective (:class:`~skxmc.nn.DualEncoderLoss`).
-    tcm_weight, tcm_margins, beta_ql, beta_qb, pair_hidden_size
-        Weights and margins of TCM and ALC.
+    tcm_weight, tcm_margins, beta_ql, beta_qb : float, tuple, float, float
+        Weights and margins of TCM and of ALC's two losses.
+    pair_hidden_size : int or None
+        Hidden layer of ALC's pair classifier.
     n_epochs, batch_size, cluster_size, n_hard_negatives, refresh_every : int
         The schedule and the batches.
     learning_rate, head_learning_rate, warmup, weight_decay : float
         AdamW (encoder, pair classifier) with a linear schedule.
-    retrieval, n_neighbors, inference_batch_size, n_jobs
+    retrieval, n_neighbors, inference_batch_size : str, int, int
         Label search (``"exact"`` or ``"ann"``) in mining and prediction.
+    n_jobs : int or None
+        Threads of the clustering and of the pynndescent index.
     """
 
     max_length: int = 32
@@ -94,6 +98,8 @@ class DualEncoderModel:
         Mean training loss of every epoch.
     fit_times : dict, default=None
         Seconds per part of :meth:`train`.
+    seed : int, default=0
+        Seeds the construction of the pynndescent index.
 
     Attributes
     ----------
