@@ -3,6 +3,7 @@
 from skxmc._label_info import LabelInfo
 from skxmc._persistence import load, save
 from skxmc._pipeline import XMCPipeline, make_xmc_pipeline
+from skxmc._thresholds import TunedThresholdXMC
 from skxmc._xr_linear import XRLinearClassifier
 
 __version__ = "0.1.0.dev0"
@@ -13,6 +14,7 @@ __version__ = "0.1.0.dev0"
 # ModuleNotFoundError that says what to install (skxmc.utils._deps).
 _LAZY = {
     "DecafClassifier": "skxmc._decaf",
+    "DualEncoderClassifier": "skxmc._dual_encoder",
     "EclareClassifier": "skxmc._eclare",
     "EliasClassifier": "skxmc._elias",
     "XRTransformerClassifier": "skxmc._xr_transformer",
@@ -39,7 +41,9 @@ __all__ = [
     "DecafClassifier",
     "EclareClassifier",
     "EliasClassifier",
+    "DualEncoderClassifier",
     "LabelInfo",
+    "TunedThresholdXMC",
     "XMCPipeline",
     "make_xmc_pipeline",
     "save",

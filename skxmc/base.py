@@ -203,13 +203,17 @@ class BaseXMCClassifier(
                 return self.classes_[(scores > 0).astype(int)]
             return self.classes_[np.argmax(scores, axis=1)]
         decision = _topk_to_csr(*self.predict_topk(X, self.top_k), self.n_labels_)
-        decision.data = (decision.data > self.threshold).astype(np.float32)
+        decision.data = (decision.data > self._decision_threshold()).astype(np.float32)
         decision.eliminate_zeros()
         if self._y_container == "sparse":
             return decision.astype(self._y_dtype)
         if self._y_container == "dense":
             return decision.toarray().astype(self._y_dtype)
         return [tuple(self.classes_[row.indices]) for row in decision]
+
+    def _decision_threshold(self) -> float:
+        """The threshold :meth:`predict` applies (``threshold`` by default)."""
+        return self.threshold
 
     def score(self, X, y, sample_weight=None):
         """Precision at 1 for multi-label fits, accuracy after a 1-D fit.

@@ -17,14 +17,17 @@ from sklearn.utils.estimator_checks import (
 
 from skxmc import (
     DecafClassifier,
+    DualEncoderClassifier,
     EclareClassifier,
     EliasClassifier,
+    TunedThresholdXMC,
     XRLinearClassifier,
     XRTransformerClassifier,
 )
 from skxmc.utils._testing import (
     CentroidRanker,
     DecafWithPifaLabels,
+    DualEncoderOnNumeric,
     EclareWithPifaLabels,
     EliasOnNumeric,
     XRTransformerOnNumeric,
@@ -101,6 +104,7 @@ _LEGACY = [
     CentroidRanker(),
     make_fast_estimator(XRLinearClassifier),
     make_fast_estimator(DecafWithPifaLabels),
+    TunedThresholdXMC(CentroidRanker(), random_state=0),
 ]
 # sklearn's API checks only (params, clone, fitted state, n_features_in_):
 # - ECLARE shares the rest of its facade with DECAF above; its legacy checks
@@ -115,6 +119,7 @@ _API_ONLY = [
     make_fast_estimator(EclareWithPifaLabels),
     make_fast_estimator(XRTransformerOnNumeric),
     make_fast_estimator(EliasOnNumeric),
+    make_fast_estimator(DualEncoderOnNumeric),
 ]
 
 
@@ -137,7 +142,10 @@ def test_sklearn_api_compatible_estimator(estimator, check):
 
 
 def _xmc_checks():
-    estimators = [CentroidRanker()] + [
+    estimators = [
+        CentroidRanker(),
+        TunedThresholdXMC(CentroidRanker(), random_state=0),
+    ] + [
         make_fast_estimator(cls)
         for cls in (
             XRLinearClassifier,
@@ -145,6 +153,7 @@ def _xmc_checks():
             EclareClassifier,
             XRTransformerClassifier,
             EliasClassifier,
+            DualEncoderClassifier,
         )
     ]
     for estimator in estimators:

@@ -1,5 +1,11 @@
 """Ranking metrics and scorers of extreme multi-label classification."""
 
+from skxmc.metrics._coverage import (
+    CoverageResult,
+    coverage_at_precision,
+    opis,
+    precision_threshold,
+)
 from skxmc.metrics._plot import (
     LabelFrequencyDisplay,
     PropensityTiltDisplay,
@@ -15,7 +21,12 @@ from skxmc.metrics._ranking import (
     recall_at_k,
     xmc_report,
 )
-from skxmc.metrics._scorer import XMC_SCORERS, make_psp_scorer
+from skxmc.metrics._scorer import (
+    XMC_SCORERS,
+    make_coverage_scorer,
+    make_opis_scorer,
+    make_psp_scorer,
+)
 
 __all__ = [
     "precision_at_k",
@@ -25,10 +36,16 @@ __all__ = [
     "psndcg_at_k",
     "inverse_propensity",
     "coverage_at_k",
+    "coverage_at_precision",
+    "precision_threshold",
+    "opis",
+    "CoverageResult",
     "xmc_report",
     "XMC_SCORERS",
     "make_psp_scorer",
     "LabelFrequencyDisplay",
     "PropensityTiltDisplay",
     "ThresholdDisplay",
+    "make_coverage_scorer",
+    "make_opis_scorer",
 ]

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from sklearn.metrics import make_scorer
 
+from skxmc.metrics._coverage import _check_target, _oracle_coverage, opis
 from skxmc.metrics._ranking import (
     _check_inv_propensity,
     ndcg_at_k,
@@ -39,7 +40,12 @@ from skxmc.metrics._ranking import (
 )
 from skxmc.utils._sparse import _check_k
 
-__all__ = ["XMC_SCORERS", "make_psp_scorer"]
+__all__ = [
+    "XMC_SCORERS",
+    "make_coverage_scorer",
+    "make_opis_scorer",
+    "make_psp_scorer",
+]
 
 
 def _xmc_scorer(metric, k, **kwargs):
@@ -100,3 +106,71 @@ def make_psp_scorer(inv_propensity, k=5):
     k = _check_k(k)
     inv_propensity = _check_inv_propensity(inv_propensity, None)
     return _xmc_scorer(psp_at_k, k, inv_propensity=inv_propensity)
+
+
+def make_coverage_scorer(target_precision=0.9):
+    """Make a scorer of the coverage at 1 at a target precision (C@1).
+
+    On each validation fold the threshold is tuned on the fold itself (the
+    oracle C@1 of :func:`~skxmc.metrics.coverage_at_precision`): the share of
+    the fold's rows that one global threshold can accept while the accepted
+    top-1 predictions keep ``target_precision``. Higher is better. It shares
+    the response method of :data:`XMC_SCORERS` (one inference pass per
+    split); keep ``top_k >= 1``.
+
+    Parameters
+    ----------
+    target_precision : float, default=0.9
+        Precision the accepted predictions must reach, in (0, 1].
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y)``.
+
+    Examples
+    --------
+    >>> from skxmc.metrics import XMC_SCORERS, make_coverage_scorer
+    >>> scoring = {**XMC_SCORERS, "C@1(0.9)": make_coverage_scorer(0.9)}
+    >>> "C@1(0.9)" in scoring
+    True
+    """
+    return make_scorer(
+        _oracle_coverage,
+        response_method="decision_function",
+        target_precision=_check_target(target_precision),
+    )
+
+
+def make_opis_scorer(far_range=(1e-3, 1e-1), n_thresholds=100):
+    """Make a scorer of threshold inconsistency (:func:`~skxmc.metrics.opis`).
+
+    Lower OPIS is better, so the scorer returns ``-opis`` (scikit-learn's
+    convention for losses: ``greater_is_better=False``).
+
+    Parameters
+    ----------
+    far_range : tuple of 2 floats, default=(1e-3, 1e-1)
+        See :func:`~skxmc.metrics.opis`.
+    n_thresholds : int, default=100
+        See :func:`~skxmc.metrics.opis`.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y)``, the negated OPIS.
+
+    Examples
+    --------
+    >>> from skxmc.metrics import make_opis_scorer
+    >>> scorer = make_opis_scorer()
+    >>> scorer._sign
+    -1
+    """
+    return make_scorer(
+        opis,
+        response_method="decision_function",
+        greater_is_better=False,
+        far_range=tuple(far_range),
+        n_thresholds=n_thresholds,
+    )

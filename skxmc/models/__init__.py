@@ -12,7 +12,9 @@ from skxmc.utils._deps import require_deep
 
 require_deep("skxmc.models (the deep estimators' engines)")
 
+from skxmc.models._calibration import CALIBRATION_METHODS, ScoreCalibrator
 from skxmc.models._decaf import DecafConfig, DecafModel, DecafScoring
+from skxmc.models._dual_encoder import DualEncoderConfig, DualEncoderModel
 from skxmc.models._elias import EliasConfig, EliasModel
 from skxmc.models._label_graph import LabelGraphComponent
 from skxmc.models._xr_transformer import (
@@ -23,9 +25,13 @@ from skxmc.models._xr_transformer import (
 )
 
 __all__ = [
+    "CALIBRATION_METHODS",
+    "ScoreCalibrator",
     "DecafConfig",
     "DecafModel",
     "DecafScoring",
+    "DualEncoderConfig",
+    "DualEncoderModel",
     "EliasConfig",
     "EliasModel",
     "LabelGraphComponent",

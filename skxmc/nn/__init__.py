@@ -8,6 +8,13 @@ from skxmc.utils._deps import require_deep
 
 require_deep("skxmc.nn")
 
+from skxmc.nn._dual_encoder import (
+    DUAL_ENCODER_LOSSES,
+    DualEncoderLoss,
+    DualEncoderNetwork,
+    PairClassifier,
+    pair_features,
+)
 from skxmc.nn._encoders import BagOfWordsEncoder, ResidualBlock, SpectralNormLinear
 from skxmc.nn._heads import (
     DecafNetwork,
@@ -15,9 +22,26 @@ from skxmc.nn._heads import (
     gather_rows,
     score_pairs,
 )
-from skxmc.nn._losses import shortlist_bce_loss
+from skxmc.nn._losses import (
+    hardest_negatives,
+    in_batch_softmax_loss,
+    query_label_loss,
+    shortlist_bce_loss,
+    tcm_loss,
+    triplet_loss,
+)
 
 __all__ = [
+    "DUAL_ENCODER_LOSSES",
+    "DualEncoderLoss",
+    "DualEncoderNetwork",
+    "PairClassifier",
+    "hardest_negatives",
+    "in_batch_softmax_loss",
+    "pair_features",
+    "query_label_loss",
+    "tcm_loss",
+    "triplet_loss",
     "BagOfWordsEncoder",
     "DecafNetwork",
     "LabelTextClassifier",

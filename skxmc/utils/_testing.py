@@ -6,7 +6,7 @@
 - adapters that let sklearn's numeric common checks reach the estimators that
   need more than ``fit(X, y)`` on numeric X (:class:`DecafWithPifaLabels`,
   :class:`EclareWithPifaLabels`, :class:`XRTransformerOnNumeric`,
-  :class:`EliasOnNumeric`);
+  :class:`EliasOnNumeric`, :class:`DualEncoderOnNumeric`);
 - :func:`save_tiny_bert` and :func:`tiny_bert_dir`: a local random-init BERT
   for the transformer estimators, and the keyword documents they learn.
 """
@@ -26,6 +26,7 @@ import torch
 from sklearn.utils._param_validation import StrOptions
 
 from skxmc._decaf import DecafClassifier
+from skxmc._dual_encoder import DualEncoderClassifier
 from skxmc._eclare import EclareClassifier
 from skxmc._elias import EliasClassifier
 from skxmc._label_info import LabelInfo
@@ -278,6 +279,16 @@ INIT_PARAMS: dict[type, dict] = {
         "device": "cpu",
         "n_jobs": 1,
     },
+    DualEncoderClassifier: {
+        "max_length": 16,
+        "label_max_length": 16,
+        "n_epochs": 1,
+        "batch_size": 16,
+        "cluster_size": 4,
+        "learning_rate": 1e-3,
+        "device": "cpu",
+        "n_jobs": 1,
+    },
     EliasClassifier: {
         "max_length": 16,
         "pooling": "mean",
@@ -404,3 +415,19 @@ class XRTransformerOnNumeric(NumericAsText, XRTransformerClassifier):
 
 class EliasOnNumeric(NumericAsText, EliasClassifier):
     """EliasClassifier for sklearn's common checks (numeric X)."""
+
+
+class DualEncoderOnNumeric(NumericAsText, DualEncoderClassifier):
+    """DualEncoderClassifier for sklearn's common checks (numeric X).
+
+    Without label data, each label's text is its PIFA vector (the mean of
+    its positive rows, in the feature space of X) spelled as words.
+    """
+
+    def _fit(self, X, Y, *, label_info, seed):
+        from skxmc.indexing import pifa_embedding
+
+        if label_info is None:
+            text = numeric_to_text(pifa_embedding(X, Y) * 4)
+            label_info = LabelInfo(text=[t or "w0" for t in text])
+        return super()._fit(X, Y, label_info=label_info, seed=seed)

@@ -1,0 +1,431 @@
+"""DualEncoderClassifier: one transformer for queries and label texts (NGAME-style)."""
+
+from __future__ import annotations
+
+import os
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from skxmc.base import BaseXMCClassifier
+
+__all__ = ["DualEncoderClassifier"]
+
+
+class DualEncoderClassifier(BaseXMCClassifier):
+    """Dual-encoder extreme classifier: one transformer for queries and label texts.
+
+    A label scores a query by the cosine of their embeddings, both from the
+    same transformer (mean or CLS pooling), as in NGAME [1]_. Every label
+    needs a text (``label_info=LabelInfo(text=...)``); labels added later by
+    their text alone (:meth:`add_labels`) are scored like trained ones.
+
+    Training fine-tunes the encoder (AdamW, linear schedule with warm-up,
+    through :class:`~skxmc.training.Trainer`). Each step takes a batch of
+    queries, one gold label per query drawn at random every epoch (its
+    positive) and ``n_hard_negatives`` hard negatives per query: the most
+    similar non-gold labels in an index of the label embeddings
+    (:class:`~skxmc.indexing.LabelShortlist`, exact or pynndescent),
+    re-mined every ``refresh_every`` epochs. Every label of the batch is a
+    negative of every query it is not gold for (in-batch negatives), and the
+    batches are built from clusters of ``cluster_size`` queries with similar
+    embeddings (balanced 2-means, refreshed with the negatives), so in-batch
+    negatives are hard too. The loss (:class:`~skxmc.nn.DualEncoderLoss`):
+
+    - ``"contrastive"``: the base loss alone, ``base_loss="triplet"`` (margin
+      ``margin`` between the positive and each in-batch negative) or
+      ``"softmax"`` (InfoNCE at ``temperature``);
+    - ``"tcm"``: plus the threshold-consistent margin loss (weight
+      ``tcm_weight``, margins ``tcm_margins``);
+    - ``"alc"``: plus ALC's query-label and query-batch losses of a pair
+      classifier (weights ``beta_ql`` and ``beta_qb``; the classifier is a
+      training-time regulariser, scores stay cosines);
+    - ``"alc+tcm"``: both.
+
+    Prediction embeds the queries and searches the label embeddings
+    (``retrieval``: exact cosine, or pynndescent's approximate search).
+    Scores are cosines in [-1, 1]; wrap the classifier in
+    :class:`~skxmc.TunedThresholdXMC` to pick ``threshold`` for a target
+    precision.
+
+    Parameters
+    ----------
+    encoder : str or path-like
+        A pretrained transformer: a folder written by ``save_pretrained`` or
+        a model name in the local Hugging Face cache (nothing is downloaded).
+    max_length : int, default=32
+        Tokens per query (special tokens included).
+    label_max_length : int, default=32
+        Tokens per label text.
+    pooling : {"mean", "cls"}, default="mean"
+        Mean over tokens or the first token's state.
+    loss : {"contrastive", "tcm", "alc", "alc+tcm"}, default="contrastive"
+        The training objective (see above).
+    base_loss : {"triplet", "softmax"}, default="triplet"
+        The base loss.
+    margin : float, default=0.3
+        Margin of the triplet loss.
+    temperature : float, default=0.05
+        Temperature of the softmax base loss.
+    tcm_weight : float, default=1.0
+        Weight of TCM.
+    tcm_margins : tuple of 2 floats, default=(0.9, 0.5)
+        TCM's ``(m+, m-)``.
+    beta_ql, beta_qb : float, default=1.0
+        Weights of ALC's query-label and query-batch losses.
+    pair_hidden_size : int or None, default=None
+        Hidden layer of ALC's pair classifier (None: linear).
+    n_epochs : int, default=3
+        Passes over the training queries.
+    batch_size : int, default=64
+        Queries per optimizer step.
+    cluster_size : int, default=8
+        Queries per cluster of the cluster-based batches (1: plain shuffle).
+    n_hard_negatives : int, default=1
+        Mined negatives per query (0: in-batch negatives only).
+    refresh_every : int, default=1
+        Epochs between refreshes of the negatives and clusters.
+    learning_rate : float, default=2e-5
+        AdamW learning rate of the encoder.
+    head_learning_rate : float, default=1e-3
+        AdamW learning rate of ALC's pair classifier.
+    warmup : float, default=0.1
+        Share of the steps with a rising learning rate.
+    weight_decay : float, default=0.01
+        AdamW weight decay.
+    retrieval : {"exact", "ann"}, default="exact"
+        Label search in mining and prediction.
+    n_neighbors : int, default=30
+        Degree of the pynndescent graph (``"ann"``).
+    inference_batch_size : int, default=256
+        Texts per forward pass without gradients.
+    top_k : int, default=10
+        Labels kept per row by :meth:`decision_function` and :meth:`predict`.
+    threshold : float, default=0.5
+        :meth:`predict` keeps the top-``top_k`` labels whose cosine is above it.
+    device : str, default="auto"
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    n_jobs : int, default=None
+        Threads of the clustering and of the pynndescent index.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights of the pair classifier, batches, positives, the
+        index and dropout; the global RNGs are left untouched.
+    verbose : int, default=0
+        Log the epochs and show progress bars.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_labels,)
+        The labels.
+    n_labels_ : int
+        Number of labels (grows with :meth:`add_labels`).
+    model_ : DualEncoderModel
+        The engine (:class:`skxmc.models.DualEncoderModel`).
+    network_ : DualEncoderNetwork
+        The fine-tuned encoder and the objective (on the CPU).
+    label_embeddings_ : ndarray of shape (n_labels, hidden_size)
+        L2-normalised label-text embeddings.
+    loss_curve_ : list of float
+        Mean training loss of every epoch.
+    fit_times_ : dict
+        Seconds per part of the fit.
+
+    See Also
+    --------
+    TunedThresholdXMC : Tune the decision threshold for a target precision.
+    skxmc.nn.DualEncoderLoss : The objective.
+
+    Notes
+    -----
+    Not implemented from NGAME: the per-label free-vector refinement
+    (module M4) and its score fusion, and growing the cluster size during
+    training. No checkpoints.
+
+    References
+    ----------
+    .. [1] K. Dahiya, N. Gupta, D. Saini, A. Soni, Y. Wang, K. Dave, J. Jiao,
+       G. K, P. Dey, A. Singh, D. Hada, V. Jain, B. Paliwal, A. Mittal,
+       S. Mehta, R. Ramjee, S. Agarwal, P. Kar and M. Varma. "NGAME:
+       Negative Mining-aware Mini-batching for Extreme Classification."
+       WSDM 2023.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from skxmc import DualEncoderClassifier, LabelInfo
+    >>> from skxmc.utils._testing import save_tiny_bert
+    >>> words = ["red", "green", "blue", "cat", "dog", "fish"]
+    >>> folder = save_tiny_bert(tempfile.mkdtemp(), words)
+    >>> docs = [f"{words[i % 6]} {words[(i + 1) % 6]}" for i in range(24)]
+    >>> y = [[i % 6] for i in range(24)]
+    >>> clf = DualEncoderClassifier(encoder=folder, n_epochs=1, batch_size=8,
+    ...                             device="cpu", random_state=0)
+    >>> clf = clf.fit(docs, y, label_info=LabelInfo(text=words))
+    >>> clf.predict_topk(docs[:2], k=3)[1].shape
+    (2, 3)
+    >>> clf.add_labels(["bird"], labels=[6]).n_labels_
+    7
+    """
+
+    _accepts_text = True
+    _accepts_numeric = False
+    _NEUTRAL_PARAMS = (
+        *BaseXMCClassifier._NEUTRAL_PARAMS,
+        "inference_batch_size", "n_jobs",
+    )  # fmt: skip
+
+    _parameter_constraints: dict = {
+        **BaseXMCClassifier._parameter_constraints,
+        "encoder": [str, os.PathLike],
+        "max_length": [Interval(Integral, 2, None, closed="left")],
+        "label_max_length": [Interval(Integral, 2, None, closed="left")],
+        "pooling": [StrOptions({"cls", "mean"})],
+        "loss": [StrOptions({"contrastive", "tcm", "alc", "alc+tcm"})],
+        "base_loss": [StrOptions({"triplet", "softmax"})],
+        "margin": [Interval(Real, 0, None, closed="left")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "tcm_weight": [Interval(Real, 0, None, closed="left")],
+        "tcm_margins": [tuple, list],
+        "beta_ql": [Interval(Real, 0, None, closed="left")],
+        "beta_qb": [Interval(Real, 0, None, closed="left")],
+        "pair_hidden_size": [Interval(Integral, 1, None, closed="left"), None],
+        "n_epochs": [Interval(Integral, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "cluster_size": [Interval(Integral, 1, None, closed="left")],
+        "n_hard_negatives": [Interval(Integral, 0, None, closed="left")],
+        "refresh_every": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "head_learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "warmup": [Interval(Real, 0, 1, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "retrieval": [StrOptions({"exact", "ann"})],
+        "n_neighbors": [Interval(Integral, 2, None, closed="left")],
+        "inference_batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str],
+        "n_jobs": [Integral, None],
+    }
+
+    def __init__(
+        self,
+        encoder,
+        *,
+        max_length=32,
+        label_max_length=32,
+        pooling="mean",
+        loss="contrastive",
+        base_loss="triplet",
+        margin=0.3,
+        temperature=0.05,
+        tcm_weight=1.0,
+        tcm_margins=(0.9, 0.5),
+        beta_ql=1.0,
+        beta_qb=1.0,
+        pair_hidden_size=None,
+        n_epochs=3,
+        batch_size=64,
+        cluster_size=8,
+        n_hard_negatives=1,
+        refresh_every=1,
+        learning_rate=2e-5,
+        head_learning_rate=1e-3,
+        warmup=0.1,
+        weight_decay=0.01,
+        retrieval="exact",
+        n_neighbors=30,
+        inference_batch_size=256,
+        top_k=10,
+        threshold=0.5,
+        device="auto",
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.encoder = encoder
+        self.max_length = max_length
+        self.label_max_length = label_max_length
+        self.pooling = pooling
+        self.loss = loss
+        self.base_loss = base_loss
+        self.margin = margin
+        self.temperature = temperature
+        self.tcm_weight = tcm_weight
+        self.tcm_margins = tcm_margins
+        self.beta_ql = beta_ql
+        self.beta_qb = beta_qb
+        self.pair_hidden_size = pair_hidden_size
+        self.n_epochs = n_epochs
+        self.batch_size = batch_size
+        self.cluster_size = cluster_size
+        self.n_hard_negatives = n_hard_negatives
+        self.refresh_every = refresh_every
+        self.learning_rate = learning_rate
+        self.head_learning_rate = head_learning_rate
+        self.warmup = warmup
+        self.weight_decay = weight_decay
+        self.retrieval = retrieval
+        self.n_neighbors = n_neighbors
+        self.inference_batch_size = inference_batch_size
+        self.top_k = top_k
+        self.threshold = threshold
+        self.device = device
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, X, Y, *, label_info, seed):
+        from skxmc.models import DualEncoderModel
+        from skxmc.nn._transformer import check_max_length, load_encoder
+        from skxmc.training import resolve_device
+
+        label_texts = self._label_texts(label_info, Y.shape[1])
+        config = self._config()
+        device = resolve_device(self.device)
+        encoder, tokenizer = load_encoder(self.encoder)
+        check_max_length(encoder, max(self.max_length, self.label_max_length))
+        model = DualEncoderModel.train(
+            X,
+            Y,
+            label_texts,
+            encoder=encoder,
+            tokenizer=tokenizer,
+            config=config,
+            seed=seed,
+            device=device,
+            verbose=self.verbose,
+            log=self._log,
+        )
+        self._set_model(model)
+        return self
+
+    def _label_texts(self, label_info, n_labels):
+        from skxmc.utils._validation import check_label_text
+
+        if label_info is None or label_info.text is None:
+            raise ValueError(
+                "DualEncoderClassifier reads the labels' text: pass "
+                "label_info=LabelInfo(text=...) with one text per label."
+            )
+        return check_label_text(list(label_info.text))
+
+    def _config(self):
+        from skxmc.models import DualEncoderConfig
+
+        margins = tuple(float(m) for m in self.tcm_margins)
+        if len(margins) != 2:
+            raise ValueError(
+                f"tcm_margins must hold 2 numbers, got {self.tcm_margins}."
+            )
+        return DualEncoderConfig(
+            max_length=self.max_length,
+            label_max_length=self.label_max_length,
+            pooling=self.pooling,
+            loss=self.loss,
+            base_loss=self.base_loss,
+            margin=self.margin,
+            temperature=self.temperature,
+            tcm_weight=self.tcm_weight,
+            tcm_margins=margins,
+            beta_ql=self.beta_ql,
+            beta_qb=self.beta_qb,
+            pair_hidden_size=self.pair_hidden_size,
+            n_epochs=self.n_epochs,
+            batch_size=self.batch_size,
+            cluster_size=self.cluster_size,
+            n_hard_negatives=self.n_hard_negatives,
+            refresh_every=self.refresh_every,
+            learning_rate=self.learning_rate,
+            head_learning_rate=self.head_learning_rate,
+            warmup=self.warmup,
+            weight_decay=self.weight_decay,
+            retrieval=self.retrieval,
+            n_neighbors=self.n_neighbors,
+            inference_batch_size=self.inference_batch_size,
+            n_jobs=self.n_jobs,
+        )
+
+    def _set_model(self, model):
+        self.model_ = model
+        self.network_ = model.network
+        self.tokenizer_ = model.tokenizer
+        self.label_embeddings_ = model.label_embeddings
+        self.loss_curve_ = model.loss_curve
+        self.fit_times_ = model.fit_times
+
+    # -------------------------------------------------------------- predict
+    def _predict_topk(self, X, k):
+        from skxmc.training import resolve_device
+
+        device = resolve_device(self.device, strict=False)
+        return self.model_.predict_topk(X, k, device=device)
+
+    def transform(self, X):
+        """L2-normalised query embeddings of the fine-tuned encoder.
+
+        Parameters
+        ----------
+        X : sequence of str
+            Queries.
+
+        Returns
+        -------
+        embeddings : ndarray of shape (n_samples, hidden_size)
+            One unit row per query.
+        """
+        from skxmc.training import resolve_device
+
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return self.model_.transform(
+            X, device=resolve_device(self.device, strict=False)
+        )
+
+    def add_labels(self, label_text, *, labels=None):
+        """Add labels known only by their text, without retraining (zero-shot).
+
+        Parameters
+        ----------
+        label_text : sequence of str
+            The text of each new label.
+        labels : sequence, default=None
+            Names of the new labels, appended to ``classes_``. Required when
+            ``classes_`` holds names; by default the next integers.
+
+        Returns
+        -------
+        self : object
+            The estimator, with ``n_labels_`` and ``classes_`` grown.
+        """
+        from skxmc.training import resolve_device
+        from skxmc.utils._validation import check_label_text
+
+        check_is_fitted(self, "model_")
+        if self._y_container == "1d":
+            raise ValueError("add_labels is not available after a fit on a 1-D y.")
+        if isinstance(label_text, str):
+            raise ValueError(
+                "label_text must be a sequence of texts, got a single string."
+            )
+        label_text = check_label_text(label_text)
+        n_new = len(label_text)
+        if labels is None:
+            if self.classes_.dtype.kind not in "iu":
+                raise ValueError(
+                    "classes_ holds label names: give the names of the new labels "
+                    "with `labels`."
+                )
+            labels = np.arange(self.n_labels_, self.n_labels_ + n_new)
+        labels = np.asarray(list(labels))
+        if len(labels) != n_new:
+            raise ValueError(f"Got {len(labels)} names for {n_new} new labels.")
+        if np.isin(labels, self.classes_).any():
+            raise ValueError("Some of the new labels are already in classes_.")
+        self.model_.add_labels(
+            label_text, device=resolve_device(self.device, strict=False)
+        )
+        self.label_embeddings_ = self.model_.label_embeddings
+        self.classes_ = np.concatenate([self.classes_, labels])
+        self.n_labels_ = len(self.classes_)
+        return self

@@ -1,0 +1,519 @@
+"""DualEncoderModel: the NGAME-style engine of :class:`~skxmc.DualEncoderClassifier`.
+
+One transformer embeds queries and label texts; a label's score is the cosine
+of the two embeddings. Training (through the one
+:class:`~skxmc.training.Trainer`) draws, every epoch, one gold label per
+query as its positive and mines hard negatives from a
+:class:`~skxmc.indexing.LabelShortlist` (exact or pynndescent) of the label
+embeddings, refreshed every ``refresh_every`` epochs together with the
+cluster-based mini-batches (queries grouped by balanced 2-means on their
+embeddings, so in-batch negatives are hard too). Plain arrays in, plain
+arrays out.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+__all__ = ["DualEncoderConfig", "DualEncoderModel"]
+
+
+@dataclass(frozen=True)
+class DualEncoderConfig:
+    """The hyper-parameters of a dual-encoder fit.
+
+    Each one is documented with the parameter of the same name of
+    :class:`~skxmc.DualEncoderClassifier`.
+
+    Parameters
+    ----------
+    max_length, label_max_length, pooling : int, int, str
+        Tokens per query and per label text; ``"cls"`` or ``"mean"`` pooling.
+    loss, base_loss, margin, temperature : str, str, float, float
+        The objective (:class:`~skxmc.nn.DualEncoderLoss`).
+    tcm_weight, tcm_margins, beta_ql, beta_qb : float, tuple, float, float
+        Weights and margins of TCM and of ALC's two losses.
+    pair_hidden_size : int or None
+        Hidden layer of ALC's pair classifier.
+    n_epochs, batch_size, cluster_size, n_hard_negatives, refresh_every : int
+        The schedule and the batches.
+    learning_rate, head_learning_rate, warmup, weight_decay : float
+        AdamW (encoder, pair classifier) with a linear schedule.
+    retrieval, n_neighbors, inference_batch_size : str, int, int
+        Label search (``"exact"`` or ``"ann"``) in mining and prediction.
+    n_jobs : int or None
+        Threads of the clustering and of the pynndescent index.
+    """
+
+    max_length: int = 32
+    label_max_length: int = 32
+    pooling: str = "mean"
+    loss: str = "contrastive"
+    base_loss: str = "triplet"
+    margin: float = 0.3
+    temperature: float = 0.05
+    tcm_weight: float = 1.0
+    tcm_margins: tuple[float, float] = (0.9, 0.5)
+    beta_ql: float = 1.0
+    beta_qb: float = 1.0
+    pair_hidden_size: int | None = None
+    n_epochs: int = 3
+    batch_size: int = 64
+    cluster_size: int = 8
+    n_hard_negatives: int = 1
+    refresh_every: int = 1
+    learning_rate: float = 2e-5
+    head_learning_rate: float = 1e-3
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    retrieval: str = "exact"
+    n_neighbors: int = 30
+    inference_batch_size: int = 256
+    n_jobs: int | None = None
+
+
+class DualEncoderModel:
+    """A fitted dual encoder: the network, the label embeddings and their index.
+
+    Build one with :meth:`train`.
+
+    Parameters
+    ----------
+    network : DualEncoderNetwork
+        The trained network (on the CPU).
+    tokenizer : transformers.PreTrainedTokenizerBase
+        The encoder's tokenizer.
+    config : DualEncoderConfig
+        The hyper-parameters.
+    label_embeddings : ndarray of shape (n_labels, dim)
+        L2-normalised embeddings of the label texts.
+    loss_curve : list of float, default=()
+        Mean training loss of every epoch.
+    fit_times : dict, default=None
+        Seconds per part of :meth:`train`.
+    seed : int, default=0
+        Seeds the construction of the pynndescent index.
+
+    Attributes
+    ----------
+    shortlist : LabelShortlist
+        The index of :attr:`label_embeddings` searched by :meth:`predict_topk`.
+    """
+
+    def __init__(
+        self,
+        network,
+        tokenizer,
+        config: DualEncoderConfig,
+        label_embeddings: np.ndarray,
+        *,
+        loss_curve: Sequence[float] = (),
+        fit_times: dict | None = None,
+        seed: int = 0,
+    ):
+        self.network = network
+        self.tokenizer = tokenizer
+        self.config = config
+        self.loss_curve = [float(v) for v in loss_curve]
+        self.fit_times = dict(fit_times or {})
+        self.seed = int(seed)
+        self._device_cache = None
+        self.set_label_embeddings(label_embeddings)
+
+    @property
+    def n_labels(self) -> int:
+        return self.label_embeddings.shape[0]
+
+    def set_label_embeddings(self, label_embeddings: np.ndarray) -> None:
+        """Replace the label embeddings and rebuild their index."""
+        from skxmc.indexing import LabelShortlist
+
+        self.label_embeddings = np.ascontiguousarray(label_embeddings, np.float32)
+        self.shortlist = LabelShortlist(
+            method=self.config.retrieval,
+            n_neighbors=self.config.n_neighbors,
+            random_state=self.seed,
+            n_jobs=self.config.n_jobs,
+        ).fit(self.label_embeddings)
+
+    # ------------------------------------------------------------ training
+    @classmethod
+    def train(
+        cls,
+        texts: Sequence[str],
+        Y: sp.csr_matrix,
+        label_texts: Sequence[str],
+        *,
+        encoder,
+        tokenizer,
+        config: DualEncoderConfig,
+        seed: int,
+        device: str | torch.device = "cpu",
+        verbose: int = 0,
+        log: Callable[[str], None] | None = None,
+    ) -> DualEncoderModel:
+        """Fine-tune the encoder on (query, label text) pairs.
+
+        Parameters
+        ----------
+        texts : sequence of str
+            Training queries.
+        Y : csr_matrix of shape (n_samples, n_labels)
+            Their 0/1 labels.
+        label_texts : sequence of str
+            One text per label.
+        encoder, tokenizer : transformers model and tokenizer
+            The pretrained encoder (fine-tuned in place).
+        config : DualEncoderConfig
+            The hyper-parameters.
+        seed : int
+            Seeds the objective's weights, the batches, the positives and
+            dropout (global RNGs untouched).
+        device : str or torch.device, default="cpu"
+            Where the network trains.
+        verbose : int, default=0
+            Progress bars and one log line per epoch.
+        log : callable, default=None
+            ``log(message)`` for progress messages.
+
+        Returns
+        -------
+        model : DualEncoderModel
+        """
+        from skxmc.nn import DualEncoderLoss, DualEncoderNetwork
+        from skxmc.nn._transformer import tokenize
+        from skxmc.training import Trainer, seeded_torch
+
+        log = log or (lambda message: None)
+        device = torch.device(device)
+        Y = sp.csr_matrix(Y, dtype=np.float32)
+        seeds = np.random.default_rng(seed).integers(np.iinfo(np.int32).max, size=3)
+        torch_seed, batch_seed, index_seed = (int(s) for s in seeds)
+        times: dict[str, float] = {}
+        start = time.perf_counter()
+        query_ids = tokenize(tokenizer, texts, config.max_length)
+        label_ids = tokenize(tokenizer, label_texts, config.label_max_length)
+        times["tokenize"] = time.perf_counter() - start
+        dim = int(encoder.config.hidden_size)
+        objective = DualEncoderLoss(
+            dim,
+            loss=config.loss,
+            base=config.base_loss,
+            margin=config.margin,
+            temperature=config.temperature,
+            tcm_weight=config.tcm_weight,
+            tcm_margins=config.tcm_margins,
+            beta_ql=config.beta_ql,
+            beta_qb=config.beta_qb,
+            pair_hidden_size=config.pair_hidden_size,
+            generator=torch.Generator().manual_seed(torch_seed),
+        )
+        net = DualEncoderNetwork(encoder, objective, pooling=config.pooling)
+        pad_id = tokenizer.pad_token_id or 0
+        trainable = np.flatnonzero(np.diff(Y.indptr) > 0)  # rows with a label
+        sampler = _EpochSampler(
+            net, tokenizer, query_ids, label_ids, Y, trainable, config,
+            batch_seed, index_seed, device, times, log,
+        )  # fmt: skip
+        loss_curve: list[float] = []
+        with seeded_torch(torch_seed, device):
+            net.to(device)
+            try:
+                if config.n_epochs > 0 and trainable.size:
+                    trainer = Trainer(
+                        net,
+                        [
+                            {
+                                "params": list(net.encoder.parameters()),
+                                "lr": config.learning_rate,
+                            },
+                            {
+                                "params": list(net.objective.parameters()),
+                                "lr": config.head_learning_rate,
+                            },
+                        ],
+                        optimizer="adamw",
+                        weight_decay=config.weight_decay,
+                        schedule="linear",
+                        warmup=config.warmup,
+                        device=device,
+                        verbose=verbose,
+                        desc="dual encoder",
+                    )
+
+                    def loss_fn(rows):
+                        return _batch_loss(
+                            net, rows, sampler, query_ids, label_ids, Y, pad_id, device
+                        )
+
+                    start = time.perf_counter()
+                    state = trainer.fit(
+                        loss_fn, sampler.batches, n_epochs=config.n_epochs
+                    )
+                    times["train"] = (
+                        time.perf_counter() - start - times.get("refresh", 0.0)
+                    )
+                    loss_curve = [float(h["loss"]) for h in state.history]
+                net.eval()
+                start = time.perf_counter()
+                label_embeddings = _encode(net, tokenizer, label_ids, config, device)
+                times["label_embeddings"] = time.perf_counter() - start
+            except BaseException:
+                net.cpu()
+                raise
+        model = cls(
+            net if device.type == "cpu" else copy.deepcopy(net).cpu(),
+            tokenizer,
+            config,
+            label_embeddings,
+            loss_curve=loss_curve,
+            fit_times=times,
+            seed=index_seed,
+        )
+        if device.type != "cpu":
+            model._device_cache = (device, net)
+        return model
+
+    # ---------------------------------------------------------- prediction
+    def network_on(self, device) -> torch.nn.Module:
+        """The network on ``device`` (a copy cached per device off the CPU)."""
+        device = torch.device(device)
+        if device.type == "cpu":
+            return self.network.eval()
+        if self._device_cache is not None and self._device_cache[0] == device:
+            return self._device_cache[1]
+        self._device_cache = None
+        net = copy.deepcopy(self.network).to(device).eval()
+        self._device_cache = (device, net)
+        return net
+
+    def transform(self, texts: Sequence[str], *, device="cpu", max_length=None):
+        """L2-normalised embeddings of texts (queries or label texts).
+
+        Parameters
+        ----------
+        texts : sequence of str
+            The texts.
+        device : str or torch.device, default="cpu"
+            Where the encoder runs.
+        max_length : int, default=None
+            Tokens per text (``config.max_length``).
+
+        Returns
+        -------
+        embeddings : ndarray of shape (n_texts, dim), dtype float32
+            Unit rows.
+        """
+        from skxmc.nn._transformer import tokenize
+
+        ids = tokenize(self.tokenizer, texts, max_length or self.config.max_length)
+        return _encode(
+            self.network_on(device), self.tokenizer, ids, self.config, device
+        )
+
+    def predict_topk(self, texts: Sequence[str], k: int, *, device="cpu"):
+        """The ``k`` labels of highest cosine with each query.
+
+        Parameters
+        ----------
+        texts : sequence of str
+            Queries.
+        k : int
+            Labels per query.
+        device : str or torch.device, default="cpu"
+            Where the encoder runs.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_queries, k), dtype float32
+            Cosines, best first, ``-inf`` padded.
+        labels : ndarray of shape (n_queries, k), dtype int64
+            ``-1`` padded.
+        """
+        return self.shortlist.query(self.transform(texts, device=device), k)
+
+    def add_labels(self, label_texts: Sequence[str], *, device="cpu") -> None:
+        """Append labels known only by their text (zero-shot) and re-index.
+
+        Parameters
+        ----------
+        label_texts : sequence of str
+            The texts of the new labels.
+        device : str or torch.device, default="cpu"
+            Where the encoder runs.
+        """
+        new = self.transform(
+            label_texts, device=device, max_length=self.config.label_max_length
+        )
+        self.set_label_embeddings(np.vstack([self.label_embeddings, new]))
+
+    # ------------------------------------------------------------ pickling
+    def __getstate__(self):
+        state = dict(vars(self))
+        state["_device_cache"] = None
+        return state
+
+    def __setstate__(self, state):
+        vars(self).update(state)
+        self._device_cache = None
+
+
+# -------------------------------------------------------------- training
+def _encode(net, tokenizer, token_ids, config, device) -> np.ndarray:
+    from skxmc.nn._transformer import encode
+
+    return encode(
+        net.encoder,
+        tokenizer,
+        None,
+        token_ids=token_ids,
+        batch_size=config.inference_batch_size,
+        device=device,
+        pooling=config.pooling,
+        normalize=True,
+    )
+
+
+class _EpochSampler:
+    """Per-epoch batches, positives and hard negatives (``make_batches``).
+
+    Every ``refresh_every`` epochs the queries and labels are embedded with
+    the current encoder; the labels are indexed (:class:`LabelShortlist`),
+    each query's ``n_hard_negatives`` most similar non-gold labels become its
+    hard negatives (random labels fill in when the search finds too few) and
+    the queries are grouped by balanced 2-means into clusters of at most
+    ``cluster_size`` (shuffled, concatenated, cut into batches). Every epoch
+    draws a fresh positive per query. All draws come from generators seeded
+    by ``(seed, epoch)``.
+    """
+
+    def __init__(
+        self, net, tokenizer, query_ids, label_ids, Y, rows, config, seed,
+        index_seed, device, times, log,
+    ):  # fmt: skip
+        self.net, self.tokenizer = net, tokenizer
+        self.query_ids, self.label_ids = query_ids, label_ids
+        self.Y, self.rows, self.config = Y, rows, config
+        self.seed, self.index_seed = seed, index_seed
+        self.device, self.times, self.log = device, times, log
+        self._epoch: int | None = None
+        self._batches: list[np.ndarray] = []
+        self._groups: list[np.ndarray] | None = None
+        self.hard: np.ndarray | None = None
+        self.positive: np.ndarray | None = None
+
+    def batches(self, epoch: int) -> list[np.ndarray]:
+        if epoch == self._epoch:
+            return self._batches
+        config = self.config
+        rng = np.random.default_rng([self.seed, epoch])
+        if self._groups is None or epoch % max(config.refresh_every, 1) == 0:
+            self._refresh(epoch)
+        # a fresh positive per query: one of its gold labels at random
+        Y = self.Y
+        counts = np.diff(Y.indptr)
+        pick = Y.indptr[:-1] + (rng.random(Y.shape[0]) * np.maximum(counts, 1)).astype(
+            np.int64
+        )
+        positive = np.full(Y.shape[0], -1, dtype=np.int64)
+        has = counts > 0
+        positive[has] = Y.indices[pick[has]]
+        self.positive = positive
+        order = np.concatenate(
+            [self._groups[g] for g in rng.permutation(len(self._groups))]
+        )
+        size = config.batch_size
+        self._batches = [order[i : i + size] for i in range(0, len(order), size)]
+        self._epoch = epoch
+        return self._batches
+
+    def _refresh(self, epoch: int) -> None:
+        from skxmc.indexing import LabelShortlist, hierarchical_kmeans
+
+        start = time.perf_counter()
+        config, Y, rows = self.config, self.Y, self.rows
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            Q = _encode(self.net, self.tokenizer, [self.query_ids[r] for r in rows],
+                        config, self.device)  # fmt: skip
+            need_labels = config.n_hard_negatives > 0
+            L = (
+                _encode(self.net, self.tokenizer, self.label_ids, config, self.device)
+                if need_labels
+                else None
+            )
+        finally:
+            self.net.train(was_training)
+        rng = np.random.default_rng([self.seed, epoch, 1])
+        n_labels = Y.shape[1]
+        hard = np.zeros((Y.shape[0], config.n_hard_negatives), dtype=np.int64)
+        if need_labels:
+            shortlist = LabelShortlist(
+                method=config.retrieval,
+                n_neighbors=config.n_neighbors,
+                random_state=self.index_seed,
+                n_jobs=config.n_jobs,
+            ).fit(L)
+            max_gold = int(np.diff(Y.indptr).max())
+            depth = min(n_labels, config.n_hard_negatives + max_gold)
+            _, candidates = shortlist.query(Q, depth)
+            hard[rows] = _first_non_gold(
+                candidates, Y[rows], config.n_hard_negatives, rng
+            )
+        self.hard = hard
+        if config.cluster_size > 1 and len(rows) > config.cluster_size:
+            tree = hierarchical_kmeans(
+                Q, branching_factor=2, max_leaf_size=config.cluster_size,
+                random_state=int(rng.integers(2**31 - 1)), n_jobs=config.n_jobs,
+            )  # fmt: skip
+            leaf = tree.leaf_of_label()
+            order = np.argsort(leaf, kind="stable")
+            cuts = np.flatnonzero(np.diff(leaf[order])) + 1
+            self._groups = [rows[g] for g in np.split(order, cuts)]
+        else:
+            self._groups = [rows[i : i + 1] for i in range(len(rows))]
+        elapsed = time.perf_counter() - start
+        self.times["refresh"] = self.times.get("refresh", 0.0) + elapsed
+        self.log(
+            f"epoch {epoch + 1}: negatives and batches refreshed in {elapsed:.1f}s"
+        )
+
+
+def _first_non_gold(candidates, Y_rows, n_hard: int, rng) -> np.ndarray:
+    """The first ``n_hard`` candidates of each row that are not gold; random
+    labels (possibly gold, when a row holds almost every label) fill in."""
+    Y_rows = sp.csr_matrix(Y_rows)
+    n_labels = Y_rows.shape[1]
+    out = rng.integers(n_labels, size=(candidates.shape[0], n_hard))
+    for i in range(candidates.shape[0]):
+        gold = Y_rows.indices[Y_rows.indptr[i] : Y_rows.indptr[i + 1]]
+        row = candidates[i]
+        keep = row[(row >= 0) & ~np.isin(row, gold)][:n_hard]
+        out[i, : len(keep)] = keep
+    return out
+
+
+def _batch_loss(net, rows, sampler, query_ids, label_ids, Y, pad_id, device):
+    """The objective on the queries ``rows``: their positives, their hard
+    negatives and every other query's positive and negatives (in-batch)."""
+    from skxmc.nn._transformer import collate
+
+    rows = np.asarray(rows)
+    positive = sampler.positive[rows]
+    labels = np.unique(np.concatenate([positive, sampler.hard[rows].ravel()]))
+    gold = torch.from_numpy(Y[rows][:, labels].toarray() > 0).to(device)
+    positive_col = torch.from_numpy(np.searchsorted(labels, positive)).to(device)
+    q_ids, q_mask = collate([query_ids[r] for r in rows], pad_id, device)
+    l_ids, l_mask = collate([label_ids[j] for j in labels], pad_id, device)
+    h_q = net.embed(q_ids, q_mask)
+    h_l = net.embed(l_ids, l_mask)
+    with torch.autocast(device.type, enabled=False):
+        return net.objective(h_q.float(), h_l.float(), positive_col, gold)

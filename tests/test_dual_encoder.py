@@ -1,0 +1,179 @@
+"""DualEncoderClassifier and its engine: learning, mining, batches, retrieval,
+zero-shot labels, the loss options."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.model_selection import GridSearchCV, KFold
+
+from skxmc import DualEncoderClassifier, LabelInfo, TunedThresholdXMC
+from skxmc.metrics import XMC_SCORERS, precision_at_k
+from skxmc.models._dual_encoder import _first_non_gold
+from skxmc.utils._testing import (
+    KEYWORD_VOCABULARY,
+    KEYWORDS,
+    make_keyword_docs,
+    save_tiny_bert,
+)
+
+LABEL_TEXT = [f"{a} {b}" for a, b in KEYWORDS]
+
+
+@pytest.fixture(scope="module")
+def bert(tmp_path_factory):
+    return save_tiny_bert(
+        tmp_path_factory.mktemp("bert"), KEYWORD_VOCABULARY, hidden_size=32
+    )
+
+
+@pytest.fixture(scope="module")
+def docs():
+    train, Y = make_keyword_docs(160, seed=0)
+    test, Y_test = make_keyword_docs(60, seed=1)
+    return train, Y, test, Y_test
+
+
+def _clf(bert, **params):
+    fast = {
+        "max_length": 16, "label_max_length": 8, "n_epochs": 4, "batch_size": 16,
+        "cluster_size": 4, "learning_rate": 2e-3, "device": "cpu", "n_jobs": 1,
+        "random_state": 0, "top_k": 3,
+    }  # fmt: skip
+    return DualEncoderClassifier(encoder=bert, **{**fast, **params})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["contrastive", "alc+tcm"])
+def test_training_beats_the_untrained_encoder(bert, docs, loss):
+    train, Y, test, Y_test = docs
+    info = LabelInfo(text=LABEL_TEXT)
+    untrained = _clf(bert, n_epochs=0).fit(train, Y, label_info=info)
+    trained = _clf(bert, loss=loss).fit(train, Y, label_info=info)
+    p0 = precision_at_k(Y_test, untrained.predict_topk(test, 1), k=1)
+    p1 = precision_at_k(Y_test, trained.predict_topk(test, 1), k=1)
+    assert p1 >= 0.8 and p1 > p0
+    assert trained.loss_curve_[-1] < trained.loss_curve_[0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), n_rows=st.integers(1, 5), n_labels=st.integers(2, 9))
+def test_mined_negatives_are_the_first_non_gold_candidates(data, n_rows, n_labels):
+    n_hard = data.draw(st.integers(1, 3))
+    # each row: a prefix of a permutation of the labels, -1 padded
+    cand = np.full((n_rows, n_labels), -1)
+    for i in range(n_rows):
+        ranked = data.draw(st.permutations(range(n_labels)))
+        depth = data.draw(st.integers(1, n_labels))
+        cand[i, :depth] = ranked[:depth]
+    gold_rows = [
+        data.draw(st.sets(st.integers(0, n_labels - 1), max_size=n_labels - 1))
+        for _ in range(n_rows)
+    ]
+    Y = sp.lil_matrix((n_rows, n_labels))
+    for i, g in enumerate(gold_rows):
+        for j in g:
+            Y[i, j] = 1
+    got = _first_non_gold(cand, Y.tocsr(), n_hard, np.random.default_rng(0))
+    for i in range(n_rows):
+        brute = [j for j in cand[i] if j >= 0 and j not in gold_rows[i]][:n_hard]
+        assert got[i, : len(brute)].tolist() == brute
+
+
+def test_every_row_with_a_label_is_trained_once_per_epoch(bert, docs):
+    from skxmc.models import DualEncoderConfig
+    from skxmc.models._dual_encoder import _EpochSampler
+    from skxmc.nn import DualEncoderLoss, DualEncoderNetwork
+    from skxmc.nn._transformer import load_encoder, tokenize
+
+    train, Y, _, _ = docs
+    Y = Y.tolil()
+    Y[5] = 0  # a row without labels is never a training query
+    Y = Y.tocsr()
+    encoder, tokenizer = load_encoder(bert)
+    net = DualEncoderNetwork(encoder, DualEncoderLoss(32))
+    config = DualEncoderConfig(batch_size=16, cluster_size=4, n_hard_negatives=2)
+    rows = np.flatnonzero(np.diff(Y.indptr) > 0)
+    sampler = _EpochSampler(
+        net, tokenizer, tokenize(tokenizer, train, 16),
+        tokenize(tokenizer, LABEL_TEXT, 8), Y, rows, config, 0, 0, "cpu", {},
+        lambda m: None,
+    )  # fmt: skip
+    lengths = set()
+    for epoch in range(3):
+        batches = sampler.batches(epoch)
+        lengths.add(len(batches))
+        seen = np.sort(np.concatenate(batches))
+        np.testing.assert_array_equal(seen, rows)
+        # positives are gold, hard negatives are not
+        for r in rows:
+            gold = set(Y[r].indices)
+            assert sampler.positive[r] in gold
+            assert not gold & set(sampler.hard[r])
+    assert len(lengths) == 1
+
+
+@pytest.mark.slow  # pynndescent's first (numba-compiled) build takes minutes
+def test_exact_and_ann_retrieval_agree_on_a_small_label_set(bert, docs):
+    train, Y, test, _ = docs
+    info = LabelInfo(text=LABEL_TEXT)
+    exact = _clf(bert, n_epochs=1).fit(train, Y, label_info=info)
+    ann = _clf(bert, n_epochs=1, retrieval="ann").fit(train, Y, label_info=info)
+    s1, i1 = exact.predict_topk(test, 3)
+    s2, i2 = ann.predict_topk(test, 3)
+    np.testing.assert_array_equal(i1[:, 0], i2[:, 0])
+    np.testing.assert_allclose(s1, s2, atol=1e-5)
+
+
+def test_zero_shot_label_scores_like_the_label_with_the_same_text(bert, docs):
+    train, Y, test, _ = docs
+    clf = _clf(bert, n_epochs=1, top_k=9).fit(
+        train, Y, label_info=LabelInfo(text=LABEL_TEXT)
+    )
+    clf.add_labels([LABEL_TEXT[3]])
+    assert clf.n_labels_ == 9 and clf.label_embeddings_.shape[0] == 9
+    scores, labels = clf.predict_topk(test, 9)
+    for s_row, l_row in zip(scores, labels):
+        by_label = dict(zip(l_row.tolist(), s_row.tolist()))
+        assert by_label[8] == pytest.approx(by_label[3], abs=1e-5)
+
+
+def test_label_text_is_required(bert, docs):
+    train, Y, _, _ = docs
+    with pytest.raises(ValueError, match="label_info=LabelInfo"):
+        _clf(bert).fit(train, Y)
+
+
+@pytest.mark.parametrize("loss", ["contrastive", "tcm", "alc", "alc+tcm"])
+def test_each_loss_option_trains_its_own_terms(bert, docs, loss):
+    train, Y, _, _ = docs
+    clf = _clf(bert, n_epochs=1, loss=loss).fit(
+        train[:48], Y[:48], label_info=LabelInfo(text=LABEL_TEXT)
+    )
+    objective = clf.network_.objective
+    assert set(objective.last_parts) == (
+        {"base"}
+        | ({"tcm"} if "tcm" in loss else set())
+        | ({"ql", "qb"} if "alc" in loss else set())
+    )
+    assert (objective.pair_classifier is not None) == ("alc" in loss)
+    assert len(clf.loss_curve_) == 1
+
+
+@pytest.mark.slow
+def test_grid_search_over_the_loss_and_a_tuned_threshold(bert, docs):
+    train, Y, _, _ = docs
+    info = LabelInfo(text=LABEL_TEXT)
+    search = GridSearchCV(
+        _clf(bert, n_epochs=1),
+        {"loss": ["contrastive", "alc"]},
+        scoring=XMC_SCORERS,
+        refit="P@1",
+        cv=KFold(2, shuffle=True, random_state=0),
+    ).fit(train[:64], Y[:64], label_info=info)
+    assert search.best_params_["loss"] in ("contrastive", "alc")
+    tuned = TunedThresholdXMC(
+        _clf(bert, n_epochs=1), target_precision=0.7, random_state=0, top_k=3
+    ).fit(train, Y, label_info=info)
+    assert tuned.predict(train[:4]).shape == (4, 8)
