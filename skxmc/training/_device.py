@@ -31,7 +31,9 @@ def resolve_device(device: str | torch.device, *, strict: bool = True) -> torch.
     ----------
     device : str or torch.device
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or
-        ``"cuda:N"``.
+        ``"cuda:N"``. In a ``torchrun`` launch (``WORLD_SIZE`` > 1),
+        ``"auto"`` and ``"cuda"`` mean ``cuda:LOCAL_RANK``: one GPU per
+        process.
     strict : bool, default=True
         When True (fit time), asking for CUDA on a machine without it raises.
         When False (predict time, e.g. a model fitted on a GPU and loaded on a
@@ -54,6 +56,15 @@ def resolve_device(device: str | torch.device, *, strict: bool = True) -> torch.
         raise ValueError(
             f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}."
         )
+    local_rank = os.environ.get("LOCAL_RANK")
+    if (
+        local_rank is not None
+        and device in ("auto", "cuda")
+        and int(os.environ.get("WORLD_SIZE", "1")) > 1
+        and torch.cuda.is_available()
+    ):
+        # one GPU per process of a torchrun launch
+        return torch.device("cuda", int(local_rank) % torch.cuda.device_count())
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", torch.cuda.current_device())
