@@ -80,6 +80,11 @@ def init_distributed(device: str | torch.device = "cpu") -> int:
 def get_world_size() -> int:
     """Processes of the running group (1 without one).
 
+    Returns
+    -------
+    world_size : int
+        ``torch.distributed.get_world_size()`` or 1.
+
     Examples
     --------
     >>> from skxmc.training import get_world_size
@@ -95,6 +100,11 @@ def get_rank() -> int:
     """Rank of this process in its group; before the group exists, the
     ``RANK`` variable of ``torchrun`` (0 without a launch).
 
+    Returns
+    -------
+    rank : int
+        0 to ``world_size - 1``.
+
     Examples
     --------
     >>> from skxmc.training import get_rank
@@ -108,6 +118,11 @@ def get_rank() -> int:
 
 def is_main_process() -> bool:
     """Whether this process is rank 0 (the one that logs and checkpoints).
+
+    Returns
+    -------
+    is_main : bool
+        True on rank 0 and without a launch.
 
     Examples
     --------
