@@ -155,8 +155,12 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
+    from _common import machine_line
+
     print(time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime()))
-    print(f"# load average at start: {os.getloadavg()}")
+    print(f"# command: python benchmarks/bench_scaling.py {' '.join(sys.argv[1:])}")
+    print(machine_line())
+    print(f"# load average at start: {os.getloadavg()}", flush=True)
     modes = {
         "xr-linear": ("local", "dask 2 workers"),
         "decaf": ("1 process", "torchrun 2 (gloo)"),
@@ -177,8 +181,9 @@ def main() -> None:
                 )
     print()
     print("Projection to 10^7 labels (2x10^7 rows): memory a + b*L (least squares),")
-    print("time c*L^p from the two largest sizes; 'linear?' = memory increments per")
-    print("label between consecutive sizes (equal when memory is linear in labels).")
+    print("time c*L^p through the two largest sizes; increments = memory growth per")
+    print("1k labels between consecutive sizes (about equal when memory is linear in")
+    print("labels, growing when an object of labels x rows or labels^2 exists).")
     print()
     print("| estimator | mode | MB per 1k labels | increments MB/1k | time exponent p "
           "| projected GB | projected fit h |")  # fmt: skip

@@ -117,3 +117,23 @@ def test_elias_two_ranks_equal_one_process(tmp_path):
     np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-5)
     np.testing.assert_array_equal(two["indices"], one["indices"])
     np.testing.assert_allclose(two["scores"], one["scores"], atol=1e-4)
+
+
+def test_only_rank_zero_writes_checkpoints_and_logs(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from skxmc.training import CheckpointStore
+    from skxmc.utils._logging import log
+
+    store = CheckpointStore(tmp_path, "fit", "0" * 24)
+    monkeypatch.setenv("RANK", "1")
+    store.save({"epoch": 1}, seed=3)
+    assert not store.path.exists()
+    with caplog.at_level(logging.INFO, logger="skxmc"):
+        log("from rank 1", verbose=1)
+    monkeypatch.setenv("RANK", "0")
+    CheckpointStore(tmp_path, "fit", "0" * 24).save({"epoch": 1}, seed=3)
+    assert store.path.exists()
+    with caplog.at_level(logging.INFO, logger="skxmc"):
+        log("from rank 0", verbose=1)
+    assert "from rank 0" in caplog.text and "from rank 1" not in caplog.text
