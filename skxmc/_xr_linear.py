@@ -92,7 +92,10 @@ class XRLinearClassifier(BaseXMCClassifier):
     n_jobs : int, default=None
         Threads for clustering, training and batch prediction; None means
         all cores (like scikit-learn's OpenMP-based estimators), -2 all but
-        one.
+        one. Inside ``with joblib.parallel_config(backend="dask"):`` (with a
+        ``dask.distributed.Client``), the rankers of every tree level and the
+        blocks of rows of batch prediction run on the Dask cluster instead,
+        giving the same model (see the user guide, "Scaling out").
     random_state : int, RandomState instance or None, default=None
         Seeds the tree construction and the solvers; the fitted model does
         not depend on ``n_jobs``.

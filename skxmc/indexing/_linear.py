@@ -24,7 +24,9 @@ features are large. Nodes sharing a parent share their training
 rows: one task gathers those rows once (features renumbered to the columns
 they use) and trains all the children; tasks run on a thread pool, each task's
 result depending only on its inputs and the seed, so models are identical
-whatever the number of threads.
+whatever the number of threads. Under joblib's ``"dask"`` backend
+(:func:`~skxmc.indexing._tree.dask_workers`) the tasks run in batches on the
+Dask cluster instead: the same tasks, the same results, the same models.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import scipy.sparse as sp
 from numba import njit
+
+from skxmc.indexing._tree import dask_workers
 
 __all__ = ["LOSSES", "feature_scale", "fit_binary", "fit_level"]
 
@@ -564,26 +568,34 @@ def fit_level(
         parent_rows.sort_indices()
         rows_indptr = parent_rows.indptr.astype(np.int64)
         rows_indices = parent_rows.indices.astype(np.int64)
-    tasks = _make_tasks(rows_indptr, children_indptr, children_indices, n_threads)
-    local = threading.local()
-
-    def run(task):
-        p, kids = task
-        fmap = getattr(local, "fmap", None)
-        if fmap is None:
-            fmap = local.fmap = np.full(n_features, -1, dtype=np.int64)
-        rows = rows_indices[rows_indptr[p] : rows_indptr[p + 1]]
-        return kids, _train_task(
-            X.indptr, X.indices, X.data, rows, pos_indptr, pos_indices, kids, fmap,
-            _LOSS_CODE[loss], float(C), float(C), int(max_iter), float(tol),
-            float(bias), float(weight_threshold), int(seed), int(level),
-        )  # fmt: skip
-
-    if n_threads > 1 and len(tasks) > 1:
-        with ThreadPoolExecutor(max_workers=n_threads) as pool:
-            results = list(pool.map(run, tasks))
+    n_workers = dask_workers()
+    tasks = _make_tasks(
+        rows_indptr, children_indptr, children_indices, n_workers or n_threads
+    )
+    params = (
+        _LOSS_CODE[loss], float(C), float(C), int(max_iter), float(tol),
+        float(bias), float(weight_threshold), int(seed), int(level),
+    )  # fmt: skip
+    arrays = (
+        X.indptr, X.indices, X.data, rows_indptr, rows_indices, pos_indptr,
+        pos_indices,
+    )  # fmt: skip
+    if n_workers and len(tasks) > 1:
+        results = _run_on_dask(arrays, n_features, tasks, params, n_workers)
     else:
-        results = [run(task) for task in tasks]
+        local = threading.local()
+
+        def run(task):
+            fmap = getattr(local, "fmap", None)
+            if fmap is None:
+                fmap = local.fmap = np.full(n_features, -1, dtype=np.int64)
+            return _run_task(*arrays, task, fmap, params)
+
+        if n_threads > 1 and len(tasks) > 1:
+            with ThreadPoolExecutor(max_workers=n_threads) as pool:
+                results = list(pool.map(run, tasks))
+        else:
+            results = [run(task) for task in tasks]
     intercept = np.zeros(n_nodes, dtype=np.float32)
     n_iter = np.zeros(n_nodes, dtype=np.int32)
     for kids, (_, _, _, b, it, _, _) in results:
@@ -612,6 +624,54 @@ def fit_level(
             level,
         )
     return W, intercept, n_iter
+
+
+def _run_task(
+    x_indptr, x_indices, x_data, rows_indptr, rows_indices, pos_indptr,
+    pos_indices, task, fmap, params,
+):  # fmt: skip
+    """Train the children ``kids`` of parent ``p`` (``task = (p, kids)``)."""
+    p, kids = task
+    rows = rows_indices[rows_indptr[p] : rows_indptr[p + 1]]
+    return kids, _train_task(
+        x_indptr, x_indices, x_data, rows, pos_indptr, pos_indices, kids, fmap,
+        *params,
+    )  # fmt: skip
+
+
+def _run_task_batch(
+    x_indptr, x_indices, x_data, rows_indptr, rows_indices, pos_indptr,
+    pos_indices, n_features, tasks, params,
+):  # fmt: skip
+    """A batch of tasks on one Dask worker (one feature map for all)."""
+    fmap = np.full(n_features, -1, dtype=np.int64)
+    arrays = (
+        x_indptr, x_indices, x_data, rows_indptr, rows_indices, pos_indptr,
+        pos_indices,
+    )  # fmt: skip
+    return [_run_task(*arrays, task, fmap, params) for task in tasks]
+
+
+def _run_on_dask(arrays, n_features, tasks, params, n_workers):
+    """The tasks in ``4 * n_workers`` batches through joblib's dask backend.
+
+    The arrays are large arguments, which joblib scatters to the cluster once
+    per level; batch ``i`` holds tasks ``i, i + n, ...`` (the tasks are sorted
+    by cost, so the batches get similar work) and the results come back in
+    the order of ``tasks``.
+    """
+    from joblib import Parallel, delayed
+
+    n_batches = min(len(tasks), 4 * n_workers)
+    batches = [tasks[i::n_batches] for i in range(n_batches)]
+    done = Parallel(n_jobs=-1)(
+        delayed(_run_task_batch)(*arrays, n_features, batch, params)
+        for batch in batches
+    )
+    results = [None] * len(tasks)
+    for i, batch_results in enumerate(done):
+        results[i::n_batches] = batch_results
+    return results
 
 
 #: Share of a level's squared weight norm whose pruning triggers a warning.

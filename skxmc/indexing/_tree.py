@@ -47,6 +47,34 @@ def effective_n_jobs(n_jobs: int | None) -> int:
     return min(int(n_jobs), available)
 
 
+def dask_workers() -> int:
+    """Worker threads of the Dask cluster of an active joblib ``"dask"`` backend.
+
+    Under ``with joblib.parallel_config(backend="dask"):`` (or the older
+    ``joblib.parallel_backend("dask")``), with a
+    :class:`dask.distributed.Client` created, XR-Linear sends its per-node
+    training tasks and its prediction blocks to the cluster; otherwise
+    (0 here) they run on local threads.
+
+    Returns
+    -------
+    n_workers : int
+        Total worker threads of the cluster, 0 without the dask backend.
+
+    Examples
+    --------
+    >>> from skxmc.indexing._tree import dask_workers
+    >>> dask_workers()
+    0
+    """
+    from joblib.parallel import get_active_backend
+
+    backend, _ = get_active_backend()
+    if type(backend).__name__ != "DaskDistributedBackend":
+        return 0
+    return max(1, int(backend.effective_n_jobs(-1)))
+
+
 @contextmanager
 def numba_threads(n_threads: int):
     """Run the numba parallel kernels of the block on ``n_threads`` threads."""

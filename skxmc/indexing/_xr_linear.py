@@ -11,10 +11,18 @@ for, chosen by the negative sampling scheme:
 - ``"tfn+man"``: both.
 
 At the first level (children of the root) every row is used.
+
+On a Dask cluster: inside ``with joblib.parallel_config(backend="dask"):``
+(with a :class:`dask.distributed.Client`), :meth:`XRLinearModel.train` sends
+the per-node training tasks of every level, and :meth:`~XRLinearModel.
+predict_topk` blocks of rows, to the cluster's workers. Every task is the
+local one (same rows, same seed stream), so the model and the rankings equal
+the local ones exactly.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -24,7 +32,7 @@ from tqdm.auto import tqdm
 
 from skxmc.indexing._beam import POST_PROCESSORS, TreeScorer, post_process
 from skxmc.indexing._linear import LOSSES, fit_level
-from skxmc.indexing._tree import LabelTree, effective_n_jobs
+from skxmc.indexing._tree import LabelTree, dask_workers, effective_n_jobs
 from skxmc.utils._sparse import as_float32_csr, sparse_pair_scores
 
 __all__ = ["NEGATIVE_SAMPLING", "XRLinearModel"]
@@ -75,6 +83,34 @@ def _binarize(M: sp.spmatrix) -> sp.csr_matrix:
     M.sum_duplicates()
     M.data[:] = 1.0
     return M
+
+
+def search_rows(scorer: TreeScorer, X, **kwargs) -> tuple[np.ndarray, np.ndarray]:
+    """``scorer.search(X, **kwargs)``, in row blocks on a Dask cluster under
+    joblib's ``"dask"`` backend (rows are searched independently: the same
+    result). Each block runs single-threaded on its worker thread."""
+    n_workers = dask_workers()
+    n = X.shape[0]
+    if not n_workers or n < 2:
+        return scorer.search(X, **kwargs)
+    from joblib import Parallel, delayed
+
+    X = as_float32_csr(X)
+    n_blocks = min(n, 4 * n_workers)
+    bounds = np.linspace(0, n, n_blocks + 1).round().astype(int)
+    kwargs = {**kwargs, "n_jobs": 1}
+    parts = Parallel(n_jobs=-1)(
+        delayed(_search_block)(scorer, X[a:b], kwargs)
+        for a, b in itertools.pairwise(bounds)
+    )
+    return (
+        np.concatenate([s for s, _ in parts]),
+        np.concatenate([i for _, i in parts]),
+    )
+
+
+def _search_block(scorer, X, kwargs):
+    return scorer.search(X, **kwargs)
 
 
 class XRLinearModel:
@@ -263,8 +299,8 @@ class XRLinearModel:
             if use_man and t + 1 < depth:
                 start = time.perf_counter()
                 partial = TreeScorer(tree, weights, intercepts)
-                _, beam = partial.search(
-                    X, beam_size=beam_size, k=beam_size, n_levels=t + 1,
+                _, beam = search_rows(
+                    partial, X, beam_size=beam_size, k=beam_size, n_levels=t + 1,
                     post_processor=post_processor, n_jobs=n_threads,
                 )  # fmt: skip
                 times["man"] += time.perf_counter() - start
@@ -300,7 +336,8 @@ class XRLinearModel:
         post_processor : {"l3-hinge", "sigmoid"}, default=None
             Score transform (default: the model's).
         n_jobs : int, default=None
-            Threads; None means all cores.
+            Threads; None means all cores. Under joblib's ``"dask"``
+            backend, blocks of rows are searched on the cluster instead.
 
         Returns
         -------
@@ -309,7 +346,8 @@ class XRLinearModel:
         indices : ndarray of shape (n_samples, k), dtype int64
             Label ids, ``-1`` padded.
         """
-        return self.scorer.search(
+        return search_rows(
+            self.scorer,
             X,
             beam_size=self.beam_size if beam_size is None else beam_size,
             k=k,

@@ -29,6 +29,14 @@ from skxmc.training._device import (
     is_oom_error,
     resolve_device,
 )
+from skxmc.training._distributed import (
+    all_reduce_sparse_grads,
+    get_rank,
+    get_world_size,
+    init_distributed,
+    is_main_process,
+    shard_rows,
+)
 from skxmc.training._seed import get_rng_state, seeded_torch, set_rng_state
 from skxmc.training._trainer import Trainer, TrainState, epoch_batches
 
@@ -36,6 +44,7 @@ __all__ = [
     "CheckpointStore",
     "TrainState",
     "Trainer",
+    "all_reduce_sparse_grads",
     "amp_dtype",
     "autocast",
     "cluster_table",
@@ -45,7 +54,11 @@ __all__ = [
     "dense_targets",
     "epoch_batches",
     "fit_fingerprint",
+    "get_rank",
     "get_rng_state",
+    "get_world_size",
+    "init_distributed",
+    "is_main_process",
     "is_oom_error",
     "load_checkpoint",
     "minibatches",
@@ -53,5 +66,6 @@ __all__ = [
     "save_checkpoint",
     "seeded_torch",
     "set_rng_state",
+    "shard_rows",
     "shortlist_targets",
 ]

@@ -210,9 +210,15 @@ class CheckpointStore:
             See :func:`save_checkpoint`.
         seed : int
             The seed of the fit, stored for :meth:`resume_seed`.
+
+        In a ``torchrun`` launch only rank 0 writes (every rank reads the
+        file to resume: keep ``checkpoint_dir`` on a shared file system).
         """
         payload = {**payload, "seed": int(seed)}
-        save_checkpoint(self.path, payload)
+        from skxmc.training._distributed import is_main_process
+
+        if is_main_process():  # one writer in a torchrun launch
+            save_checkpoint(self.path, payload)
         self._payload, self._loaded = payload, True
 
 

@@ -38,7 +38,9 @@ def resolve_device(device: str | torch.device, *, strict: bool = True) -> torch.
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``,
         ``"cuda:N"``, ``"mps"`` (Apple-silicon GPUs), or a
         :class:`torch.device` of one of these types. ``"auto"`` never picks
-        ``"mps"``: ask for it explicitly.
+        ``"mps"``: ask for it explicitly. In a ``torchrun`` launch
+        (``WORLD_SIZE`` > 1), ``"auto"`` and ``"cuda"`` mean
+        ``cuda:LOCAL_RANK``: one GPU per process.
     strict : bool, default=True
         When True (fit time), asking for a device the machine lacks raises.
         When False (predict time, e.g. a model fitted on a GPU and loaded on a
@@ -74,6 +76,15 @@ def resolve_device(device: str | torch.device, *, strict: bool = True) -> torch.
             "device must be 'auto', 'cpu', 'cuda', 'cuda:N', 'mps' or a "
             f"torch.device of those types, got {device!r}."
         )
+    local_rank = os.environ.get("LOCAL_RANK")
+    if (
+        local_rank is not None
+        and device in ("auto", "cuda")
+        and int(os.environ.get("WORLD_SIZE", "1")) > 1
+        and torch.cuda.is_available()
+    ):
+        # one GPU per process of a torchrun launch
+        return torch.device("cuda", int(local_rank) % torch.cuda.device_count())
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", torch.cuda.current_device())

@@ -8,6 +8,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from skxmc.training._device import amp_dtype, is_oom_error
+from skxmc.training._distributed import (
+    LossModule,
+    all_reduce_sparse_grads,
+    get_rank,
+    init_distributed,
+    same_on_all_ranks,
+    shard_rows,
+)
 from skxmc.training._seed import get_rng_state, set_rng_state
 from skxmc.utils._logging import log
 
@@ -104,8 +113,26 @@ class Trainer:
       are kept and training stops after ``n_iter_no_change`` epochs without
       an improvement above ``tol``.
 
-    Distributed data parallel fits here later (wrapping ``module`` and
-    sharding ``make_batches``) without touching the estimators.
+    - **Several processes** (a ``torchrun`` launch, ``WORLD_SIZE`` > 1):
+      the Trainer joins the process group (:func:`init_distributed`:
+      ``nccl`` on CUDA, ``gloo`` on the CPU), each rank runs the loss on its
+      contiguous shard of every global batch of ``make_batches`` (weighted by
+      its share, so the average is the single-process batch mean) and
+      :class:`~torch.nn.parallel.DistributedDataParallel` averages the dense
+      gradients; the gradients of sparse embeddings skip DDP and are
+      averaged by :func:`~skxmc.training.all_reduce_sparse_grads` (gathered
+      index/value pairs, on ``gloo`` and ``nccl`` alike). Micro-batches
+      accumulate locally (``no_sync``) and synchronise once per step; every
+      rank runs the same number of forward passes per step. Progress bars
+      and log lines come from rank 0; the step losses are all-reduced, so
+      :attr:`state` is the same on every rank. Out-of-memory halving is a
+      single-process feature (a rank cannot retry alone): set
+      ``micro_batch_size``. Module buffers are synchronised once, when DDP
+      wraps the module, not at every forward (the label-feature buffers are
+      large and constant). With dropout, the ranks draw their masks from
+      their own streams, so a fit equals the single-process one in
+      distribution, not bit for bit; without dropout it equals it up to
+      floating-point summation order.
 
     Parameters
     ----------
@@ -222,6 +249,54 @@ class Trainer:
         self.averaged: torch.optim.swa_utils.AveragedModel | None = None
         self.best_state: dict | None = None
         self.state = TrainState(micro_batch_size=micro_batch_size)
+        self.world_size = init_distributed(self.device)
+        self.rank = get_rank() if self.world_size > 1 else 0
+        self._ddp = None
+        self._sparse_params: list[nn.Parameter] = []
+        if self.world_size > 1:
+            self._wrap_ddp()
+
+    def _wrap_ddp(self) -> None:
+        """Wrap ``module`` for DDP; sparse embedding weights are left out of
+        it (their gradients are averaged by :meth:`_sync_sparse`)."""
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel
+
+        optimized = {
+            id(p) for o in self.optimizers for g in o.param_groups for p in g["params"]
+        }
+        sparse_ids = {
+            id(sub.weight) for sub in self.module.modules() if _is_sparse_embedding(sub)
+        }
+        wrapper = LossModule(self.module)
+        ignored = [
+            name for name, p in wrapper.named_parameters() if id(p) in sparse_ids
+        ]
+        self._sparse_params = [
+            p
+            for _, p in wrapper.named_parameters()
+            if id(p) in sparse_ids and id(p) in optimized
+        ]
+        # the ignored tables start equal on every rank: rank 0's
+        with torch.no_grad():
+            for p in self._sparse_params:
+                dist.broadcast(p.data, src=0)
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+            wrapper, ignored
+        )
+        import inspect
+
+        # buffers are synchronised at wrap time only (newer torch renamed
+        # the switch; both keep the initial synchronisation)
+        no_forward_sync = (
+            {"forward_sync_buffers": False}
+            if "forward_sync_buffers"
+            in inspect.signature(DistributedDataParallel).parameters
+            else {"broadcast_buffers": False}
+        )
+        self._ddp = DistributedDataParallel(
+            wrapper, device_ids=None, find_unused_parameters=True, **no_forward_sync
+        )
 
     # ------------------------------------------------------------ set-up
     def _make_optimizers(self, param_groups, learning_rate, kind, weight_decay):
@@ -276,6 +351,40 @@ class Trainer:
         ]
 
     # -------------------------------------------------------------- steps
+    def _distributed_step(self, loss_fn, rows) -> float:
+        """Forward/backward of this rank's shard; gradients averaged."""
+        import torch.distributed as dist
+
+        n = len(rows)
+        mine = shard_rows(rows, self.rank, self.world_size)
+        longest = -(-n // self.world_size)
+        size = self.state.micro_batch_size or max(longest, 1)
+        # the same number of forward passes on every rank
+        n_chunks = max(1, -(-longest // size))
+        bounds = np.linspace(0, len(mine), n_chunks + 1).round().astype(int)
+        total = 0.0
+        for i in range(n_chunks):
+            chunk = mine[bounds[i] : bounds[i + 1]]
+            share = len(chunk) / n
+            if len(chunk) == 0:
+                # a weight-0 pass over one row of the batch: DDP needs every
+                # rank in every synchronised backward
+                chunk = rows[:1]
+            sync = i == n_chunks - 1
+            context = nullcontext() if sync else self._ddp.no_sync()
+            with context:
+                with self._autocast():
+                    loss = self._ddp(chunk, loss_fn)
+                scaled = loss * (share * self.world_size)
+                if self.scaler is not None:
+                    scaled = self.scaler.scale(scaled)
+                scaled.backward()
+            total += float(loss.detach()) * share
+        all_reduce_sparse_grads(self._sparse_params, self.world_size)
+        summed = torch.tensor([total], dtype=torch.float64, device=self.device)
+        dist.all_reduce(summed)
+        return float(summed)
+
     def _try_step(self, loss_fn, rows) -> float | None:
         """Forward/backward over micro-batches; None on an out-of-memory error.
 
@@ -305,8 +414,6 @@ class Trainer:
 
     def _autocast(self):
         if self.amp_dtype is None:
-            from contextlib import nullcontext
-
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
@@ -331,7 +438,10 @@ class Trainer:
             The mean loss of the batch, before the step.
         """
         self.module.train()
-        while True:
+        if self._ddp is not None:
+            self._zero_grad()
+            loss = self._distributed_step(loss_fn, rows)
+        while self._ddp is None:
             self._zero_grad()
             loss = self._try_step(loss_fn, rows)
             if loss is not None:
@@ -394,6 +504,14 @@ class Trainer:
         """
         state = self.state
         steps_per_epoch = max(1, len(make_batches(0))) if n_epochs else 1
+        if self._ddp is not None:
+            first = np.concatenate(
+                [np.zeros(0, np.int64)]
+                + [np.asarray(b).ravel() for b in make_batches(0)]
+            )
+            same_on_all_ranks(
+                np.ascontiguousarray(first).tobytes(), "the batches", self.device
+            )
         n_steps = n_epochs * steps_per_epoch
         if max_steps is not None:
             n_steps = min(n_steps, max_steps)
@@ -411,7 +529,7 @@ class Trainer:
             bar = tqdm(
                 batches,
                 desc=f"{self.desc} {epoch + 1}/{n_epochs}",
-                disable=not self.verbose,
+                disable=not self.verbose or self.rank != 0,
                 leave=False,
             )
             for rows in bar:

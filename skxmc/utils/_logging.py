@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 __all__ = ["log", "logger"]
 
@@ -16,7 +17,8 @@ def log(message: str, *, verbose: int | bool, level: int = logging.INFO) -> None
     configured logging (no handler on the ``skxmc`` logger or the root), a
     handler writing to standard error is added once, so that ``verbose=1``
     shows progress without any set-up; an application's own logging
-    configuration takes over as soon as it exists.
+    configuration takes over as soon as it exists. In a ``torchrun`` launch
+    only rank 0 (the ``RANK`` variable) logs.
 
     Parameters
     ----------
@@ -32,7 +34,7 @@ def log(message: str, *, verbose: int | bool, level: int = logging.INFO) -> None
     >>> from skxmc.utils._logging import log
     >>> log("not shown", verbose=0)
     """
-    if not verbose:
+    if not verbose or os.environ.get("RANK", "0") != "0":
         return
     if not logger.hasHandlers():
         handler = logging.StreamHandler()

@@ -132,12 +132,13 @@ class CentroidRanker(BaseXMCClassifier):
         return out_scores, out_indices
 
 
-def save_tiny_bert(folder, words, *, hidden_size=32, seed=0):
+def save_tiny_bert(folder, words, *, hidden_size=32, seed=0, dropout=0.1):
     """Write a random-init 1-layer BERT and a WordPiece tokenizer to ``folder``.
 
     The vocabulary is BERT's special tokens plus ``words``; the weights come
     from a forked, seeded torch RNG (the caller's RNG state is untouched).
-    For tests of the transformer estimators without any download.
+    For tests of the transformer estimators without any download;
+    ``dropout`` is BERT's hidden and attention dropout.
 
     Returns
     -------
@@ -161,6 +162,8 @@ def save_tiny_bert(folder, words, *, hidden_size=32, seed=0):
         num_attention_heads=2,
         intermediate_size=32,
         max_position_embeddings=64,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)
