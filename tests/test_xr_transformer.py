@@ -170,7 +170,7 @@ def test_invalid_params(tiny_bert, data):
 
 
 def test_training_halves_its_forward_batch_on_oom(tiny_bert, data, monkeypatch):
-    import skxmc.nn._xr_transformer as module
+    import skxmc.nn._text_encoder as module  # the matcher's forward pass
 
     (docs, Y), _ = data
     real = module.pooled_forward

@@ -13,6 +13,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from skxmc.indexing import XRLinearModel, hierarchical_kmeans, pifa_embedding
+from skxmc.nn._text_encoder import DEFAULT_CACHE_BYTES
 from skxmc.utils._logging import log as _skxmc_log
 
 __all__ = ["MatcherParams", "RankerParams", "TreeParams", "XRTransformerModel"]
@@ -79,6 +80,12 @@ class MatcherParams:
         Initialise each level's scorer from the label-text embeddings.
     inference_batch_size : int, default=128
         Texts per forward pass when encoding.
+    trainable_layers : int or None, default=None
+        Transformer layers fine-tuned, from the top; the ones below are
+        frozen and their output on the training texts is cached
+        (:class:`~skxmc.nn._text_encoder.TextEncoder`). None: all layers.
+    cache_bytes : int, default=2 GiB
+        Cached token states beyond this size go to a memory-mapped file.
     """
 
     max_length: int = 64
@@ -97,6 +104,8 @@ class MatcherParams:
     beam_size: int = 10
     label_text_init: bool = False
     inference_batch_size: int = 128
+    trainable_layers: int | None = None
+    cache_bytes: int = DEFAULT_CACHE_BYTES
 
 
 @dataclass(frozen=True)
@@ -180,7 +189,8 @@ class XRTransformerModel:
         Optimizer steps run per fine-tuned level.
     fit_times : dict
         Seconds per stage: ``"tfidf"``, ``"preliminary_tree"``,
-        ``"fine_tuning"``, ``"encoding"``, ``"refined_tree"``, ``"ranker"``.
+        ``"state_cache"`` (with frozen layers), ``"fine_tuning"``,
+        ``"encoding"``, ``"refined_tree"``, ``"ranker"``.
     """
 
     def __init__(
@@ -235,6 +245,7 @@ class XRTransformerModel:
         seed: int = 0,
         device="cpu",
         checkpoint=None,
+        memory=None,
         n_jobs: int | None = None,
         verbose: int = 0,
     ) -> XRTransformerModel:
@@ -265,6 +276,9 @@ class XRTransformerModel:
         checkpoint : CheckpointStore, default=None
             Saves the fine-tuning state after every epoch of every level and
             after each level, and resumes from it.
+        memory : str, path-like, joblib.Memory or None, default=None
+            Caches the frozen layers' states across fits
+            (:meth:`~skxmc.nn._text_encoder.TextEncoder.cache_states`).
         n_jobs : int, default=None
             Threads of the clustering and of the ranker.
         verbose : int, default=0
@@ -276,6 +290,7 @@ class XRTransformerModel:
         """
         import torch
 
+        from skxmc.nn._text_encoder import TextEncoder
         from skxmc.nn._transformer import tokenize
         from skxmc.training import seeded_torch
 
@@ -298,20 +313,42 @@ class XRTransformerModel:
             f"preliminary tree: {matcher_tree.n_nodes} nodes per level", verbose=verbose
         )
 
-        start = time.perf_counter()
         token_ids = tokenize(tokenizer, X, matcher.max_length)
+        text_encoder = TextEncoder(
+            encoder, pooling=matcher.pooling, trainable_layers=matcher.trainable_layers
+        )
+        cache = None
+        if text_encoder.caches:
+            start = time.perf_counter()
+            cache = text_encoder.cache_states(
+                token_ids,
+                pad_id=tokenizer.pad_token_id or 0,
+                batch_size=matcher.inference_batch_size,
+                device=device,
+                memory=memory,
+                max_bytes=matcher.cache_bytes,
+            )
+            times["state_cache"] = time.perf_counter() - start
+            _log(
+                f"cached the output of {text_encoder.n_frozen} frozen layers "
+                f"({cache.nbytes / 2**20:.1f} MiB"
+                f"{', on disk' if cache.on_disk else ''})",
+                verbose=verbose,
+            )
+
+        start = time.perf_counter()
         label_ids = (
             tokenize(tokenizer, label_text, matcher.max_length)
             if matcher.label_text_init
             else None
         )
         fine_tuner = _FineTuner(
-            encoder, tokenizer, matcher, matcher_tree, device, order_seed, seed,
-            checkpoint, verbose,
+            text_encoder, tokenizer, matcher, matcher_tree, device, order_seed,
+            seed, checkpoint, verbose,
         )  # fmt: skip
         with seeded_torch(torch_seed, device):
-            fine_tuner.run(token_ids, label_ids, Y)
-        encoder.eval()
+            fine_tuner.run(token_ids, label_ids, Y, cache)
+        text_encoder.eval()
         model = cls(
             vectorizer,
             tokenizer,
@@ -330,7 +367,14 @@ class XRTransformerModel:
         times["fine_tuning"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        features = model._features(X_tfidf, token_ids, device)
+        if cache is not None:  # only the trained layers run
+            emb = text_encoder.encode_cached(
+                cache, batch_size=matcher.inference_batch_size, device=device
+            )
+            features = _concat_features(X_tfidf, normalize(emb))
+        else:
+            features = model._features(X_tfidf, token_ids, device)
+        del cache
         times["encoding"] = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -383,9 +427,7 @@ class XRTransformerModel:
 
     def _features(self, X_tfidf, token_ids, device) -> sp.csr_matrix:
         """Rows of ``[TF-IDF, normalised embedding]``, L2-normalised."""
-        emb = self._encode(token_ids, device)
-        features = sp.hstack([normalize(X_tfidf), sp.csr_matrix(emb)], format="csr")
-        return normalize(features).astype(np.float32)
+        return _concat_features(X_tfidf, self._encode(token_ids, device))
 
     def transform(self, X, *, device="cpu") -> np.ndarray:
         """Pooled, L2-normalised embeddings of the documents ``X``.
@@ -464,6 +506,12 @@ def _log(message: str, *, verbose) -> None:
     _skxmc_log(f"XRTransformerModel: {message}", verbose=verbose)
 
 
+def _concat_features(X_tfidf, emb) -> sp.csr_matrix:
+    """``normalize([normalize(X_tfidf), emb])`` (``emb`` L2-normalised rows)."""
+    features = sp.hstack([normalize(X_tfidf), sp.csr_matrix(emb)], format="csr")
+    return normalize(features).astype(np.float32)
+
+
 def _build_tree(Z, params: TreeParams, seed: int, n_jobs):
     return hierarchical_kmeans(
         Z,
@@ -499,6 +547,10 @@ def _steps_per_level(params: MatcherParams, n_levels: int) -> list[int | None]:
 class _FineTuner:
     """Coarse-to-fine fine-tuning of the encoder: one :class:`Trainer` per level.
 
+    ``text_encoder`` is a :class:`~skxmc.nn._text_encoder.TextEncoder`; with
+    a :class:`~skxmc.nn._text_encoder.StateCache` of the training texts, the
+    steps run its trained layers on the cached states.
+
     Level ``t`` of the preliminary tree gets a :class:`LevelScorer` (random at
     the first level, each row a copy of its parent's row below it, plus the
     label-text centroids with ``label_text_init``), trained with the encoder
@@ -509,10 +561,11 @@ class _FineTuner:
     """
 
     def __init__(
-        self, encoder, tokenizer, params, tree, device, order_seed, seed,
+        self, text_encoder, tokenizer, params, tree, device, order_seed, seed,
         checkpoint, verbose,
     ):  # fmt: skip
-        self.encoder = encoder
+        self.text_encoder = text_encoder
+        self.encoder = text_encoder.model
         self.tokenizer = tokenizer
         self.params = params
         self.tree = tree
@@ -564,7 +617,7 @@ class _FineTuner:
             return payload["level"] + 1, None
         return payload["level"], payload["trainer"]
 
-    def run(self, token_ids, label_ids, Y) -> None:
+    def run(self, token_ids, label_ids, Y, cache=None) -> None:
         import torch
 
         from skxmc.nn._xr_transformer import LevelScorer
@@ -601,7 +654,7 @@ class _FineTuner:
                 )
             self._train_level(
                 i, t, scorer, prev, parents, budgets[i],
-                token_ids, Y, saved if i == start_level else None,
+                token_ids, Y, saved if i == start_level else None, cache,
             )  # fmt: skip
             if self.checkpoint is not None:
                 from skxmc.training import get_rng_state
@@ -627,7 +680,7 @@ class _FineTuner:
         return torch.from_numpy(np.asarray(centroids, dtype=np.float32)).to(self.device)
 
     def _train_level(
-        self, i, t, scorer, prev, parents, budget, token_ids, Y, saved
+        self, i, t, scorer, prev, parents, budget, token_ids, Y, saved, cache
     ) -> None:
         import torch
 
@@ -647,7 +700,7 @@ class _FineTuner:
         if budget == 0:
             self._finish_level(scorer, [], 0, 0, t)
             return
-        matcher = TransformerMatcher(self.encoder, scorer, params.pooling)
+        matcher = TransformerMatcher(self.text_encoder, scorer)
         trainer = Trainer(
             matcher,
             [
@@ -677,8 +730,11 @@ class _FineTuner:
         use_man = "man" in params.negative_sampling
 
         def loss_fn(rows):
-            input_ids, mask = collate([token_ids[r] for r in rows], pad_id, device)
-            scores, emb = matcher(input_ids, mask)
+            if cache is not None:
+                scores, emb = matcher.forward_cached(cache, rows, device)
+            else:
+                input_ids, mask = collate([token_ids[r] for r in rows], pad_id, device)
+                scores, emb = matcher(input_ids, mask)
             target = torch.from_numpy(relevance[rows].toarray()).to(device)
             parent_scores = None
             if use_man and prev is not None:
