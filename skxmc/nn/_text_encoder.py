@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import weakref
@@ -449,6 +450,8 @@ class TextEncoder(nn.Module):
 
         if not self.caches:
             raise ValueError("Nothing is frozen: there are no states to cache.")
+        if isinstance(memory, os.PathLike):
+            memory = os.fspath(memory)
         compute = check_memory(memory).cache(
             _compute_cache, ignore=["encoder", "batch_size", "device"]
         )
