@@ -376,7 +376,6 @@ class XRTransformerClassifier(BaseXMCClassifier):
     # ------------------------------------------------------------------ fit
     def _fit(self, X, Y, *, label_info, seed):
         from skxmc.models import XRTransformerModel
-        from skxmc.nn._text_encoder import resolve_encoder_options
         from skxmc.nn._transformer import check_max_length, load_encoder
         from skxmc.training import resolve_device
 
@@ -389,9 +388,7 @@ class XRTransformerClassifier(BaseXMCClassifier):
         device = resolve_device(self.device)
         encoder, tokenizer = load_encoder(self.encoder)
         check_max_length(encoder, self.max_length)
-        self.pooling_, self.trainable_layers_ = resolve_encoder_options(
-            self.encoder, self.pooling, self.trainable_layers, device
-        )
+        self.pooling_, self.trainable_layers_ = self._encoder_options()
         params = self._engine_params()
         store = self._open_checkpoint(
             {
@@ -429,6 +426,18 @@ class XRTransformerClassifier(BaseXMCClassifier):
         self.fit_times_ = model.fit_times
         return self
 
+    def _encoder_options(self):
+        """``(pooling, trainable_layers)`` with ``"auto"`` resolved."""
+        from skxmc.nn._text_encoder import resolve_encoder_options
+        from skxmc.training import resolve_device
+
+        return resolve_encoder_options(
+            self.encoder,
+            self.pooling,
+            self.trainable_layers,
+            resolve_device(self.device, strict=False),
+        )
+
     def _engine_params(self) -> dict:
         """The keyword arguments of :meth:`XRTransformerModel.train` that
         come from the parameters."""
@@ -455,6 +464,7 @@ class XRTransformerClassifier(BaseXMCClassifier):
         }
 
     def _matcher_params(self) -> MatcherParams:
+        pooling, trainable_layers = self._encoder_options()
         n_steps = self.n_steps
         if n_steps is not None:
             steps = np.atleast_1d(np.asarray(n_steps))
@@ -472,8 +482,8 @@ class XRTransformerClassifier(BaseXMCClassifier):
             n_steps = tuple(int(s) for s in steps)
         return MatcherParams(
             max_length=self.max_length,
-            pooling=self.pooling_,
-            trainable_layers=self.trainable_layers_,
+            pooling=pooling,
+            trainable_layers=trainable_layers,
             max_match_clusters=self.max_match_clusters,
             n_epochs=self.n_epochs,
             n_steps=n_steps,
