@@ -95,6 +95,7 @@ def test_xr_transformer_ranker_reads_the_cached_embedding(bert2, data):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [_xrt, _elias], ids=["xr-transformer", "elias"])
 def test_memory_skips_the_frozen_forward_on_a_second_fit(
     bert2, data, make, tmp_path, monkeypatch
@@ -120,6 +121,7 @@ def test_memory_skips_the_frozen_forward_on_a_second_fit(
     assert again.loss_curve_ == plain.loss_curve_ == first.loss_curve_
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [_xrt, _elias], ids=["xr-transformer", "elias"])
 def test_auto_options_follow_the_device_and_the_model_folder(tmp_path, data, make):
     docs, Y = data
