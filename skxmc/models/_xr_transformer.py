@@ -16,7 +16,16 @@ from skxmc.indexing import XRLinearModel, hierarchical_kmeans, pifa_embedding
 from skxmc.nn._text_encoder import DEFAULT_CACHE_BYTES
 from skxmc.utils._logging import log as _skxmc_log
 
-__all__ = ["MatcherParams", "RankerParams", "TreeParams", "XRTransformerModel"]
+__all__ = [
+    "EMBEDDING_WEIGHTS",
+    "MatcherParams",
+    "RankerParams",
+    "TreeParams",
+    "XRTransformerModel",
+]
+
+#: Weights of the embedding block tried by ``embedding_weight="auto"``.
+EMBEDDING_WEIGHTS = (0.0, 0.25, 0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -149,9 +158,10 @@ class XRTransformerModel:
     """A fitted XR-Transformer: TF-IDF, fine-tuned encoder, XR-Linear ranker.
 
     Build one with :meth:`train`. A query is encoded (pooled, L2-normalised
-    embedding of the fine-tuned encoder), concatenated with its TF-IDF into
-    ``normalize([normalize(tfidf), embedding])`` and ranked by the ranker's
-    beam search.
+    embedding ``e`` of the fine-tuned encoder), concatenated with its TF-IDF
+    into ``[normalize(tfidf), embedding_weight * e]`` (the TF-IDF block keeps
+    the scale XR-Linear sees; PECOS's ``concat_features``) and ranked by the
+    ranker's beam search.
 
     The encoder is kept on the CPU (``encoder``, what is pickled); a copy per
     device it has run on is cached, so that it stays on its device between
@@ -173,9 +183,16 @@ class XRTransformerModel:
         Pooling of the encoder.
     inference_batch_size : int, default=128
         Documents per forward pass when encoding.
+    embedding_weight : float or None, default=1.0
+        Scale of the embedding block of the ranker's features. None: the
+        recipe before issue 12, ``normalize([normalize(tfidf), e])`` (kept
+        for models pickled then).
 
     Attributes
     ----------
+    embedding_weight_scores : dict
+        With ``embedding_weight="auto"`` in :meth:`train`: the validation
+        score of every weight tried (mean of P@1, P@3 and P@5).
     matcher_tree : LabelTree or None
         The preliminary tree the encoder was fine-tuned on.
     matcher_weights : list of tuple of ndarray
@@ -190,7 +207,8 @@ class XRTransformerModel:
     fit_times : dict
         Seconds per stage: ``"tfidf"``, ``"preliminary_tree"``,
         ``"state_cache"`` (with frozen layers), ``"fine_tuning"``,
-        ``"encoding"``, ``"refined_tree"``, ``"ranker"``.
+        ``"encoding"``, ``"embedding_weight"`` (when chosen on validation
+        rows), ``"refined_tree"``, ``"ranker"``.
     """
 
     def __init__(
@@ -203,6 +221,7 @@ class XRTransformerModel:
         max_length: int = 64,
         pooling: str = "cls",
         inference_batch_size: int = 128,
+        embedding_weight: float | None = 1.0,
     ):
         self.vectorizer = vectorizer
         self.tokenizer = tokenizer
@@ -211,6 +230,8 @@ class XRTransformerModel:
         self.max_length = max_length
         self.pooling = pooling
         self.inference_batch_size = inference_batch_size
+        self.embedding_weight = embedding_weight
+        self.embedding_weight_scores: dict = {}
         self.matcher_tree = None
         self.matcher_weights: list = []
         self.loss_curve: list = []
@@ -246,6 +267,8 @@ class XRTransformerModel:
         device="cpu",
         checkpoint=None,
         memory=None,
+        embedding_weight: float | str = "auto",
+        validation_fraction: float = 0.2,
         n_jobs: int | None = None,
         verbose: int = 0,
     ) -> XRTransformerModel:
@@ -279,6 +302,14 @@ class XRTransformerModel:
         memory : str, path-like, joblib.Memory or None, default=None
             Caches the frozen layers' states across fits
             (:meth:`~skxmc.nn._text_encoder.TextEncoder.cache_states`).
+        embedding_weight : float or "auto", default="auto"
+            Scale of the embedding block of the ranker's features. ``"auto"``
+            tries :data:`EMBEDDING_WEIGHTS` (0 included: TF-IDF alone) on a
+            validation split of the training rows (tree and ranker fitted on
+            the others) and keeps the best mean of P@1, P@3 and P@5, the
+            smallest weight on ties.
+        validation_fraction : float, default=0.2
+            Share of the training rows held out by ``embedding_weight="auto"``.
         n_jobs : int, default=None
             Threads of the clustering and of the ranker.
         verbose : int, default=0
@@ -368,14 +399,33 @@ class XRTransformerModel:
 
         start = time.perf_counter()
         if cache is not None:  # only the trained layers run
-            emb = text_encoder.encode_cached(
-                cache, batch_size=matcher.inference_batch_size, device=device
+            emb = normalize(
+                text_encoder.encode_cached(
+                    cache, batch_size=matcher.inference_batch_size, device=device
+                )
             )
-            features = _concat_features(X_tfidf, normalize(emb))
         else:
-            features = model._features(X_tfidf, token_ids, device)
+            emb = model._encode(token_ids, device)
         del cache
         times["encoding"] = time.perf_counter() - start
+
+        if embedding_weight == "auto":
+            start = time.perf_counter()
+            scores = _validate_embedding_weights(
+                X_tfidf, emb, Y, tree, ranker,
+                seed=ranker_seed, fraction=validation_fraction, n_jobs=n_jobs,
+            )  # fmt: skip
+            embedding_weight = max(scores, key=lambda w: (scores[w], -w))
+            model.embedding_weight_scores = scores
+            times["embedding_weight"] = time.perf_counter() - start
+            _log(
+                "validation score per embedding weight: "
+                + ", ".join(f"{w:g}: {s:.4f}" for w, s in scores.items())
+                + f"; kept {embedding_weight:g}",
+                verbose=verbose,
+            )
+        model.embedding_weight = float(embedding_weight)
+        features = _concat_features(X_tfidf, emb, model.embedding_weight)
 
         start = time.perf_counter()
         label_tree = _build_tree(pifa_embedding(features, Y), tree, tree_seed, n_jobs)
@@ -427,7 +477,9 @@ class XRTransformerModel:
 
     def _features(self, X_tfidf, token_ids, device) -> sp.csr_matrix:
         """Rows of ``[TF-IDF, normalised embedding]``, L2-normalised."""
-        return _concat_features(X_tfidf, self._encode(token_ids, device))
+        return _concat_features(
+            X_tfidf, self._encode(token_ids, device), self.embedding_weight
+        )
 
     def transform(self, X, *, device="cpu") -> np.ndarray:
         """Pooled, L2-normalised embeddings of the documents ``X``.
@@ -498,6 +550,8 @@ class XRTransformerModel:
         return state
 
     def __setstate__(self, state):
+        state.setdefault("embedding_weight", None)  # pickled before issue 12
+        state.setdefault("embedding_weight_scores", {})
         self.__dict__.update(state)
         self._encoders = {}
 
@@ -506,10 +560,54 @@ def _log(message: str, *, verbose) -> None:
     _skxmc_log(f"XRTransformerModel: {message}", verbose=verbose)
 
 
-def _concat_features(X_tfidf, emb) -> sp.csr_matrix:
-    """``normalize([normalize(X_tfidf), emb])`` (``emb`` L2-normalised rows)."""
-    features = sp.hstack([normalize(X_tfidf), sp.csr_matrix(emb)], format="csr")
-    return normalize(features).astype(np.float32)
+def _concat_features(X_tfidf, emb, weight) -> sp.csr_matrix:
+    """``[normalize(X_tfidf), weight * emb]`` (``emb``: L2-normalised rows).
+
+    ``weight=None`` is the recipe of models pickled before issue 12:
+    ``normalize([normalize(X_tfidf), emb])``.
+    """
+    if weight is None:
+        features = sp.hstack([normalize(X_tfidf), sp.csr_matrix(emb)], format="csr")
+        return normalize(features).astype(np.float32)
+    block = sp.csr_matrix(np.float32(weight) * np.asarray(emb, dtype=np.float32))
+    return sp.hstack([normalize(X_tfidf), block], format="csr", dtype=np.float32)
+
+
+def _validate_embedding_weights(
+    X_tfidf, emb, Y, tree: TreeParams, ranker: RankerParams, *, seed, fraction,
+    n_jobs,
+) -> dict:  # fmt: skip
+    """Mean of P@1, P@3, P@5 on held-out training rows per embedding weight.
+
+    The rows are split once (``fraction`` held out, seeded); for every weight
+    of :data:`EMBEDDING_WEIGHTS` a tree and a ranker are fitted on the other
+    rows and scored on the held-out ones. The TF-IDF's vocabulary and IDF
+    are those of all training rows.
+    """
+    from skxmc.metrics import precision_at_k
+
+    n = X_tfidf.shape[0]
+    n_val = round(fraction * n)
+    if n_val < 1 or n - n_val < 2:  # too few rows to compare: PECOS's weight
+        return {1.0: 0.0}
+    order = np.random.default_rng(seed).permutation(n)
+    held, kept = np.sort(order[:n_val]), np.sort(order[n_val:])
+    Y = sp.csr_matrix(Y)
+    scores = {}
+    for weight in EMBEDDING_WEIGHTS:
+        F = _concat_features(X_tfidf, emb, weight)
+        label_tree = _build_tree(pifa_embedding(F[kept], Y[kept]), tree, seed, n_jobs)
+        model = XRLinearModel.train(
+            F[kept], Y[kept], label_tree, **asdict(ranker), seed=seed, n_jobs=n_jobs
+        )
+        topk = model.predict_topk(
+            F[held], 5, beam_size=ranker.beam_size,
+            post_processor=ranker.post_processor, n_jobs=n_jobs,
+        )  # fmt: skip
+        scores[float(weight)] = float(
+            np.mean([precision_at_k(Y[held], topk, k=k) for k in (1, 3, 5)])
+        )
+    return scores
 
 
 def _build_tree(Z, params: TreeParams, seed: int, n_jobs):

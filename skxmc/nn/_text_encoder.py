@@ -452,12 +452,20 @@ class TextEncoder(nn.Module):
             raise ValueError("Nothing is frozen: there are no states to cache.")
         if isinstance(memory, os.PathLike):
             memory = os.fspath(memory)
-        compute = check_memory(memory).cache(
-            _compute_cache, ignore=["encoder", "batch_size", "device"]
+        memory = check_memory(memory)
+        token_ids = [np.asarray(ids, dtype=np.int64) for ids in token_ids]
+        texts = None  # the key of the texts: a digest, not the ids themselves
+        if getattr(memory, "location", None) is not None:
+            from joblib import hash as joblib_hash
+
+            texts = joblib_hash(token_ids)
+        compute = memory.cache(
+            _compute_cache, ignore=["encoder", "token_ids", "batch_size", "device"]
         )
         return compute(
             self,
-            [np.asarray(ids, dtype=np.int64) for ids in token_ids],
+            token_ids,
+            texts=texts,
             fingerprint=self.fingerprint(),
             pad_id=int(pad_id),
             batch_size=batch_size,
@@ -468,9 +476,11 @@ class TextEncoder(nn.Module):
 
 
 def _compute_cache(
-    encoder, token_ids, *, fingerprint, pad_id, batch_size, device, dtype, max_bytes
-) -> StateCache:
-    """:meth:`TextEncoder.cache_states` without the memory (cached by joblib)."""
+    encoder, token_ids, *, texts, fingerprint, pad_id, batch_size, device, dtype,
+    max_bytes,
+) -> StateCache:  # fmt: skip
+    """:meth:`TextEncoder.cache_states` without the memory (cached by joblib;
+    ``texts`` is the digest of ``token_ids``, the key)."""
     from skxmc.nn._transformer import autocast_context
 
     device = torch.device(device or next(encoder.model.parameters()).device)
