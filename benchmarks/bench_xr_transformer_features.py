@@ -99,6 +99,18 @@ def main() -> None:
     parser.add_argument("--encoder", default=str(ENCODER))
     parser.add_argument("--data", default=str(SHARED / "data" / "LF-FOLDOC"))
     parser.add_argument("--embeddings", default="/tmp/skxmc-minilm-foldoc")
+    parser.add_argument(
+        "--weights",
+        type=float,
+        nargs="*",
+        default=list(EMBEDDING_WEIGHTS),
+        help="embedding weights tried on the validation rows (0 always is)",
+    )
+    parser.add_argument(
+        "--skip-old-validation",
+        action="store_true",
+        help="do not score the old recipe on the validation rows",
+    )
     args = parser.parse_args()
     print(machine_line())
     print(f"# load average at start: {os.getloadavg()}")
@@ -145,7 +157,8 @@ def main() -> None:
         "filter_test": None,
     }
     selection = {}
-    for weight in (OLD, *EMBEDDING_WEIGHTS):
+    weights = sorted({0.0, *args.weights})
+    for weight in ([] if args.skip_old_validation else [OLD]) + weights:
         m = run(
             "validation", T_fit, emb_train[fit_rows], data.Y_train[fit_rows],
             T_val, emb_train[val], d_val, weight,
@@ -162,7 +175,7 @@ def main() -> None:
         "Y_test": data.Y_test,
         "filter_test": data.filter_test,
     }
-    for weight in dict.fromkeys((0.0, OLD, chosen)):
+    for weight in dict.fromkeys((0.0, chosen, OLD)):
         run("test", T_train, emb_train, data.Y_train, T_test, emb_test, d_test, weight)
     print(f"# load average at end: {os.getloadavg()}")
 

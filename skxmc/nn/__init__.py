@@ -12,6 +12,7 @@ from skxmc.nn._heads import (
     score_pairs,
 )
 from skxmc.nn._losses import shortlist_bce_loss
+from skxmc.nn._text_encoder import StateCache, TextEncoder
 
 __all__ = [
     "BagOfWordsEncoder",
@@ -19,6 +20,8 @@ __all__ = [
     "LabelTextClassifier",
     "ResidualBlock",
     "SpectralNormLinear",
+    "StateCache",
+    "TextEncoder",
     "gather_rows",
     "score_pairs",
     "shortlist_bce_loss",

@@ -517,6 +517,16 @@ class StateCache:
     ``offsets[i]:offsets[i + 1]`` of :attr:`states` (one per token, no
     padding). Build one with :meth:`TextEncoder.cache_states`.
 
+    Parameters
+    ----------
+    states : ndarray or numpy.memmap
+        ``(n_tokens, dim)`` token states, or ``(n_texts, dim)`` pooled
+        embeddings when ``pooled``.
+    lengths : array-like of shape (n_texts,)
+        Tokens per text.
+    pooled : bool
+        Whether ``states`` holds pooled embeddings.
+
     Attributes
     ----------
     states : ndarray or numpy.memmap
@@ -530,6 +540,17 @@ class StateCache:
         Whether :attr:`states` holds pooled embeddings.
     on_disk : bool
         Whether :attr:`states` is a memory-mapped temporary file.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skxmc.nn import StateCache
+    >>> cache = StateCache.allocate([2, 1], 3, pooled=False, dtype="float16",
+    ...                             max_bytes=1024)
+    >>> cache.write([0, 1], np.ones((2, 2, 3), dtype=np.float32))
+    >>> states, mask = cache.batch([1, 0])
+    >>> tuple(states.shape), mask.tolist()
+    ((2, 2, 3), [[1, 0], [1, 1]])
     """
 
     def __init__(self, states, lengths, *, pooled: bool):
