@@ -139,6 +139,14 @@ class EliasNetwork(torch.nn.Module):
     def pooling(self) -> str:
         return self.encoder.pooling
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        encoder = self._modules.get("encoder")
+        if encoder is not None and not isinstance(encoder, TextEncoder):
+            # pickled before issue 12: a bare transformer and its pooling
+            pooling = self.__dict__.pop("pooling", "cls")
+            self._modules["encoder"] = TextEncoder(encoder, pooling=pooling)
+
     # ---------------------------------------------------------- forward
     def embed(self, input_ids, attention_mask) -> torch.Tensor:
         """Pooled encoder output (before dropout)."""

@@ -247,3 +247,21 @@ def test_auto_trainable_layers_depend_on_the_device():
     assert resolve_trainable_layers(0, cuda) == 0
     with pytest.raises(ValueError, match="auto"):
         resolve_trainable_layers("some", cpu)
+
+
+def test_an_elias_network_pickled_before_the_text_encoder_still_embeds(bert3):
+    import pickle
+
+    from skxmc.nn._elias import EliasNetwork
+
+    model, _ = load_encoder(bert3)
+    net = EliasNetwork(model, 4, torch.tensor([[0, 1], [2, 3]]), pooling="mean")
+    net.eval()
+    ids, mask = collate([np.array([2, 5, 6, 3])], 0)
+    expected = net.embed(ids, mask)
+    # the layout of before: the bare transformer, pooling an attribute
+    net._modules["encoder"] = model
+    net.__dict__["pooling"] = "mean"
+    old = pickle.loads(pickle.dumps(net))
+    assert isinstance(old.encoder, TextEncoder) and old.pooling == "mean"
+    torch.testing.assert_close(old.embed(ids, mask), expected)
