@@ -2,13 +2,14 @@
 
 XR-Transformer's last stage is an XR-Linear ranker on TF-IDF plus the
 encoder's embedding. Until issue 12 the features were
-``normalize([normalize(tfidf), e])``: the re-normalisation shrinks the
-TF-IDF block to norm 1/sqrt(2), so its weights must grow by sqrt(2) and
-their L2 penalty doubles (the same as halving C for the TF-IDF part), and
-the 384 dense columns enter every row. Since issue 12 they are
-``[normalize(tfidf), w * e]`` (PECOS's ``concat_features``: the TF-IDF block
-exactly as XR-Linear sees it) with ``w`` chosen on validation rows among
-``EMBEDDING_WEIGHTS`` (0 = TF-IDF alone).
+``normalize([normalize(tfidf), e])``: TF-IDF and the 384 dense embedding
+columns at equal weight. The ranker is row-scale robust (it trains on
+``X / feature_scale(X)``), so the re-normalisation itself changes nothing:
+that recipe scores exactly as ``[normalize(tfidf), 1 * e]``. What matters
+is the weight of the embedding block. Since issue 12 the features are
+``[normalize(tfidf), w * e]`` (PECOS's ``concat_features``) with ``w``
+chosen on validation rows among ``EMBEDDING_WEIGHTS`` (0 = TF-IDF alone,
+exactly XR-Linear on the same TF-IDF).
 
 This script holds the encoder fixed (all-MiniLM-L6-v2, frozen: the
 ``trainable_layers=0`` mode, mean pooling, max length 64) and varies only

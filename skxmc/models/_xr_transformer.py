@@ -159,8 +159,9 @@ class XRTransformerModel:
 
     Build one with :meth:`train`. A query is encoded (pooled, L2-normalised
     embedding ``e`` of the fine-tuned encoder), concatenated with its TF-IDF
-    into ``[normalize(tfidf), embedding_weight * e]`` (the TF-IDF block keeps
-    the scale XR-Linear sees; PECOS's ``concat_features``) and ranked by the
+    into ``[normalize(tfidf), embedding_weight * e]`` (PECOS's
+    ``concat_features``; the ranker is row-scale robust, so only the weight
+    of the embedding block relative to the TF-IDF matters) and ranked by the
     ranker's beam search.
 
     The encoder is kept on the CPU (``encoder``, what is pickled); a copy per
