@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from numbers import Integral, Real
 
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from skxmc.base import BaseXMCClassifier
@@ -60,11 +60,35 @@ class EliasClassifier(BaseXMCClassifier):
         (model and tokenizer) or a model name in the local Hugging Face
         cache. Nothing is downloaded. The fine-tuned copy is in ``network_``.
     max_length : int, default=32
-        Tokens per document (special tokens included).
-    pooling : {"cls", "mean"}, default="mean"
-        Document embedding: the first token's state or the mean over tokens
-        (the pooling that sentence encoders such as all-MiniLM-L6-v2 were
-        trained with).
+        Tokens per document (special tokens included). At most the positions
+        of the encoder (``max_position_embeddings``): a larger value is a
+        ValueError at fit time.
+    pooling : {"auto", "cls", "mean"}, default="auto"
+        Document embedding: the first token's state or the mean over tokens.
+        ``"auto"`` reads the pooling of a sentence-transformers folder
+        (``1_Pooling/config.json``: mean for all-MiniLM-L6-v2) and uses
+        ``"cls"`` when the folder has none; the choice is ``pooling_``.
+    trainable_layers : int, None or "auto", default="auto"
+        Transformer layers fine-tuned, from the top (with ``W_C``, the label
+        classifiers and the adjacency). The embeddings and the layers below
+        are frozen: their output on every training document is computed once
+        per fit and kept (float16 token states, in memory or in a
+        memory-mapped temporary file beyond 2 GiB), and each step runs only
+        the top ``trainable_layers`` layers on it, so an epoch costs about
+        ``trainable_layers / n_layers`` of full fine-tuning. 0 freezes the
+        encoder (its embeddings are computed once; the rest trains on them).
+        None, or at least the number of layers, fine-tunes everything, as
+        the paper. ``"auto"`` depends on the training device: 2 on the CPU
+        (a schedule affordable on a few cores: on all-MiniLM-L6-v2, a third
+        of the layers), None on a GPU (the paper's full fine-tuning). The
+        value used is ``trainable_layers_``.
+    memory : str, path-like, joblib.Memory or None, default=None
+        Caches the frozen layers' states across fits, as sklearn's
+        ``Pipeline(memory=...)``: a folder or a :class:`joblib.Memory`
+        (``mmap_mode="r"`` reads a large cache from disk). The key covers
+        the frozen weights, the tokenised documents, the number of frozen
+        layers and the pooling, so a second fit on the same documents with
+        other parameters skips that forward pass. None: no caching.
     dropout : float, default=0.5
         Dropout on the pooled embedding during training.
     max_leaf_size : int, default=100
@@ -194,6 +218,11 @@ class EliasClassifier(BaseXMCClassifier):
         stage 1, then those of stage 2.
     reranker_ : ShortlistReranker or None
         The sparse re-ranker (``reranker="shortlist"``).
+    pooling_ : {"cls", "mean"}
+        The pooling used (``pooling`` with ``"auto"`` resolved).
+    trainable_layers_ : int or None
+        The layers fine-tuned (``trainable_layers`` with ``"auto"``
+        resolved).
     fit_times_ : dict
         Seconds per part: ``"tfidf"``, ``"clustering"``, ``"stage1"``,
         ``"reestimate"``, ``"stage2"`` and ``"reranker"``.
@@ -250,14 +279,20 @@ class EliasClassifier(BaseXMCClassifier):
     _NEUTRAL_PARAMS = (
         *BaseXMCClassifier._NEUTRAL_PARAMS,
         "inference_batch_size", "n_jobs", "reranker", "rerank_size",
-        "rerank_weight", "reranker_params",
+        "rerank_weight", "reranker_params", "memory",
     )  # fmt: skip
 
     _parameter_constraints: dict = {
         **BaseXMCClassifier._parameter_constraints,
         "encoder": [str, os.PathLike],
         "max_length": [Interval(Integral, 2, None, closed="left")],
-        "pooling": [StrOptions({"cls", "mean"})],
+        "pooling": [StrOptions({"auto", "cls", "mean"})],
+        "trainable_layers": [
+            Interval(Integral, 0, None, closed="left"),
+            StrOptions({"auto"}),
+            None,
+        ],
+        "memory": [str, os.PathLike, HasMethods(["cache"]), None],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "max_leaf_size": [Interval(Integral, 1, None, closed="left")],
         "kappa": [Interval(Integral, 1, None, closed="left")],
@@ -294,7 +329,9 @@ class EliasClassifier(BaseXMCClassifier):
         encoder,
         *,
         max_length=32,
-        pooling="mean",
+        pooling="auto",
+        trainable_layers="auto",
+        memory=None,
         dropout=0.5,
         max_leaf_size=100,
         kappa=1000,
@@ -328,6 +365,8 @@ class EliasClassifier(BaseXMCClassifier):
         self.encoder = encoder
         self.max_length = max_length
         self.pooling = pooling
+        self.trainable_layers = trainable_layers
+        self.memory = memory
         self.dropout = dropout
         self.max_leaf_size = max_leaf_size
         self.kappa = kappa
@@ -364,11 +403,19 @@ class EliasClassifier(BaseXMCClassifier):
         from skxmc.nn._transformer import check_max_length, load_encoder
         from skxmc.training import resolve_device
 
-        config = self._config()
         device = resolve_device(self.device)
         encoder, tokenizer = load_encoder(self.encoder)
         check_max_length(encoder, self.max_length)
-        store = self._open_checkpoint({"X": X, "Y": Y, "encoder": encoder})
+        self.pooling_, self.trainable_layers_ = self._encoder_options()
+        config = self._config()
+        store = self._open_checkpoint(
+            {
+                "X": X,
+                "Y": Y,
+                "encoder": encoder,
+                "resolved": (self.pooling_, self.trainable_layers_),
+            }
+        )
         if store is not None:
             seed = store.resume_seed(seed)
         model = EliasModel.train(
@@ -380,6 +427,7 @@ class EliasClassifier(BaseXMCClassifier):
             seed=seed,
             device=device,
             store=store,
+            memory=self.memory,
             verbose=self.verbose,
             log=self._log,
         )
@@ -395,14 +443,28 @@ class EliasClassifier(BaseXMCClassifier):
         self.fit_times_ = model.fit_times
         return self
 
+    def _encoder_options(self):
+        """``(pooling, trainable_layers)`` with ``"auto"`` resolved."""
+        from skxmc.nn._text_encoder import resolve_encoder_options
+        from skxmc.training import resolve_device
+
+        return resolve_encoder_options(
+            self.encoder,
+            self.pooling,
+            self.trainable_layers,
+            resolve_device(self.device, strict=False),
+        )
+
     def _config(self):
         """The engine's :class:`~skxmc.models.EliasConfig` (validates the
         per-stage parameters)."""
         from skxmc.models import EliasConfig
 
+        pooling, trainable_layers = self._encoder_options()
+
         return EliasConfig(
             max_length=self.max_length,
-            pooling=self.pooling,
+            pooling=pooling,
             dropout=self.dropout,
             max_leaf_size=self.max_leaf_size,
             kappa=self.kappa,
@@ -428,6 +490,7 @@ class EliasClassifier(BaseXMCClassifier):
             tfidf_params=self.tfidf_params,
             inference_batch_size=self.inference_batch_size,
             n_jobs=self.n_jobs,
+            trainable_layers=trainable_layers,
         )
 
     def _per_stage(self, name, value, kind, low=None):

@@ -6,7 +6,7 @@ import os
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from skxmc.base import BaseXMCClassifier
@@ -45,10 +45,34 @@ class XRTransformerClassifier(BaseXMCClassifier):
         is ``encoder_``.
     max_length : int, default=64
         Tokens per document (special tokens included); longer ones are cut.
-    pooling : {"cls", "mean"}, default="mean"
-        Document embedding: the first token's state or the mean over tokens
-        (the pooling that sentence encoders such as all-MiniLM-L6-v2 were
-        trained with).
+        At most the positions of the encoder (``max_position_embeddings``):
+        a larger value is a ValueError at fit time.
+    pooling : {"auto", "cls", "mean"}, default="auto"
+        Document embedding: the first token's state or the mean over tokens.
+        ``"auto"`` reads the pooling of a sentence-transformers folder
+        (``1_Pooling/config.json``: mean for all-MiniLM-L6-v2) and uses
+        ``"cls"`` when the folder has none; the choice is ``pooling_``.
+    trainable_layers : int, None or "auto", default="auto"
+        Transformer layers fine-tuned, from the top. The embeddings and the
+        layers below are frozen: their output on every training text is
+        computed once per fit and kept (float16 token states, in memory or
+        in a memory-mapped temporary file beyond 2 GiB), and each step runs
+        only the top ``trainable_layers`` layers on it, so an epoch costs
+        about ``trainable_layers / n_layers`` of full fine-tuning. 0 freezes
+        the encoder (its embeddings are computed once; only the level scorers
+        train, and the ranker reads the pretrained embedding). None, or at
+        least the number of layers, fine-tunes everything, as the paper.
+        ``"auto"`` depends on the training device: 2 on the CPU (a schedule
+        affordable on a few cores: on all-MiniLM-L6-v2, a third of the
+        layers), None on a GPU (the paper's full fine-tuning). The value
+        used is ``trainable_layers_``.
+    memory : str, path-like, joblib.Memory or None, default=None
+        Caches the frozen layers' states across fits, as sklearn's
+        ``Pipeline(memory=...)``: a folder or a :class:`joblib.Memory`
+        (``mmap_mode="r"`` reads a large cache from disk). The key covers
+        the frozen weights, the tokenised documents, the number of frozen
+        layers and the pooling, so a second fit on the same documents with
+        other parameters skips that forward pass. None: no caching.
     branching_factor : int, default=16
         Maximum number of children of an internal node, in both trees.
     max_leaf_size : int, default=100
@@ -96,6 +120,18 @@ class XRTransformerClassifier(BaseXMCClassifier):
         embedding of the text of the labels below each cluster (added to the
         copied parent row). Needs ``fit(..., label_info=LabelInfo(text=...))``.
         Not in the paper.
+    embedding_weight : float or "auto", default="auto"
+        The ranker reads ``[normalize(tfidf), embedding_weight * e]`` with
+        ``e`` the unit-norm fine-tuned embedding (the TF-IDF block as
+        XR-Linear sees it). ``"auto"`` tries the weights 0 (TF-IDF alone,
+        i.e. XR-Linear on the same features), 0.25, 0.5 and 1 on a
+        validation split of the training rows (``validation_fraction``; a
+        tree and a ranker per weight, fitted on the other rows) and keeps
+        the best mean of P@1, P@3 and P@5 (the smallest weight on ties);
+        the choice is ``embedding_weight_``. It costs four more ranker fits
+        on that share of the rows.
+    validation_fraction : float, default=0.2
+        Share of the training rows held out by ``embedding_weight="auto"``.
     tfidf_params : dict, default=None
         Keyword arguments of the internal
         :class:`~sklearn.feature_extraction.text.TfidfVectorizer` (defaults:
@@ -155,6 +191,14 @@ class XRTransformerClassifier(BaseXMCClassifier):
         Number of labels.
     vectorizer_ : TfidfVectorizer
         The fitted TF-IDF vectorizer.
+    pooling_ : {"cls", "mean"}
+        The pooling used (``pooling`` with ``"auto"`` resolved).
+    trainable_layers_ : int or None
+        The layers fine-tuned (``trainable_layers`` with ``"auto"``
+        resolved).
+    embedding_weight_ : float
+        Scale of the embedding block of the ranker's features
+        (``embedding_weight`` with ``"auto"`` resolved).
     model_ : XRTransformerModel
         The engine (:class:`skxmc.models.XRTransformerModel`); its ``ranker``
         is the :class:`~skxmc.indexing.XRLinearModel` on
@@ -178,7 +222,9 @@ class XRTransformerClassifier(BaseXMCClassifier):
         counts; 0 for a level with no steps).
     fit_times_ : dict
         Seconds per stage: ``"tfidf"``, ``"preliminary_tree"``,
-        ``"fine_tuning"``, ``"encoding"``, ``"refined_tree"``, ``"ranker"``.
+        ``"state_cache"`` (with frozen layers), ``"fine_tuning"``,
+        ``"encoding"``, ``"embedding_weight"`` (with ``"auto"``),
+        ``"refined_tree"``, ``"ranker"``.
 
     See Also
     --------
@@ -224,7 +270,13 @@ class XRTransformerClassifier(BaseXMCClassifier):
         **BaseXMCClassifier._parameter_constraints,
         "encoder": [str, os.PathLike],
         "max_length": [Interval(Integral, 2, None, closed="left")],
-        "pooling": [StrOptions({"cls", "mean"})],
+        "pooling": [StrOptions({"auto", "cls", "mean"})],
+        "trainable_layers": [
+            Interval(Integral, 0, None, closed="left"),
+            StrOptions({"auto"}),
+            None,
+        ],
+        "memory": [str, os.PathLike, HasMethods(["cache"]), None],
         "branching_factor": [Interval(Integral, 2, None, closed="left")],
         "max_leaf_size": [Interval(Integral, 1, None, closed="left")],
         "kmeans_max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -240,6 +292,11 @@ class XRTransformerClassifier(BaseXMCClassifier):
         "matcher_loss": [StrOptions(set(MATCHER_LOSSES))],
         "matcher_negative_sampling": [StrOptions(set(NEGATIVE_SAMPLING))],
         "label_text_init": ["boolean"],
+        "embedding_weight": [
+            Interval(Real, 0, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "tfidf_params": [dict, None],
         "negative_sampling": [StrOptions(set(NEGATIVE_SAMPLING))],
         "loss": [StrOptions(set(LOSSES))],
@@ -261,7 +318,9 @@ class XRTransformerClassifier(BaseXMCClassifier):
         encoder,
         *,
         max_length=64,
-        pooling="mean",
+        pooling="auto",
+        trainable_layers="auto",
+        memory=None,
         branching_factor=16,
         max_leaf_size=100,
         kmeans_max_iter=20,
@@ -277,6 +336,8 @@ class XRTransformerClassifier(BaseXMCClassifier):
         matcher_loss="squared_hinge",
         matcher_negative_sampling="tfn+man",
         label_text_init=False,
+        embedding_weight="auto",
+        validation_fraction=0.2,
         tfidf_params=None,
         negative_sampling="tfn+man",
         loss="squared_hinge",
@@ -299,6 +360,8 @@ class XRTransformerClassifier(BaseXMCClassifier):
         self.encoder = encoder
         self.max_length = max_length
         self.pooling = pooling
+        self.trainable_layers = trainable_layers
+        self.memory = memory
         self.branching_factor = branching_factor
         self.max_leaf_size = max_leaf_size
         self.kmeans_max_iter = kmeans_max_iter
@@ -314,6 +377,8 @@ class XRTransformerClassifier(BaseXMCClassifier):
         self.matcher_loss = matcher_loss
         self.matcher_negative_sampling = matcher_negative_sampling
         self.label_text_init = label_text_init
+        self.embedding_weight = embedding_weight
+        self.validation_fraction = validation_fraction
         self.tfidf_params = tfidf_params
         self.negative_sampling = negative_sampling
         self.loss = loss
@@ -333,6 +398,8 @@ class XRTransformerClassifier(BaseXMCClassifier):
         self.random_state = random_state
         self.verbose = verbose
 
+    _NEUTRAL_PARAMS = (*BaseXMCClassifier._NEUTRAL_PARAMS, "memory")
+
     # ------------------------------------------------------------------ fit
     def _fit(self, X, Y, *, label_info, seed):
         from skxmc.models import XRTransformerModel
@@ -345,12 +412,19 @@ class XRTransformerClassifier(BaseXMCClassifier):
                 "label_text_init=True needs label text: pass "
                 "fit(X, y, label_info=LabelInfo(text=[...])) with one text per label."
             )
-        params = self._engine_params()
         device = resolve_device(self.device)
         encoder, tokenizer = load_encoder(self.encoder)
         check_max_length(encoder, self.max_length)
+        self.pooling_, self.trainable_layers_ = self._encoder_options()
+        params = self._engine_params()
         store = self._open_checkpoint(
-            {"X": list(X), "Y": Y, "label_text": label_text, "encoder": encoder}
+            {
+                "X": list(X),
+                "Y": Y,
+                "label_text": label_text,
+                "encoder": encoder,
+                "resolved": (self.pooling_, self.trainable_layers_),
+            }
         )
         if store is not None:
             seed = store.resume_seed(seed)
@@ -364,6 +438,7 @@ class XRTransformerClassifier(BaseXMCClassifier):
             seed=seed,
             device=device,
             checkpoint=store,
+            memory=self.memory,
             verbose=self.verbose,
         )
         model = self.model_
@@ -375,8 +450,21 @@ class XRTransformerClassifier(BaseXMCClassifier):
         self.label_tree_ = model.label_tree
         self.loss_curve_ = model.loss_curve
         self.n_iter_ = model.n_iter
+        self.embedding_weight_ = model.embedding_weight
         self.fit_times_ = model.fit_times
         return self
+
+    def _encoder_options(self):
+        """``(pooling, trainable_layers)`` with ``"auto"`` resolved."""
+        from skxmc.nn._text_encoder import resolve_encoder_options
+        from skxmc.training import resolve_device
+
+        return resolve_encoder_options(
+            self.encoder,
+            self.pooling,
+            self.trainable_layers,
+            resolve_device(self.device, strict=False),
+        )
 
     def _engine_params(self) -> dict:
         """The keyword arguments of :meth:`XRTransformerModel.train` that
@@ -400,10 +488,13 @@ class XRTransformerClassifier(BaseXMCClassifier):
                 post_processor=self.post_processor,
             ),
             "tfidf_params": self.tfidf_params,
+            "embedding_weight": self.embedding_weight,
+            "validation_fraction": self.validation_fraction,
             "n_jobs": self.n_jobs,
         }
 
     def _matcher_params(self) -> MatcherParams:
+        pooling, trainable_layers = self._encoder_options()
         n_steps = self.n_steps
         if n_steps is not None:
             steps = np.atleast_1d(np.asarray(n_steps))
@@ -421,7 +512,8 @@ class XRTransformerClassifier(BaseXMCClassifier):
             n_steps = tuple(int(s) for s in steps)
         return MatcherParams(
             max_length=self.max_length,
-            pooling=self.pooling,
+            pooling=pooling,
+            trainable_layers=trainable_layers,
             max_match_clusters=self.max_match_clusters,
             n_epochs=self.n_epochs,
             n_steps=n_steps,

@@ -85,6 +85,7 @@ def test_every_level_is_fine_tuned_and_its_loss_falls(fitted):
         "preliminary_tree",
         "fine_tuning",
         "encoding",
+        "embedding_weight",
         "refined_tree",
         "ranker",
     }
@@ -170,7 +171,7 @@ def test_invalid_params(tiny_bert, data):
 
 
 def test_training_halves_its_forward_batch_on_oom(tiny_bert, data, monkeypatch):
-    import skxmc.nn._xr_transformer as module
+    import skxmc.nn._text_encoder as module  # the matcher's forward pass
 
     (docs, Y), _ = data
     real = module.pooled_forward
@@ -265,3 +266,65 @@ def test_pool_rejects_unknown_pooling():
 
 
 # ----------------------------------------------------------------------- gpu
+
+
+# ------------------------------------------------- the ranker's features
+def test_concat_features_keep_the_tfidf_block_as_xr_linear_sees_it():
+    from sklearn.preprocessing import normalize
+
+    from skxmc.models._xr_transformer import _concat_features
+
+    tfidf = sp.csr_matrix(np.array([[3.0, 0.0, 4.0], [0.0, 2.0, 0.0]]))
+    emb = np.array([[0.6, 0.8], [1.0, 0.0]])
+    got = _concat_features(tfidf, emb, 0.5).toarray()
+    expected = np.hstack([normalize(tfidf).toarray(), 0.5 * emb])
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    # weight 0: the TF-IDF alone (no stored embedding entry)
+    zero = _concat_features(tfidf, emb, 0.0)
+    assert zero.shape == (2, 5) and zero[:, 3:].nnz == 0
+    # None: the recipe of models pickled before, every row re-normalised
+    old = _concat_features(tfidf, emb, None).toarray()
+    renormalised = np.hstack([normalize(tfidf).toarray(), emb]) / np.sqrt(2)
+    np.testing.assert_allclose(old, renormalised, rtol=1e-6)
+
+
+def test_weight_zero_is_xr_linear_on_the_same_tfidf(tiny_bert, data):
+    """embedding_weight=0: tree and ranker are XR-Linear's on the same TF-IDF."""
+    from dataclasses import asdict
+
+    from sklearn.preprocessing import normalize
+
+    from skxmc.indexing import XRLinearModel, hierarchical_kmeans, pifa_embedding
+
+    (docs, Y), (test_docs, _) = data
+    clf = _clf(tiny_bert, embedding_weight=0.0, n_steps=2).fit(docs, Y)
+    assert clf.embedding_weight_ == 0.0 and not clf.model_.embedding_weight_scores
+    from sklearn.utils import check_random_state
+
+    seed = check_random_state(0).randint(np.iinfo(np.int32).max)  # the fit's seed
+    seeds = np.random.default_rng(seed).integers(np.iinfo(np.int32).max, size=4)
+    X = normalize(clf.vectorizer_.transform(docs)).astype(np.float32)
+    tree = hierarchical_kmeans(
+        pifa_embedding(X, Y), branching_factor=2, max_leaf_size=2,
+        random_state=int(seeds[0]), n_jobs=1,
+    )  # fmt: skip
+    ranker = XRLinearModel.train(
+        X, Y, tree, **asdict(clf._engine_params()["ranker"]), seed=int(seeds[3]),
+        n_jobs=1,
+    )  # fmt: skip
+    X_test = normalize(clf.vectorizer_.transform(test_docs)).astype(np.float32)
+    want = ranker.predict_topk(X_test, 5, beam_size=4, post_processor="l3-hinge")
+    got = clf.predict_topk(test_docs, k=5)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+
+
+def test_auto_embedding_weight_is_the_best_on_validation_rows(fitted):
+    from skxmc.models._xr_transformer import EMBEDDING_WEIGHTS
+
+    scores = fitted.model_.embedding_weight_scores
+    assert list(scores) == list(EMBEDDING_WEIGHTS)
+    assert all(0.0 <= v <= 1.0 for v in scores.values())
+    best = max(scores.values())
+    assert fitted.embedding_weight_ == min(w for w, v in scores.items() if v == best)
+    assert fitted.model_.embedding_weight == fitted.embedding_weight_

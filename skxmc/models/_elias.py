@@ -19,6 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from skxmc.nn._text_encoder import DEFAULT_CACHE_BYTES
+
 __all__ = ["EliasConfig", "EliasModel"]
 
 #: Re-rankers an :class:`EliasModel` can train (``EliasConfig.reranker``).
@@ -54,6 +56,11 @@ int, float, dict
         The sparse re-ranker (``"shortlist"`` or None).
     inference_batch_size, n_jobs : int, int or None
         Documents per forward pass without gradients; clustering threads.
+    trainable_layers, cache_bytes : int or None, int
+        Top transformer layers trained (None: all); the frozen layers'
+        states of the training documents are cached, in a memory-mapped
+        file beyond ``cache_bytes``
+        (:class:`~skxmc.nn._text_encoder.TextEncoder`).
     """
 
     max_length: int = 32
@@ -81,6 +88,8 @@ int, float, dict
     reranker_params: dict | None = None
     inference_batch_size: int = 256
     n_jobs: int | None = None
+    trainable_layers: int | None = None
+    cache_bytes: int = DEFAULT_CACHE_BYTES
 
 
 class EliasModel:
@@ -163,6 +172,7 @@ loss_curve, fit_times
         seed: int,
         device: str | torch.device = "cpu",
         store=None,
+        memory=None,
         verbose: int = 0,
         log: Callable[[str], None] | None = None,
     ) -> EliasModel:
@@ -188,6 +198,9 @@ loss_curve, fit_times
         store : CheckpointStore, default=None
             Saves the training state after every epoch of each stage, and
             resumes from a saved one.
+        memory : str, path-like, joblib.Memory or None, default=None
+            Caches the frozen layers' states across fits
+            (:meth:`~skxmc.nn._text_encoder.TextEncoder.cache_states`).
         verbose : int, default=0
             Progress bars and one log line per epoch.
         log : callable, default=None
@@ -257,6 +270,7 @@ loss_curve, fit_times
             log(f"resuming stage {resumed_stage + 1} after step {step}")
         loss_curve: list[float] = []
         stage_args = {
+            "cache": None,
             "token_ids": token_ids,
             "Y": Y,
             "config": config,
@@ -271,6 +285,7 @@ loss_curve, fit_times
             n_labels,
             torch.from_numpy(index),
             pooling=config.pooling,
+            trainable_layers=config.trainable_layers,
             dropout=config.dropout,
             alpha=config.alpha,
             beta=config.beta,
@@ -278,6 +293,21 @@ loss_curve, fit_times
         )
         with seeded_torch(torch_seed, device), _back_to_cpu_on_error(net):
             net.to(device)
+            if net.encoder.caches:
+                start = time.perf_counter()
+                stage_args["cache"] = net.encoder.cache_states(
+                    token_ids,
+                    pad_id=pad_id,
+                    batch_size=config.inference_batch_size,
+                    device=device,
+                    memory=memory,
+                    max_bytes=config.cache_bytes,
+                )
+                times["state_cache"] = time.perf_counter() - start
+                log(
+                    f"cached the output of {net.encoder.n_frozen} frozen layers "
+                    f"({stage_args['cache'].nbytes / 2**20:.1f} MiB)"
+                )
             micro_batch_size = None
             if resumed_stage <= 0:
                 start = time.perf_counter()
@@ -289,7 +319,7 @@ loss_curve, fit_times
                 start = time.perf_counter()
                 M = _cluster_scores_matrix(
                     net, token_ids, config.beam_size, config.inference_batch_size,
-                    pad_id, device,
+                    pad_id, device, stage_args["cache"],
                 )  # fmt: skip
                 new_index, logits = reestimate_adjacency(Y, M, kappa, index)
                 adjacency = {
@@ -326,12 +356,13 @@ loss_curve, fit_times
         if config.reranker is not None:
             start = time.perf_counter()
             model.reranker = model._train_reranker(
-                token_ids, X_tfidf, Y, seed=torch_seed, device=device, log=log
-            )
+                token_ids, X_tfidf, Y, seed=torch_seed, device=device, log=log,
+                cache=stage_args["cache"],
+            )  # fmt: skip
             model.fit_times["reranker"] = time.perf_counter() - start
         return model
 
-    def _train_reranker(self, token_ids, X_tfidf, Y, *, seed, device, log):
+    def _train_reranker(self, token_ids, X_tfidf, Y, *, seed, device, log, cache):
         """The sparse re-ranker, trained on the fitted model's own shortlists."""
         from skxmc.indexing import ShortlistReranker
 
@@ -343,7 +374,7 @@ loss_curve, fit_times
         size = self.config.rerank_size
         log(f"re-ranker on the top {size} labels of each row")
         _, candidates, emb = self.elias_topk(
-            token_ids, size, device=device, with_embeddings=True
+            token_ids, size, device=device, with_embeddings=True, cache=cache
         )
         return ShortlistReranker.train(
             _rerank_features(emb, X_tfidf),
@@ -457,6 +488,7 @@ loss_curve, fit_times
         shortlist_size: int | None = None,
         batch_size: int | None = None,
         with_embeddings: bool = False,
+        cache=None,
     ):
         """ELIAS's own top ``k`` labels of tokenised documents (no re-ranker).
 
@@ -470,6 +502,9 @@ loss_curve, fit_times
             As in :meth:`predict_topk`.
         with_embeddings : bool, default=False
             Also return the pooled embeddings (the re-ranker's input).
+        cache : StateCache, default=None
+            The frozen layers' states of these documents (training): only
+            the trained layers run.
 
         Returns
         -------
@@ -480,7 +515,7 @@ loss_curve, fit_times
         embeddings : ndarray of shape (n_documents, hidden_size)
             Only ``with_embeddings``.
         """
-        from skxmc.nn._transformer import collate, map_batches_with_oom_backoff
+        from skxmc.nn._transformer import map_batches_with_oom_backoff
 
         config = self.config
         beam_size = config.beam_size if beam_size is None else beam_size
@@ -493,9 +528,8 @@ loss_curve, fit_times
         pad_id = self.tokenizer.pad_token_id or 0
 
         def run(start, stop):
-            input_ids, mask = collate(token_ids[start:stop], pad_id, device)
             with torch.inference_mode():
-                emb = _embed(net, input_ids, mask).float()
+                emb = _embed_rows(net, token_ids, cache, start, stop, pad_id, device)
                 scores, labels = net.predict(emb, beam_size, shortlist_size, k)
             out = (scores.cpu().numpy(), labels.cpu().numpy())
             return (*out, emb.cpu().numpy()) if with_embeddings else out
@@ -539,7 +573,7 @@ loss_curve, fit_times
 
         net = self.network_on(device)
         return encode(
-            net.encoder,
+            net.encoder.model,
             self.tokenizer,
             None,
             token_ids=tokenize(self.tokenizer, texts, self.config.max_length),
@@ -576,6 +610,7 @@ def _train_stage(
     store,
     seed: int,
     verbose: int,
+    cache=None,
     micro_batch_size: int | None = None,
 ) -> tuple[list[float], int | None]:
     """Train ``net`` for one stage (0 or 1) through the Trainer.
@@ -634,6 +669,7 @@ def _train_stage(
         loss_lambda=config.loss_lambda[stage],
         pad_id=pad_id,
         device=device,
+        cache=cache,
     )
     before = list(loss_curve)
 
@@ -672,6 +708,7 @@ def _batch_loss(
     loss_lambda,
     pad_id,
     device,
+    cache=None,
 ):
     """The ELIAS loss of the documents ``rows`` (:func:`~skxmc.nn._elias.elias_loss`).
 
@@ -683,8 +720,11 @@ def _batch_loss(
     from skxmc.nn._elias import elias_loss, positive_keys
     from skxmc.nn._transformer import collate
 
-    input_ids, mask = collate([token_ids[r] for r in rows], pad_id, device)
-    emb = _embed(net, input_ids, mask)
+    if cache is not None:
+        emb = net.embed_cached(cache, rows, device)
+    else:
+        input_ids, mask = collate([token_ids[r] for r in rows], pad_id, device)
+        emb = _embed(net, input_ids, mask)
     with torch.autocast(device.type, enabled=False):
         emb = net.dropout(emb.float())
         Y_batch = Y[rows]
@@ -702,10 +742,10 @@ def _batch_loss(
 
 
 def _cluster_scores_matrix(
-    net, token_ids, beam_size: int, batch_size: int, pad_id: int, device
+    net, token_ids, beam_size: int, batch_size: int, pad_id: int, device, cache=None
 ) -> sp.csr_matrix:
     """M: the ``beam_size`` best cluster scores of every document (eval mode)."""
-    from skxmc.nn._transformer import collate, map_batches_with_oom_backoff
+    from skxmc.nn._transformer import map_batches_with_oom_backoff
 
     n = len(token_ids)
     b = min(beam_size, net.n_clusters)
@@ -713,9 +753,9 @@ def _cluster_scores_matrix(
     net.eval()
 
     def run(start, stop):
-        input_ids, mask = collate(token_ids[start:stop], pad_id, device)
         with torch.inference_mode():
-            scores = net.cluster_scores(_embed(net, input_ids, mask).float())
+            emb = _embed_rows(net, token_ids, cache, start, stop, pad_id, device)
+            scores = net.cluster_scores(emb)
             top = scores.topk(b, dim=1)
         return top.values.cpu().numpy(), top.indices.cpu().numpy()
 
@@ -735,6 +775,17 @@ def _cluster_scores_matrix(
 def _embed(net, input_ids, mask):
     """Pooled encoder output (a module-level hook, patched by the OOM test)."""
     return net.embed(input_ids, mask)
+
+
+def _embed_rows(net, token_ids, cache, start, stop, pad_id, device):
+    """Float32 pooled embeddings of documents ``start:stop`` (from ``cache``
+    when given: the trained layers only)."""
+    if cache is not None:
+        return net.embed_cached(cache, np.arange(start, stop), device).float()
+    from skxmc.nn._transformer import collate
+
+    input_ids, mask = collate(token_ids[start:stop], pad_id, device)
+    return _embed(net, input_ids, mask).float()
 
 
 def _rerank_features(emb: np.ndarray, X_tfidf) -> sp.csr_matrix:

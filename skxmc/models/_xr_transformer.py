@@ -13,9 +13,19 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from skxmc.indexing import XRLinearModel, hierarchical_kmeans, pifa_embedding
+from skxmc.nn._text_encoder import DEFAULT_CACHE_BYTES
 from skxmc.utils._logging import log as _skxmc_log
 
-__all__ = ["MatcherParams", "RankerParams", "TreeParams", "XRTransformerModel"]
+__all__ = [
+    "EMBEDDING_WEIGHTS",
+    "MatcherParams",
+    "RankerParams",
+    "TreeParams",
+    "XRTransformerModel",
+]
+
+#: Weights of the embedding block tried by ``embedding_weight="auto"``.
+EMBEDDING_WEIGHTS = (0.0, 0.25, 0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,12 @@ class MatcherParams:
         Initialise each level's scorer from the label-text embeddings.
     inference_batch_size : int, default=128
         Texts per forward pass when encoding.
+    trainable_layers : int or None, default=None
+        Transformer layers fine-tuned, from the top; the ones below are
+        frozen and their output on the training texts is cached
+        (:class:`~skxmc.nn._text_encoder.TextEncoder`). None: all layers.
+    cache_bytes : int, default=2 GiB
+        Cached token states beyond this size go to a memory-mapped file.
     """
 
     max_length: int = 64
@@ -97,6 +113,8 @@ class MatcherParams:
     beam_size: int = 10
     label_text_init: bool = False
     inference_batch_size: int = 128
+    trainable_layers: int | None = None
+    cache_bytes: int = DEFAULT_CACHE_BYTES
 
 
 @dataclass(frozen=True)
@@ -140,9 +158,11 @@ class XRTransformerModel:
     """A fitted XR-Transformer: TF-IDF, fine-tuned encoder, XR-Linear ranker.
 
     Build one with :meth:`train`. A query is encoded (pooled, L2-normalised
-    embedding of the fine-tuned encoder), concatenated with its TF-IDF into
-    ``normalize([normalize(tfidf), embedding])`` and ranked by the ranker's
-    beam search.
+    embedding ``e`` of the fine-tuned encoder), concatenated with its TF-IDF
+    into ``[normalize(tfidf), embedding_weight * e]`` (PECOS's
+    ``concat_features``; the ranker is row-scale robust, so only the weight
+    of the embedding block relative to the TF-IDF matters) and ranked by the
+    ranker's beam search.
 
     The encoder is kept on the CPU (``encoder``, what is pickled); a copy per
     device it has run on is cached, so that it stays on its device between
@@ -164,9 +184,16 @@ class XRTransformerModel:
         Pooling of the encoder.
     inference_batch_size : int, default=128
         Documents per forward pass when encoding.
+    embedding_weight : float or None, default=1.0
+        Scale of the embedding block of the ranker's features. None: the
+        recipe before issue 12, ``normalize([normalize(tfidf), e])`` (kept
+        for models pickled then).
 
     Attributes
     ----------
+    embedding_weight_scores : dict
+        With ``embedding_weight="auto"`` in :meth:`train`: the validation
+        score of every weight tried (mean of P@1, P@3 and P@5).
     matcher_tree : LabelTree or None
         The preliminary tree the encoder was fine-tuned on.
     matcher_weights : list of tuple of ndarray
@@ -180,7 +207,9 @@ class XRTransformerModel:
         Optimizer steps run per fine-tuned level.
     fit_times : dict
         Seconds per stage: ``"tfidf"``, ``"preliminary_tree"``,
-        ``"fine_tuning"``, ``"encoding"``, ``"refined_tree"``, ``"ranker"``.
+        ``"state_cache"`` (with frozen layers), ``"fine_tuning"``,
+        ``"encoding"``, ``"embedding_weight"`` (when chosen on validation
+        rows), ``"refined_tree"``, ``"ranker"``.
     """
 
     def __init__(
@@ -193,6 +222,7 @@ class XRTransformerModel:
         max_length: int = 64,
         pooling: str = "cls",
         inference_batch_size: int = 128,
+        embedding_weight: float | None = 1.0,
     ):
         self.vectorizer = vectorizer
         self.tokenizer = tokenizer
@@ -201,6 +231,8 @@ class XRTransformerModel:
         self.max_length = max_length
         self.pooling = pooling
         self.inference_batch_size = inference_batch_size
+        self.embedding_weight = embedding_weight
+        self.embedding_weight_scores: dict = {}
         self.matcher_tree = None
         self.matcher_weights: list = []
         self.loss_curve: list = []
@@ -235,6 +267,9 @@ class XRTransformerModel:
         seed: int = 0,
         device="cpu",
         checkpoint=None,
+        memory=None,
+        embedding_weight: float | str = "auto",
+        validation_fraction: float = 0.2,
         n_jobs: int | None = None,
         verbose: int = 0,
     ) -> XRTransformerModel:
@@ -265,6 +300,17 @@ class XRTransformerModel:
         checkpoint : CheckpointStore, default=None
             Saves the fine-tuning state after every epoch of every level and
             after each level, and resumes from it.
+        memory : str, path-like, joblib.Memory or None, default=None
+            Caches the frozen layers' states across fits
+            (:meth:`~skxmc.nn._text_encoder.TextEncoder.cache_states`).
+        embedding_weight : float or "auto", default="auto"
+            Scale of the embedding block of the ranker's features. ``"auto"``
+            tries :data:`EMBEDDING_WEIGHTS` (0 included: TF-IDF alone) on a
+            validation split of the training rows (tree and ranker fitted on
+            the others) and keeps the best mean of P@1, P@3 and P@5, the
+            smallest weight on ties.
+        validation_fraction : float, default=0.2
+            Share of the training rows held out by ``embedding_weight="auto"``.
         n_jobs : int, default=None
             Threads of the clustering and of the ranker.
         verbose : int, default=0
@@ -276,6 +322,7 @@ class XRTransformerModel:
         """
         import torch
 
+        from skxmc.nn._text_encoder import TextEncoder
         from skxmc.nn._transformer import tokenize
         from skxmc.training import seeded_torch
 
@@ -298,20 +345,42 @@ class XRTransformerModel:
             f"preliminary tree: {matcher_tree.n_nodes} nodes per level", verbose=verbose
         )
 
-        start = time.perf_counter()
         token_ids = tokenize(tokenizer, X, matcher.max_length)
+        text_encoder = TextEncoder(
+            encoder, pooling=matcher.pooling, trainable_layers=matcher.trainable_layers
+        )
+        cache = None
+        if text_encoder.caches:
+            start = time.perf_counter()
+            cache = text_encoder.cache_states(
+                token_ids,
+                pad_id=tokenizer.pad_token_id or 0,
+                batch_size=matcher.inference_batch_size,
+                device=device,
+                memory=memory,
+                max_bytes=matcher.cache_bytes,
+            )
+            times["state_cache"] = time.perf_counter() - start
+            _log(
+                f"cached the output of {text_encoder.n_frozen} frozen layers "
+                f"({cache.nbytes / 2**20:.1f} MiB"
+                f"{', on disk' if cache.on_disk else ''})",
+                verbose=verbose,
+            )
+
+        start = time.perf_counter()
         label_ids = (
             tokenize(tokenizer, label_text, matcher.max_length)
             if matcher.label_text_init
             else None
         )
         fine_tuner = _FineTuner(
-            encoder, tokenizer, matcher, matcher_tree, device, order_seed, seed,
-            checkpoint, verbose,
+            text_encoder, tokenizer, matcher, matcher_tree, device, order_seed,
+            seed, checkpoint, verbose,
         )  # fmt: skip
         with seeded_torch(torch_seed, device):
-            fine_tuner.run(token_ids, label_ids, Y)
-        encoder.eval()
+            fine_tuner.run(token_ids, label_ids, Y, cache)
+        text_encoder.eval()
         model = cls(
             vectorizer,
             tokenizer,
@@ -330,8 +399,34 @@ class XRTransformerModel:
         times["fine_tuning"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        features = model._features(X_tfidf, token_ids, device)
+        if cache is not None:  # only the trained layers run
+            emb = normalize(
+                text_encoder.encode_cached(
+                    cache, batch_size=matcher.inference_batch_size, device=device
+                )
+            )
+        else:
+            emb = model._encode(token_ids, device)
+        del cache
         times["encoding"] = time.perf_counter() - start
+
+        if embedding_weight == "auto":
+            start = time.perf_counter()
+            scores = _validate_embedding_weights(
+                X_tfidf, emb, Y, tree, ranker,
+                seed=ranker_seed, fraction=validation_fraction, n_jobs=n_jobs,
+            )  # fmt: skip
+            embedding_weight = max(scores, key=lambda w: (scores[w], -w))
+            model.embedding_weight_scores = scores
+            times["embedding_weight"] = time.perf_counter() - start
+            _log(
+                "validation score per embedding weight: "
+                + ", ".join(f"{w:g}: {s:.4f}" for w, s in scores.items())
+                + f"; kept {embedding_weight:g}",
+                verbose=verbose,
+            )
+        model.embedding_weight = float(embedding_weight)
+        features = _concat_features(X_tfidf, emb, model.embedding_weight)
 
         start = time.perf_counter()
         label_tree = _build_tree(pifa_embedding(features, Y), tree, tree_seed, n_jobs)
@@ -383,9 +478,9 @@ class XRTransformerModel:
 
     def _features(self, X_tfidf, token_ids, device) -> sp.csr_matrix:
         """Rows of ``[TF-IDF, normalised embedding]``, L2-normalised."""
-        emb = self._encode(token_ids, device)
-        features = sp.hstack([normalize(X_tfidf), sp.csr_matrix(emb)], format="csr")
-        return normalize(features).astype(np.float32)
+        return _concat_features(
+            X_tfidf, self._encode(token_ids, device), self.embedding_weight
+        )
 
     def transform(self, X, *, device="cpu") -> np.ndarray:
         """Pooled, L2-normalised embeddings of the documents ``X``.
@@ -456,12 +551,64 @@ class XRTransformerModel:
         return state
 
     def __setstate__(self, state):
+        state.setdefault("embedding_weight", None)  # pickled before issue 12
+        state.setdefault("embedding_weight_scores", {})
         self.__dict__.update(state)
         self._encoders = {}
 
 
 def _log(message: str, *, verbose) -> None:
     _skxmc_log(f"XRTransformerModel: {message}", verbose=verbose)
+
+
+def _concat_features(X_tfidf, emb, weight) -> sp.csr_matrix:
+    """``[normalize(X_tfidf), weight * emb]`` (``emb``: L2-normalised rows).
+
+    ``weight=None`` is the recipe of models pickled before issue 12:
+    ``normalize([normalize(X_tfidf), emb])``.
+    """
+    if weight is None:
+        features = sp.hstack([normalize(X_tfidf), sp.csr_matrix(emb)], format="csr")
+        return normalize(features).astype(np.float32)
+    block = sp.csr_matrix(np.float32(weight) * np.asarray(emb, dtype=np.float32))
+    return sp.hstack([normalize(X_tfidf), block], format="csr", dtype=np.float32)
+
+
+def _validate_embedding_weights(
+    X_tfidf, emb, Y, tree: TreeParams, ranker: RankerParams, *, seed, fraction,
+    n_jobs,
+) -> dict:  # fmt: skip
+    """Mean of P@1, P@3, P@5 on held-out training rows per embedding weight.
+
+    The rows are split once (``fraction`` held out, seeded); for every weight
+    of :data:`EMBEDDING_WEIGHTS` a tree and a ranker are fitted on the other
+    rows and scored on the held-out ones. The TF-IDF's vocabulary and IDF
+    are those of all training rows.
+    """
+    from skxmc.metrics import precision_at_k
+
+    n = X_tfidf.shape[0]
+    n_val = round(fraction * n)
+    if n_val < 1 or n - n_val < 2:  # too few rows to compare: PECOS's weight
+        return {1.0: 0.0}
+    order = np.random.default_rng(seed).permutation(n)
+    held, kept = np.sort(order[:n_val]), np.sort(order[n_val:])
+    Y = sp.csr_matrix(Y)
+    scores = {}
+    for weight in EMBEDDING_WEIGHTS:
+        F = _concat_features(X_tfidf, emb, weight)
+        label_tree = _build_tree(pifa_embedding(F[kept], Y[kept]), tree, seed, n_jobs)
+        model = XRLinearModel.train(
+            F[kept], Y[kept], label_tree, **asdict(ranker), seed=seed, n_jobs=n_jobs
+        )
+        topk = model.predict_topk(
+            F[held], 5, beam_size=ranker.beam_size,
+            post_processor=ranker.post_processor, n_jobs=n_jobs,
+        )  # fmt: skip
+        scores[float(weight)] = float(
+            np.mean([precision_at_k(Y[held], topk, k=k) for k in (1, 3, 5)])
+        )
+    return scores
 
 
 def _build_tree(Z, params: TreeParams, seed: int, n_jobs):
@@ -499,6 +646,10 @@ def _steps_per_level(params: MatcherParams, n_levels: int) -> list[int | None]:
 class _FineTuner:
     """Coarse-to-fine fine-tuning of the encoder: one :class:`Trainer` per level.
 
+    ``text_encoder`` is a :class:`~skxmc.nn._text_encoder.TextEncoder`; with
+    a :class:`~skxmc.nn._text_encoder.StateCache` of the training texts, the
+    steps run its trained layers on the cached states.
+
     Level ``t`` of the preliminary tree gets a :class:`LevelScorer` (random at
     the first level, each row a copy of its parent's row below it, plus the
     label-text centroids with ``label_text_init``), trained with the encoder
@@ -509,10 +660,11 @@ class _FineTuner:
     """
 
     def __init__(
-        self, encoder, tokenizer, params, tree, device, order_seed, seed,
+        self, text_encoder, tokenizer, params, tree, device, order_seed, seed,
         checkpoint, verbose,
     ):  # fmt: skip
-        self.encoder = encoder
+        self.text_encoder = text_encoder
+        self.encoder = text_encoder.model
         self.tokenizer = tokenizer
         self.params = params
         self.tree = tree
@@ -564,7 +716,7 @@ class _FineTuner:
             return payload["level"] + 1, None
         return payload["level"], payload["trainer"]
 
-    def run(self, token_ids, label_ids, Y) -> None:
+    def run(self, token_ids, label_ids, Y, cache=None) -> None:
         import torch
 
         from skxmc.nn._xr_transformer import LevelScorer
@@ -601,7 +753,7 @@ class _FineTuner:
                 )
             self._train_level(
                 i, t, scorer, prev, parents, budgets[i],
-                token_ids, Y, saved if i == start_level else None,
+                token_ids, Y, saved if i == start_level else None, cache,
             )  # fmt: skip
             if self.checkpoint is not None:
                 from skxmc.training import get_rng_state
@@ -627,7 +779,7 @@ class _FineTuner:
         return torch.from_numpy(np.asarray(centroids, dtype=np.float32)).to(self.device)
 
     def _train_level(
-        self, i, t, scorer, prev, parents, budget, token_ids, Y, saved
+        self, i, t, scorer, prev, parents, budget, token_ids, Y, saved, cache
     ) -> None:
         import torch
 
@@ -647,7 +799,7 @@ class _FineTuner:
         if budget == 0:
             self._finish_level(scorer, [], 0, 0, t)
             return
-        matcher = TransformerMatcher(self.encoder, scorer, params.pooling)
+        matcher = TransformerMatcher(self.text_encoder, scorer)
         trainer = Trainer(
             matcher,
             [
@@ -677,8 +829,11 @@ class _FineTuner:
         use_man = "man" in params.negative_sampling
 
         def loss_fn(rows):
-            input_ids, mask = collate([token_ids[r] for r in rows], pad_id, device)
-            scores, emb = matcher(input_ids, mask)
+            if cache is not None:
+                scores, emb = matcher.forward_cached(cache, rows, device)
+            else:
+                input_ids, mask = collate([token_ids[r] for r in rows], pad_id, device)
+                scores, emb = matcher(input_ids, mask)
             target = torch.from_numpy(relevance[rows].toarray()).to(device)
             parent_scores = None
             if use_man and prev is not None:

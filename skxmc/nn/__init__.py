@@ -30,6 +30,7 @@ from skxmc.nn._losses import (
     tcm_loss,
     triplet_loss,
 )
+from skxmc.nn._text_encoder import StateCache, TextEncoder
 
 __all__ = [
     "DUAL_ENCODER_LOSSES",
@@ -47,6 +48,8 @@ __all__ = [
     "LabelTextClassifier",
     "ResidualBlock",
     "SpectralNormLinear",
+    "StateCache",
+    "TextEncoder",
     "gather_rows",
     "score_pairs",
     "shortlist_bce_loss",

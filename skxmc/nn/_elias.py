@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from skxmc.nn._transformer import pooled_forward
+from skxmc.nn._text_encoder import TextEncoder
 
 __all__ = ["EliasLoss", "EliasNetwork", "dedup_max", "elias_loss"]
 
@@ -21,14 +21,18 @@ class EliasNetwork(torch.nn.Module):
 
     Parameters
     ----------
-    encoder : transformers.PreTrainedModel
-        The document encoder phi.
+    encoder : TextEncoder or transformers.PreTrainedModel
+        The document encoder phi; a bare transformer is wrapped in a
+        :class:`~skxmc.nn._text_encoder.TextEncoder` with ``pooling`` and
+        ``trainable_layers``.
     n_labels : int
         Number of labels.
     adjacency_index : Tensor of shape (n_clusters, kappa), dtype int64
         Labels of each cluster row of the index; ``-1`` marks an empty slot.
     pooling : {"cls", "mean"}, default="cls"
-        Pooling of the encoder's last hidden states.
+        Pooling of a bare transformer's last hidden states.
+    trainable_layers : int or None, default=None
+        Top layers of a bare transformer that train (None: all).
     dropout : float, default=0.5
         Dropout on the pooled embedding.
     alpha : float, default=10.0
@@ -66,14 +70,18 @@ class EliasNetwork(torch.nn.Module):
         adjacency_index: torch.Tensor,
         *,
         pooling: str = "cls",
+        trainable_layers: int | None = None,
         dropout: float = 0.5,
         alpha: float = 10.0,
         beta: float = 150.0,
         generator: torch.Generator | None = None,
     ):
         super().__init__()
+        if not isinstance(encoder, TextEncoder):
+            encoder = TextEncoder(
+                encoder, pooling=pooling, trainable_layers=trainable_layers
+            )
         self.encoder = encoder
-        self.pooling = pooling
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.n_labels = int(n_labels)
@@ -127,10 +135,27 @@ class EliasNetwork(torch.nn.Module):
         values = torch.softmax(logits, dim=1).nan_to_num(0.0)
         return torch.clamp(self.beta * values, 0.0, 1.0)
 
+    @property
+    def pooling(self) -> str:
+        return self.encoder.pooling
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        encoder = self._modules.get("encoder")
+        if encoder is not None and not isinstance(encoder, TextEncoder):
+            # pickled before issue 12: a bare transformer and its pooling
+            pooling = self.__dict__.pop("pooling", "cls")
+            self._modules["encoder"] = TextEncoder(encoder, pooling=pooling)
+
     # ---------------------------------------------------------- forward
     def embed(self, input_ids, attention_mask) -> torch.Tensor:
         """Pooled encoder output (before dropout)."""
-        return pooled_forward(self.encoder, input_ids, attention_mask, self.pooling)
+        return self.encoder(input_ids, attention_mask)
+
+    def embed_cached(self, cache, rows, device=None) -> torch.Tensor:
+        """:meth:`embed` of the cached texts ``rows`` (the trained layers only:
+        :meth:`~skxmc.nn._text_encoder.TextEncoder.forward_cached`)."""
+        return self.encoder.forward_cached(cache, rows, device)
 
     def cluster_scores(self, emb: torch.Tensor) -> torch.Tensor:
         """``clamp(alpha * softmax(W_C emb), 0, 1)``, shape (batch, n_clusters)."""

@@ -1,10 +1,12 @@
-"""XR-Transformer's matcher: a transformer encoder and one tree level's scorer.
+"""XR-Transformer's matcher: a text encoder and one tree level's scorer.
 
 Used by :class:`skxmc.models.XRTransformerModel`. A :class:`LevelScorer`
 scores the clusters of one level of the preliminary label tree from the pooled
 document embedding; :class:`TransformerMatcher` runs the encoder and that
-scorer; :func:`masked_cluster_loss` is the loss over each row's positive and
-sampled negative clusters (:func:`skxmc.training._negatives.active_clusters`).
+scorer (from token ids, or from the cached states of its frozen layers:
+:class:`~skxmc.nn._text_encoder.TextEncoder`); :func:`masked_cluster_loss`
+is the loss over each row's positive and sampled negative clusters
+(:func:`skxmc.training._negatives.active_clusters`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skxmc.nn._transformer import pooled_forward
+from skxmc.nn._text_encoder import TextEncoder
 
 __all__ = ["MATCHER_LOSSES", "LevelScorer", "TransformerMatcher", "masked_cluster_loss"]
 
@@ -91,24 +93,31 @@ class LevelScorer(nn.Module):
 
 
 class TransformerMatcher(nn.Module):
-    """A transformer encoder, pooling and a :class:`LevelScorer`.
+    """A text encoder (transformer and pooling) and a :class:`LevelScorer`.
 
     Parameters
     ----------
-    encoder : transformers.PreTrainedModel
-        The document encoder (trained in place).
+    encoder : TextEncoder or transformers.PreTrainedModel
+        The document encoder (trained in place); a bare transformer is
+        wrapped in a :class:`~skxmc.nn._text_encoder.TextEncoder` with
+        ``pooling`` (every layer trained).
     scorer : LevelScorer
         The scorer of the current tree level.
     pooling : {"cls", "mean"}, default="cls"
-        Pooling of the encoder's last hidden states
-        (:func:`~skxmc.nn._transformer.pool`).
+        Pooling of a bare transformer's last hidden states (ignored for a
+        :class:`~skxmc.nn._text_encoder.TextEncoder`, which has its own).
     """
 
     def __init__(self, encoder: nn.Module, scorer: LevelScorer, pooling: str = "cls"):
         super().__init__()
+        if not isinstance(encoder, TextEncoder):
+            encoder = TextEncoder(encoder, pooling=pooling)
         self.encoder = encoder
         self.scorer = scorer
-        self.pooling = pooling
+
+    @property
+    def pooling(self) -> str:
+        return self.encoder.pooling
 
     def forward(self, input_ids, attention_mask):
         """Cluster scores and pooled embeddings of a padded batch.
@@ -118,9 +127,12 @@ class TransformerMatcher(nn.Module):
         scores : Tensor of shape (batch, n_clusters), float32
         embeddings : Tensor of shape (batch, dim), float32
         """
-        embeddings = pooled_forward(
-            self.encoder, input_ids, attention_mask, self.pooling
-        ).float()
+        embeddings = self.encoder(input_ids, attention_mask).float()
+        return self.scorer(embeddings).float(), embeddings
+
+    def forward_cached(self, cache, rows, device=None):
+        """:meth:`forward` of the cached texts ``rows`` (trained layers only)."""
+        embeddings = self.encoder.forward_cached(cache, rows, device).float()
         return self.scorer(embeddings).float(), embeddings
 
 

@@ -132,8 +132,10 @@ class CentroidRanker(BaseXMCClassifier):
         return out_scores, out_indices
 
 
-def save_tiny_bert(folder, words, *, hidden_size=32, seed=0, dropout=0.1):
-    """Write a random-init 1-layer BERT and a WordPiece tokenizer to ``folder``.
+def save_tiny_bert(
+    folder, words, *, hidden_size=32, seed=0, dropout=0.1, num_hidden_layers=1
+):
+    """Write a random-init BERT and a WordPiece tokenizer to ``folder``.
 
     The vocabulary is BERT's special tokens plus ``words``; the weights come
     from a forked, seeded torch RNG (the caller's RNG state is untouched).
@@ -158,7 +160,7 @@ def save_tiny_bert(folder, words, *, hidden_size=32, seed=0, dropout=0.1):
     config = transformers.BertConfig(
         vocab_size=len(vocab),
         hidden_size=hidden_size,
-        num_hidden_layers=1,
+        num_hidden_layers=num_hidden_layers,
         num_attention_heads=2,
         intermediate_size=32,
         max_position_embeddings=64,
