@@ -23,6 +23,7 @@ PARAMS = {
     "text_shortlist_size": 4,
     "fusion": "learned",
     "fusion_fraction": 0.25,
+    "reranker": None,  # the engine's default, not the facade's
     "random_state": 0,
 }
 
