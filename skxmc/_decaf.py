@@ -224,12 +224,13 @@ class _BaseDecaf(BaseXMCClassifier):
                 raise TypeError("This model was fitted on raw text: pass label text.")
             # finite, at least one row: a NaN feature would rank the new label
             # first with a NaN score, no row would turn classes_ into floats
-            Z = check_array(
-                label_text,
-                accept_sparse="csr",
-                dtype=np.float32,
-                input_name="label features",
-            )
+            with np.errstate(over="ignore"):  # 1e39 -> inf, refused by name
+                Z = check_array(
+                    label_text,
+                    accept_sparse="csr",
+                    dtype=np.float32,
+                    input_name="label features",
+                )
             if Z.shape[1] != self.n_features_in_:
                 raise ValueError(
                     f"The label features have {Z.shape[1]} columns, but "

@@ -83,9 +83,13 @@ class LabelInfo:
                 )
         if features is not None:
             features = _check_numeric("features", features)
-            features = check_array(
-                features, accept_sparse="csr", dtype=np.float32, input_name="features"
-            )
+            with np.errstate(over="ignore"):  # 1e39 -> inf, refused by name
+                features = check_array(
+                    features,
+                    accept_sparse="csr",
+                    dtype=np.float32,
+                    input_name="features",
+                )
         if graph is not None:
             graph = _check_numeric("graph", graph)
             if graph.ndim != 2:

@@ -27,6 +27,7 @@ import json
 import os
 import tempfile
 import traceback
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -87,7 +88,10 @@ def assert_clean_error(excinfo) -> None:
 
 
 def raises_cleanly(fn, *args, **kwargs):
-    with pytest.raises((ValueError, TypeError)) as excinfo:
+    """``fn(*args, **kwargs)`` raises a clean error, and no numpy
+    RuntimeWarning (overflow, invalid value) leaks out on the way."""
+    with pytest.raises((ValueError, TypeError)) as excinfo, warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
         fn(*args, **kwargs)
     assert_clean_error(excinfo)
     return excinfo.value
