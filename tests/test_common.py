@@ -59,6 +59,13 @@ _EXPECTED_FAILED_CHECKS = {
         "check_methods_sample_order_invariance": _BATCH_DEPENDENT,
         "check_methods_subset_invariance": _BATCH_DEPENDENT,
     },
+    EliasOnNumeric: {
+        "check_methods_sample_order_invariance": (
+            "the float32 cluster and label scores of a row depend on its position "
+            "in the prediction batch (differences of ~3e-8, above the check's "
+            "rtol=1e-7; the encoder's embeddings are equal)"
+        ),
+    },
 }
 
 #: The checks that fit many times on sklearn's largest data; run with -m slow.
@@ -86,6 +93,8 @@ _SLOW_CHECKS = {
         "check_classifiers_classes",
         "check_classifier_data_not_an_array",
     },
+    EliasOnNumeric: _DECAF_SLOW
+    | {"check_classifiers_classes", "check_classifier_data_not_an_array"},
 }
 
 
