@@ -65,7 +65,7 @@ def run_xr_transformer(d: dict, args) -> dict:
     predict_s = time.perf_counter() - start
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in clf.fit_times_.items())
     curves, start = [], 0
-    for n in clf.n_iter_:  # loss_curve_: epoch means, the levels in turn
+    for n in clf.n_epochs_:  # loss_curve_: epoch means, the levels in turn
         curves.append(clf.loss_curve_[start : start + n])
         start += n
     losses = ", ".join(

@@ -111,9 +111,9 @@ for name, clf in models.items():
 # --------------------------------------------------
 xrt = models["XR-Transformer"]
 # ``loss_curve_`` holds the mean loss of every epoch, the levels in turn;
-# ``n_iter_`` says how many epochs each level ran.
+# ``n_epochs_`` says how many epochs each level ran.
 start = 0
-for level, n_epochs in enumerate(xrt.n_iter_, start=1):
+for level, n_epochs in enumerate(xrt.n_epochs_, start=1):
     curve = xrt.loss_curve_[start : start + n_epochs]
     start += n_epochs
     if curve:

@@ -14,11 +14,11 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from skxmc.base import BaseXMCClassifier
 from skxmc.utils._sparse import as_float32_csr
-from skxmc.utils._validation import DEVICE_CONSTRAINT
+from skxmc.utils._validation import DEVICE_CONSTRAINT, named_vocabulary_error
 
 __all__ = ["DecafClassifier"]
 
@@ -116,7 +116,8 @@ class _BaseDecaf(BaseXMCClassifier):
             self.vectorizer_ = TfidfVectorizer(
                 sublinear_tf=True, max_features=self.max_features, dtype=np.float32
             )
-            self.vectorizer_.fit(list(X) + list(text))
+            with named_vocabulary_error("X or the label text"):
+                self.vectorizer_.fit(list(X) + list(text))
             X = self.vectorizer_.transform(X)
             Z = self.vectorizer_.transform(text)
         else:
@@ -222,7 +223,21 @@ class _BaseDecaf(BaseXMCClassifier):
         if sp.issparse(label_text):
             if self.vectorizer_ is not None:
                 raise TypeError("This model was fitted on raw text: pass label text.")
-            Z = sp.csr_matrix(label_text, dtype=np.float32)
+            # finite, at least one row: a NaN feature would rank the new label
+            # first with a NaN score, no row would turn classes_ into floats
+            with np.errstate(over="ignore"):  # 1e39 -> inf, refused by name
+                Z = check_array(
+                    label_text,
+                    accept_sparse="csr",
+                    dtype=np.float32,
+                    input_name="label features",
+                )
+            if Z.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"The label features have {Z.shape[1]} columns, but "
+                    f"{type(self).__name__} was fitted on {self.n_features_in_} "
+                    "features: they must share one feature space."
+                )
         else:
             from skxmc.utils._validation import check_label_text
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from numbers import Integral, Real
 
+from sklearn.base import TransformerMixin
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -14,7 +15,7 @@ from skxmc.utils._validation import DEVICE_CONSTRAINT
 __all__ = ["EliasClassifier"]
 
 
-class EliasClassifier(BaseXMCClassifier):
+class EliasClassifier(TransformerMixin, BaseXMCClassifier):
     """Extreme multi-label classifier that learns its own label index (ELIAS).
 
     ELIAS [1]_ reads raw text. A transformer encoder ``phi`` (CLS or mean
@@ -524,6 +525,12 @@ class EliasClassifier(BaseXMCClassifier):
             rerank_weight=self.rerank_weight,
             batch_size=self.inference_batch_size,
         )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # transform() maps text to float32 embeddings: no input dtype to keep
+        tags.transformer_tags.preserves_dtype = []
+        return tags
 
     def transform(self, X):
         """Document embeddings of the fine-tuned encoder (pooled, no dropout).

@@ -82,10 +82,21 @@ class LabelInfo:
                     f"{type(text[bad[0]]).__name__}."
                 )
         if features is not None:
-            features = check_array(
-                features, accept_sparse="csr", dtype=np.float32, input_name="features"
-            )
+            features = _check_numeric("features", features)
+            with np.errstate(over="ignore"):  # 1e39 -> inf, refused by name
+                features = check_array(
+                    features,
+                    accept_sparse="csr",
+                    dtype=np.float32,
+                    input_name="features",
+                )
         if graph is not None:
+            graph = _check_numeric("graph", graph)
+            if graph.ndim != 2:
+                raise ValueError(
+                    "LabelInfo.graph must be a 2-D matrix, got "
+                    f"{graph.ndim} dimensions."
+                )
             graph = sp.csr_matrix(graph, dtype=np.float32)
             if graph.shape[0] != graph.shape[1]:
                 raise ValueError(f"LabelInfo.graph must be square, got {graph.shape}.")
@@ -187,3 +198,28 @@ def as_label_info(value: Any) -> LabelInfo | None:
         "label_info must be a skxmc.LabelInfo, a sequence of label texts or a "
         f"mapping label -> text; got {type(value).__name__}."
     )
+
+
+def _check_numeric(name: str, values):
+    """``values`` as a sparse matrix or a float array, or a clear TypeError
+    when they are not numbers (instead of numpy's or scipy's "could not
+    convert string to float"; scipy would also read None as 0)."""
+    if sp.issparse(values):
+        dtype = values.dtype
+        converted = values
+    else:
+        try:
+            dtype = np.asarray(values).dtype
+        except (TypeError, ValueError):  # ragged nested sequences
+            dtype = np.dtype(object)
+        converted = None
+        if dtype.kind in "biufO":
+            try:  # numbers in an object array are fine, None becomes NaN
+                converted = np.asarray(values, dtype=np.float64)
+            except (TypeError, ValueError):
+                converted = None
+    if converted is None or dtype.kind not in "biufO":
+        raise TypeError(
+            f"LabelInfo.{name} must hold numbers, got an array of dtype {dtype}."
+        )
+    return converted

@@ -6,6 +6,7 @@ import os
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn.base import TransformerMixin
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -18,7 +19,7 @@ from skxmc.utils._validation import DEVICE_CONSTRAINT
 __all__ = ["XRTransformerClassifier"]
 
 
-class XRTransformerClassifier(BaseXMCClassifier):
+class XRTransformerClassifier(TransformerMixin, BaseXMCClassifier):
     """Extreme multi-label classifier: a fine-tuned transformer + XR-Linear.
 
     XR-Transformer (PECOS) reads raw text. It (1) builds a preliminary label
@@ -215,11 +216,14 @@ class XRTransformerClassifier(BaseXMCClassifier):
         The refined tree of the ranker.
     loss_curve_ : list of float
         Mean training loss of every epoch, the fine-tuned levels coarse to
-        fine in turn (a flat list, as DecafClassifier's); ``n_iter_`` splits
+        fine in turn (a flat list, as DecafClassifier's); ``n_epochs_`` splits
         it per level.
-    n_iter_ : list of int
+    n_epochs_ : list of int
         Epochs run per fine-tuned level (an epoch cut short by ``n_steps``
         counts; 0 for a level with no steps).
+    n_iter_ : int
+        Largest number of solver passes of any ranker node model (at most
+        ``max_iter``), as in :class:`~skxmc.XRLinearClassifier`.
     fit_times_ : dict
         Seconds per stage: ``"tfidf"``, ``"preliminary_tree"``,
         ``"state_cache"`` (with frozen layers), ``"fine_tuning"``,
@@ -449,7 +453,8 @@ class XRTransformerClassifier(BaseXMCClassifier):
         self.matcher_weights_ = model.matcher_weights
         self.label_tree_ = model.label_tree
         self.loss_curve_ = model.loss_curve
-        self.n_iter_ = model.n_iter
+        self.n_epochs_ = model.n_epochs
+        self.n_iter_ = max([1, *model.ranker.n_iter_])
         self.embedding_weight_ = model.embedding_weight
         self.fit_times_ = model.fit_times
         return self
@@ -545,6 +550,12 @@ class XRTransformerClassifier(BaseXMCClassifier):
             post_processor=self.post_processor,
             n_jobs=self.n_jobs,
         )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # transform() maps text to float32 embeddings: no input dtype to keep
+        tags.transformer_tags.preserves_dtype = []
+        return tags
 
     def transform(self, X):
         """Fine-tuned document embeddings (pooled, L2-normalised).

@@ -62,15 +62,48 @@ _EXPECTED_FAILED_CHECKS = {
         "check_methods_sample_order_invariance": _BATCH_DEPENDENT,
         "check_methods_subset_invariance": _BATCH_DEPENDENT,
     },
+    # the same engine as DECAF (it passes some runs: the check's permutation
+    # is drawn unseeded)
+    EclareWithPifaLabels: {
+        "check_methods_sample_order_invariance": _BATCH_DEPENDENT,
+        "check_methods_subset_invariance": _BATCH_DEPENDENT,
+    },
+    EliasOnNumeric: {
+        "check_methods_sample_order_invariance": (
+            "the float32 cluster and label scores of a row depend on its position "
+            "in the prediction batch (differences of ~3e-8, above the check's "
+            "rtol=1e-7; the encoder's embeddings are equal)"
+        ),
+    },
 }
 
 #: The checks that fit many times on sklearn's largest data; run with -m slow.
+#: For the estimators added to the legacy checks with issue 11 (ECLARE,
+#: XR-Transformer, ELIAS): the checks over ~20 s each on 2 shared cores under
+#: a load of ~15 (tests/test_common.py timings in the commit that added them).
+_DECAF_SLOW = {
+    "check_classifiers_train",
+    "check_estimator_sparse_array",
+    "check_estimator_sparse_matrix",
+}
 _SLOW_CHECKS = {
-    DecafWithPifaLabels: {
-        "check_classifiers_train",
-        "check_estimator_sparse_array",
-        "check_estimator_sparse_matrix",
+    DecafWithPifaLabels: _DECAF_SLOW,
+    EclareWithPifaLabels: _DECAF_SLOW
+    | {
+        "check_classifiers_multilabel_representation_invariance",
+        "check_fit_score_takes_y",
+        "check_estimators_dtypes",
     },
+    XRTransformerOnNumeric: _DECAF_SLOW
+    | {
+        "check_methods_subset_invariance",
+        "check_transformer_data_not_an_array",
+        "check_classifiers_multilabel_representation_invariance",
+        "check_classifiers_classes",
+        "check_classifier_data_not_an_array",
+    },
+    EliasOnNumeric: _DECAF_SLOW
+    | {"check_classifiers_classes", "check_classifier_data_not_an_array"},
 }
 
 
@@ -99,33 +132,26 @@ def _sklearn_checks(estimators, *, legacy):
             yield pytest.param(*values, marks=marks)
 
 
-# All of sklearn's checks: the estimators whose facade runs on numeric X.
-_LEGACY = [
+# All of sklearn's checks on all five estimators: DECAF and ECLARE with PIFA
+# label features, XR-Transformer and ELIAS on numeric X spelled as words (their
+# transform() embeds the same words, so the transformer checks apply too).
+_ESTIMATORS = [
     CentroidRanker(),
     make_fast_estimator(XRLinearClassifier),
     make_fast_estimator(DecafWithPifaLabels),
     TunedThresholdXMC(CentroidRanker(), random_state=0),
-]
-# sklearn's API checks only (params, clone, fitted state, n_features_in_):
-# - ECLARE shares the rest of its facade with DECAF above; its legacy checks
-#   would add ~30 s of CPU for little.
-# - XR-Transformer and ELIAS read numeric X only through NumericAsText. Their
-#   legacy checks take minutes on 2 cores (4.5 min for XR-Transformer alone)
-#   and do not apply as they stand: both define transform() without
-#   transformer tags (sklearn then refuses to collect them), transform() reads
-#   text only (the transformer checks), and XR-Transformer has a max_iter
-#   parameter without n_iter_ (check_non_transformer_estimators_n_iter).
-_API_ONLY = [
     make_fast_estimator(EclareWithPifaLabels),
     make_fast_estimator(XRTransformerOnNumeric),
     make_fast_estimator(EliasOnNumeric),
-    make_fast_estimator(DualEncoderOnNumeric),
 ]
+# sklearn's API checks only (params, clone, fitted state, n_features_in_): the
+# dual encoder is new and its legacy checks have not been run on 2 cores yet.
+_API_ONLY = [make_fast_estimator(DualEncoderOnNumeric)]
 
 
 @pytest.mark.parametrize(
     "estimator, check",
-    list(_sklearn_checks(_LEGACY, legacy=True)),
+    list(_sklearn_checks(_ESTIMATORS, legacy=True)),
     ids=_get_check_estimator_ids,
 )
 def test_sklearn_compatible_estimator(estimator, check):

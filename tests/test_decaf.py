@@ -535,3 +535,41 @@ def test_add_labels_with_a_reranker(data, kind):
     assert labels.shape == before[1].shape and labels.max() <= 30
     query = [" ".join([data["label_text"][3]] * 3)]
     assert 30 in clf.predict_topk(query, k=clf.n_labels_)[1][0]
+
+
+def test_add_labels_many_at_once_equals_one_at_a_time(fitted, data):
+    """More new labels than half the trained ones at once (30 + 16): the same
+    model as adding them one by one. The label head used to take its
+    all-labels product path with the old label count and fail in torch
+    ("repeats must have the same size as input")."""
+    texts = [f"{data['label_text'][j]} w{j}" for j in range(16)]
+    at_once = pickle.loads(pickle.dumps(fitted))
+    at_once.add_labels(texts)
+    one_by_one = pickle.loads(pickle.dumps(fitted))
+    for text in texts:
+        one_by_one.add_labels([text])
+    assert at_once.n_labels_ == one_by_one.n_labels_ == fitted.n_labels_ + 16
+    queries = [" ".join([t] * 3) for t in texts[:4]] + data["text"][:4]
+    a, b = at_once.predict_topk(queries, 8), one_by_one.predict_topk(queries, 8)
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_allclose(a[0], b[0], rtol=1e-5)
+
+
+def test_add_labels_rejects_bad_label_features(data):
+    """Numeric fit: NaN label features (ranked first with a NaN score and a
+    -1 label before), no rows (classes_ turned into floats) and another width
+    (an index error inside torch) are clean errors that leave the model."""
+    X, Z = _numeric(data)
+    clf = DecafClassifier(**TINY).fit(X, data["Y"], label_info=LabelInfo(features=Z))
+    bad_value = Z[:1].toarray()
+    bad_value[0, 0] = np.nan
+    for bad, match in [
+        (sp.csr_matrix(bad_value), "NaN"),
+        (sp.csr_matrix((0, Z.shape[1])), "0 sample"),
+        (sp.csr_matrix(np.ones((1, Z.shape[1] + 3))), "columns"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            clf.add_labels(bad)
+    assert clf.n_labels_ == 30 and clf.classes_.dtype.kind == "i"
+    clf.add_labels(Z[:1])
+    assert clf.n_labels_ == 31 and clf.classes_.dtype.kind == "i"

@@ -6,13 +6,18 @@ problem -- never an exception from inside numpy, scipy, numba or torch -- and
 every valid input must give the answer of an independent oracle (never a
 silently different answer).
 
-The estimator tests run over ``ESTIMATORS``: add an estimator by adding a
-``FuzzTarget`` (a fast configuration, tiny training data and whether it reads
-text), and the same bad-input strategies apply to it.
+The estimator tests run over ``ESTIMATORS``, all five estimators (DECAF on
+text and on numeric features) with the fast parameters of the common checks:
+add an estimator by adding a ``FuzzTarget`` (a fast configuration, tiny
+training data and whether it reads text), and the same strategies apply to
+it: bad X, y, k, label data and ``add_labels`` input must be clean errors;
+odd but valid input (empty, unicode, out-of-vocabulary and over-long
+documents, zero or huge rows, k beyond the labels, labels without positives,
+rows without labels) must give a well-formed answer.
 
 Bounded: ``max_examples`` is small, examples are derandomised (the same ones
-on every run) and nothing is stored on disk; the whole module takes well
-under a minute.
+on every run) and nothing is stored on disk (the module's time is measured
+in the commit that extended it to the deep estimators).
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ import json
 import os
 import tempfile
 import traceback
+import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +42,14 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import skxmc  # noqa: E402
-from skxmc import XRLinearClassifier  # noqa: E402
+from skxmc import (  # noqa: E402
+    DecafClassifier,
+    EclareClassifier,
+    EliasClassifier,
+    LabelInfo,
+    XRLinearClassifier,
+    XRTransformerClassifier,
+)
 from skxmc.datasets import load_xc_repo, make_xmc_classification  # noqa: E402
 from skxmc.metrics import ndcg_at_k, precision_at_k, psp_at_k  # noqa: E402
 
@@ -74,7 +88,10 @@ def assert_clean_error(excinfo) -> None:
 
 
 def raises_cleanly(fn, *args, **kwargs):
-    with pytest.raises((ValueError, TypeError)) as excinfo:
+    """``fn(*args, **kwargs)`` raises a clean error, and no numpy
+    RuntimeWarning (overflow, invalid value) leaks out on the way."""
+    with pytest.raises((ValueError, TypeError)) as excinfo, warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
         fn(*args, **kwargs)
     assert_clean_error(excinfo)
     return excinfo.value
@@ -86,8 +103,8 @@ class FuzzTarget:
     """How to fuzz one estimator.
 
     make : a fast, seeded configuration (a fit well under a second);
-    data : tiny training data ``(X, Y)``; X numeric, or a list of str when
-        ``text`` is True;
+    data : tiny training data ``(X, Y)`` or ``(X, Y, fit_params)``; X numeric,
+        or a list of str when ``text`` is True;
     text : whether the estimator reads raw text (the bad-text strategies
         apply) rather than numeric features (the bad-array strategies apply).
     """
@@ -95,6 +112,10 @@ class FuzzTarget:
     make: Callable[[], object]
     data: Callable[[], tuple]
     text: bool = False
+
+    def training_data(self):
+        X, Y, *rest = self.data()
+        return X, Y, (rest[0] if rest else {})
 
 
 def _numeric_data():
@@ -111,10 +132,35 @@ def _text_data():
     return list(d.text), d.Y
 
 
+def _text_data_with_label_text():
+    d = make_xmc_classification(
+        n_samples=40, n_labels=6, n_features=30, return_text=True, random_state=0
+    )
+    return list(d.text), d.Y, {"label_info": LabelInfo(text=list(d.label_text))}
+
+
+def _numeric_data_with_label_features():
+    from skxmc.indexing import pifa_embedding
+
+    X, Y = _numeric_data()
+    return X, Y, {"label_info": LabelInfo(features=pifa_embedding(X, Y))}
+
+
 def _centroid_text():
     from skxmc.utils._testing import CentroidRanker
 
     return CentroidRanker(accept="text")
+
+
+def _fast(cls):
+    """The fast test configuration of ``cls`` (skxmc.utils._testing), seeded."""
+
+    def make():
+        from skxmc.utils._testing import make_fast_estimator
+
+        return make_fast_estimator(cls, random_state=0)
+
+    return make
 
 
 ESTIMATORS = {
@@ -125,18 +171,28 @@ ESTIMATORS = {
     # the test double of the text path of BaseXMCClassifier (the checks every
     # text estimator inherits)
     "base_text": FuzzTarget(make=_centroid_text, data=_text_data, text=True),
-    # To fuzz another estimator, list it here with a configuration that fits
-    # in well under a second, e.g.
-    # "decaf": FuzzTarget(make=lambda: DecafClassifier(n_epochs=1, ...),
-    #                     data=_text_data, text=True),
+    # the deep estimators, with the fast parameters of the common checks
+    "decaf": FuzzTarget(
+        make=_fast(DecafClassifier), data=_text_data_with_label_text, text=True
+    ),
+    "decaf_numeric": FuzzTarget(
+        make=_fast(DecafClassifier), data=_numeric_data_with_label_features
+    ),
+    "eclare": FuzzTarget(
+        make=_fast(EclareClassifier), data=_text_data_with_label_text, text=True
+    ),
+    "xr_transformer": FuzzTarget(
+        make=_fast(XRTransformerClassifier), data=_text_data, text=True
+    ),
+    "elias": FuzzTarget(make=_fast(EliasClassifier), data=_text_data, text=True),
 }
 
 
 @pytest.fixture(scope="module", params=sorted(ESTIMATORS))
 def target(request):
     spec = ESTIMATORS[request.param]
-    X, Y = spec.data()
-    return spec, spec.make().fit(X, Y), X, Y
+    X, Y, fit_params = spec.training_data()
+    return spec, spec.make().fit(X, Y, **fit_params), X, Y
 
 
 _BAD_VALUES = [np.nan, np.inf, -np.inf, 1e39, -1e39]
@@ -301,20 +357,242 @@ def bad_targets(draw, n_samples, n_labels):
 @given(data=st.data())
 def test_fit_rejects_bad_X_or_y_cleanly(target, data):
     spec, _, X, Y = target
+    fit_params = spec.training_data()[2]
     X, Y = X[:12], Y[:12]
     if data.draw(st.booleans(), label="bad y"):
         bad_y, _ = data.draw(bad_targets(len(X), Y.shape[1]))
-        raises_cleanly(spec.make().fit, X, bad_y)
+        raises_cleanly(spec.make().fit, X, bad_y, **fit_params)
     elif spec.text:
         bad_X, _ = data.draw(bad_text_X())
-        raises_cleanly(spec.make().fit, bad_X, Y[:3])
+        raises_cleanly(spec.make().fit, bad_X, Y[:3], **fit_params)
     else:
         bad_X, kind = data.draw(bad_numeric_X(X.shape[1]))
         n_rows = bad_X.shape[0] if hasattr(bad_X, "shape") else len(bad_X)
         # rows matched, so the error is about X; any width is fine in fit, so
         # a bad width is made bad by a row count that differs from y's
         y = Y[: n_rows + (kind == "n_features")]
-        raises_cleanly(spec.make().fit, bad_X, y)
+        raises_cleanly(spec.make().fit, bad_X, y, **fit_params)
+
+
+# ------------------------------------------ odd but valid input: an answer
+def assert_well_formed(scores, indices, n_rows, k, n_labels) -> None:
+    """A ``predict_topk`` answer: ``k`` distinct labels per row, best first,
+    finite scores, ``-1`` / ``-inf`` padding only after the last label."""
+    assert scores.shape == indices.shape == (n_rows, k)
+    assert scores.dtype == np.float32 and indices.dtype == np.int64
+    valid = indices >= 0
+    assert (valid[:, :-1] | ~valid[:, 1:]).all(), "padding before a label"
+    assert (indices[~valid] == -1).all() and np.isneginf(scores[~valid]).all()
+    assert np.isfinite(scores[valid]).all(), "a retrieved label without a score"
+    assert (indices[valid] < n_labels).all()
+    for row, ok, row_scores in zip(indices, valid, scores):
+        assert len(set(row[ok].tolist())) == ok.sum(), "a label retrieved twice"
+        assert (np.diff(row_scores[ok]) <= 0).all(), "not best first"
+
+
+@FEW
+@given(k=st.integers(1, 40))
+def test_any_k_gives_the_ranking_padded(target, k):
+    """k beyond the number of labels pads with -1 / -inf; the labels that are
+    retrieved are those of a larger k, in the same order (k only cuts)."""
+    _, est, X, _ = target
+    rows = X[:4]
+    big = est.n_labels_ + 5
+    scores, indices = est.predict_topk(rows, k)
+    assert_well_formed(scores, indices, 4, k, est.n_labels_)
+    ref_scores, ref_indices = est.predict_topk(rows, max(k, big))
+    np.testing.assert_array_equal(indices, ref_indices[:, :k])
+    np.testing.assert_allclose(scores, ref_scores[:, :k], rtol=1e-5)
+
+
+@FUZZ
+@given(
+    k=st.one_of(
+        st.integers(-(2**40), 0),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.booleans(),
+        st.text(max_size=3),
+        st.just([3]),
+    )
+)
+def test_bad_k_is_rejected_cleanly(target, k):
+    _, est, X, _ = target
+    raises_cleanly(est.predict_topk, X[:2], k)
+
+
+_ODD_DOCUMENTS = [
+    "",
+    " ",
+    "\t\n",
+    "\x00",
+    "\ud800",  # a lone surrogate
+    "🙂 漢字 ünïcødé",
+    "[CLS] [SEP] [PAD] [UNK] [MASK]",
+    "w1 " * 300,  # longer than max_length
+    "qqq zzz",  # only words never seen
+]
+
+
+@st.composite
+def odd_documents(draw, X):
+    """Valid documents: training ones and empty, unicode, OOV, long ones."""
+    pool = st.one_of(
+        st.sampled_from(_ODD_DOCUMENTS), st.text(max_size=20), st.sampled_from(X)
+    )
+    return draw(st.lists(pool, min_size=1, max_size=5))
+
+
+@st.composite
+def odd_rows(draw, X):
+    """Valid numeric rows: zero rows, negative, tiny and large finite values."""
+    n = draw(st.integers(1, 5))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    rows = X[rng.integers(0, len(X), n)].astype(np.float64)
+    kind = draw(st.sampled_from(["zero", "negative", "tiny", "large", "train"]))
+    if kind == "zero":
+        rows[rng.random(n) < 0.7] = 0.0
+    elif kind == "negative":
+        rows = -rows
+    elif kind == "tiny":
+        rows = rows * 1e-30
+    elif kind == "large":
+        rows = rows * 1e30
+    return sp.csr_matrix(rows) if draw(st.booleans()) else rows
+
+
+@settings(FUZZ, max_examples=15)
+@given(data=st.data())
+def test_odd_but_valid_input_gets_a_well_formed_answer(target, data):
+    """Empty, unicode, OOV and over-long documents (zero, negative, tiny and
+    huge finite rows for numeric estimators) are valid: a ranking of finite
+    scores, and for the estimators with ``transform`` finite embeddings."""
+    spec, est, X, _ = target
+    rows = data.draw(odd_documents(X) if spec.text else odd_rows(X))
+    n_rows = len(rows) if spec.text else rows.shape[0]
+    k = data.draw(st.integers(1, est.n_labels_ + 2))
+    assert_well_formed(*est.predict_topk(rows, k), n_rows, k, est.n_labels_)
+    if hasattr(est, "transform"):
+        embedding = est.transform(rows)
+        assert embedding.shape[0] == n_rows and np.isfinite(embedding).all()
+
+
+@settings(FUZZ, max_examples=4)
+@given(data=st.data())
+def test_odd_training_data_fits_or_is_named(target, data):
+    """Labels without positives, rows without labels and empty documents in
+    training warn (XMCDataWarning) and fit a model that answers well-formed;
+    training documents that hold no word at all are a clean error or a fit."""
+    from skxmc.exceptions import XMCDataWarning
+
+    spec, _, X, Y = target
+    fit_params = spec.training_data()[2]
+    Y = Y.tolil(copy=True)
+    X = list(X) if spec.text else X.copy()
+    kind = data.draw(
+        st.sampled_from(
+            ["label_without_positives", "row_without_labels", "empty_documents"]
+            + (["no_word_at_all"] if spec.text else [])
+        )
+    )
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    picked = rng.choice(len(X), size=len(X) // 3, replace=False)
+    if kind == "label_without_positives":
+        Y[:, int(rng.integers(Y.shape[1]))] = 0
+    elif kind == "row_without_labels":
+        Y[picked] = 0
+    elif kind == "empty_documents":
+        for i in picked:
+            X[i] = "" if spec.text else 0.0
+    else:
+        X = [data.draw(st.sampled_from(["", " ", "a", "\x00 ! ?"])) for _ in X]
+    Y = Y.tocsr()
+    est = spec.make()
+    if kind == "no_word_at_all":
+        try:
+            est.fit(X, Y, **fit_params)
+        except (ValueError, TypeError):
+            raises_cleanly(spec.make().fit, X, Y, **fit_params)
+            return
+    elif kind == "empty_documents" and not spec.text:
+        est.fit(X, Y, **fit_params)  # a zero row is an ordinary row
+    else:
+        expected = kind != "empty_documents"
+        with pytest.warns(XMCDataWarning) if expected else nullcontext():
+            est.fit(X, Y, **fit_params)
+    assert_well_formed(*est.predict_topk(X[:3], 4), 3, 4, est.n_labels_)
+
+
+@settings(FUZZ, max_examples=15)
+@given(data=st.data())
+def test_add_labels_rejects_bad_labels_cleanly(target, data):
+    """add_labels of DECAF and ECLARE: bad label text or features is a clean
+    error (NaN features used to rank the new label first with a NaN score),
+    valid but odd label text a model that ranks one more label."""
+    import copy
+
+    spec, fitted, X, _ = target
+    if not hasattr(fitted, "add_labels"):
+        return
+    est = copy.deepcopy(fitted)
+    if spec.text:
+        if data.draw(st.booleans(), label="valid"):
+            texts = data.draw(odd_documents(X))
+            est.add_labels(texts)
+            n_labels = fitted.n_labels_ + len(texts)
+            assert est.n_labels_ == n_labels
+            assert_well_formed(
+                *est.predict_topk(X[:3], n_labels), 3, n_labels, n_labels
+            )
+            return
+        bad, _ = data.draw(bad_text_X())
+    else:
+        bad, _ = data.draw(bad_numeric_X(X.shape[1]))
+        if isinstance(bad, np.ndarray) and bad.ndim == 2 and bad.dtype.kind == "f":
+            bad = sp.csr_matrix(bad)  # label features are a sparse matrix
+    raises_cleanly(est.add_labels, bad)
+    assert est.n_labels_ == fitted.n_labels_ and len(est.classes_) == est.n_labels_
+
+
+@st.composite
+def bad_label_info(draw, n_labels, n_features):
+    """(keyword arguments of LabelInfo, what is wrong): features or a graph
+    of the wrong type, values or shape."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    features = rng.random((n_labels, n_features))
+    graph = (rng.random((n_labels, n_labels)) < 0.3).astype(np.float64)
+    part = draw(st.sampled_from(["features", "graph"]))
+    kind = draw(st.sampled_from(["str", "object", "nan", "inf", "rows", "ndim"]))
+    value = features if part == "features" else graph
+    if kind == "str":
+        value = value.astype(str)
+    elif kind == "object":
+        value = value.astype(object)
+        value[0, 0] = draw(st.sampled_from(["a", None, b"x", [1]]))
+    elif kind in ("nan", "inf"):
+        value[0, 0] = np.nan if kind == "nan" else -np.inf
+    elif kind == "rows":
+        value = value[: draw(st.integers(0, n_labels - 1))]
+    else:
+        value = value[..., None]
+    return {part: value}, f"{part}_{kind}"
+
+
+@FUZZ
+@given(data=st.data())
+def test_bad_label_info_is_rejected_cleanly(target, data):
+    spec, _, X, Y = target
+    if not spec.make().__class__.__name__.startswith(("Decaf", "Eclare")):
+        return
+    fit_params = spec.training_data()[2]
+    n_features = X.shape[1] if not spec.text else 5
+    kwargs, _ = data.draw(bad_label_info(Y.shape[1], n_features))
+    if spec.text:
+        kwargs["text"] = list(fit_params["label_info"].text)
+
+    def fit():
+        spec.make().fit(X, Y, label_info=LabelInfo(**kwargs))
+
+    raises_cleanly(fit)
 
 
 # ---------------------------------------------------------------- metrics

@@ -71,8 +71,8 @@ def test_every_level_is_fine_tuned_and_its_loss_falls(fitted):
     tree = fitted.matcher_tree_
     assert tree.n_nodes == [1, 2, 4, N_LABELS]  # 8 labels, leaves of 2, binary
     # 25 steps of 4 per epoch (64 rows, batches of 16): 7 epochs, the last cut
-    assert fitted.n_iter_ == [7, 7, 7] and fitted.model_.n_steps == [25, 25, 25]
-    assert len(fitted.loss_curve_) == sum(fitted.n_iter_)
+    assert fitted.n_epochs_ == [7, 7, 7] and fitted.model_.n_steps == [25, 25, 25]
+    assert len(fitted.loss_curve_) == sum(fitted.n_epochs_)
     assert np.all(np.isfinite(fitted.loss_curve_))
     for level in range(3):
         curve = fitted.loss_curve_[7 * level : 7 * (level + 1)]
@@ -101,7 +101,7 @@ def test_children_start_from_their_parent_row(tiny_bert, data):
         W_parent, b_parent = clf.matcher_weights_[t - 2]
         np.testing.assert_array_equal(W, W_parent[tree.parents(t)])
         np.testing.assert_array_equal(b, b_parent[tree.parents(t)])
-    assert clf.model_.n_steps == [3, 0, 0] and clf.n_iter_ == [1, 0, 0]
+    assert clf.model_.n_steps == [3, 0, 0] and clf.n_epochs_ == [1, 0, 0]
 
 
 def test_refined_tree_covers_every_label_exactly_once(fitted):
@@ -328,3 +328,25 @@ def test_auto_embedding_weight_is_the_best_on_validation_rows(fitted):
     best = max(scores.values())
     assert fitted.embedding_weight_ == min(w for w, v in scores.items() if v == best)
     assert fitted.model_.embedding_weight == fitted.embedding_weight_
+
+
+def test_n_iter_counts_the_ranker_solver_passes(fitted, tiny_bert, data):
+    """max_iter bounds the ranker's solver passes and n_iter_ reports them (as
+    XRLinearClassifier's); the fine-tuning epochs are n_epochs_."""
+    assert fitted.n_iter_ == max(fitted.model_.ranker.n_iter_)
+    assert 1 <= fitted.n_iter_ <= fitted.max_iter
+    (docs, Y), _ = data
+    capped = _clf(tiny_bert, max_iter=2, n_steps=0).fit(docs, Y)
+    assert 1 <= capped.n_iter_ <= 2 and capped.n_epochs_ == [0, 0, 0]
+
+
+def test_transform_is_declared_to_sklearn(fitted):
+    """transform() is declared by transformer tags (sklearn refuses to run
+    its checks on an estimator with an undeclared transform); it embeds text,
+    so no input dtype is preserved."""
+    from sklearn.utils import get_tags
+
+    tags = get_tags(fitted)
+    assert tags.transformer_tags is not None
+    assert tags.transformer_tags.preserves_dtype == []
+    assert tags.input_tags.string and not tags.input_tags.two_d_array

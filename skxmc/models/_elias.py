@@ -20,6 +20,7 @@ import scipy.sparse as sp
 import torch
 
 from skxmc.nn._text_encoder import DEFAULT_CACHE_BYTES
+from skxmc.utils._validation import named_vocabulary_error
 
 __all__ = ["EliasConfig", "EliasModel"]
 
@@ -237,7 +238,8 @@ loss_curve, fit_times
         params = {"sublinear_tf": True, "dtype": np.float32}
         params.update(config.tfidf_params or {})
         vectorizer = TfidfVectorizer(**params)
-        X_tfidf = vectorizer.fit_transform(texts).astype(np.float32)
+        with named_vocabulary_error("X"):
+            X_tfidf = vectorizer.fit_transform(texts).astype(np.float32)
         times["tfidf"] = time.perf_counter() - start
 
         start = time.perf_counter()

@@ -15,6 +15,7 @@ from sklearn.preprocessing import normalize
 from skxmc.indexing import XRLinearModel, hierarchical_kmeans, pifa_embedding
 from skxmc.nn._text_encoder import DEFAULT_CACHE_BYTES
 from skxmc.utils._logging import log as _skxmc_log
+from skxmc.utils._validation import named_vocabulary_error
 
 __all__ = [
     "EMBEDDING_WEIGHTS",
@@ -200,7 +201,7 @@ class XRTransformerModel:
         ``(W, b)`` of the scorer of each fine-tuned level, coarse to fine.
     loss_curve : list of float
         Mean training loss of every epoch, the fine-tuned levels in turn.
-    n_iter : list of int
+    n_epochs : list of int
         Epochs run per fine-tuned level (an epoch cut short by ``n_steps``
         counts).
     n_steps : list of int
@@ -236,7 +237,7 @@ class XRTransformerModel:
         self.matcher_tree = None
         self.matcher_weights: list = []
         self.loss_curve: list = []
-        self.n_iter: list = []
+        self.n_epochs: list = []
         self.n_steps: list = []
         self.fit_times: dict = {}
         self._encoders: dict = {}
@@ -335,7 +336,8 @@ class XRTransformerModel:
         vectorizer = TfidfVectorizer(
             **{"sublinear_tf": True, "dtype": np.float32, **(tfidf_params or {})}
         )
-        X_tfidf = vectorizer.fit_transform(X).astype(np.float32)
+        with named_vocabulary_error("X"):
+            X_tfidf = vectorizer.fit_transform(X).astype(np.float32)
         times["tfidf"] = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -394,7 +396,7 @@ class XRTransformerModel:
         model.matcher_tree = matcher_tree
         model.matcher_weights = fine_tuner.weights
         model.loss_curve = fine_tuner.loss_curve
-        model.n_iter = fine_tuner.n_iter
+        model.n_epochs = fine_tuner.n_epochs
         model.n_steps = fine_tuner.n_steps
         times["fine_tuning"] = time.perf_counter() - start
 
@@ -675,7 +677,7 @@ class _FineTuner:
         self.verbose = verbose
         self.weights: list = []
         self.loss_curve: list = []
-        self.n_iter: list = []
+        self.n_epochs: list = []
         self.n_steps: list = []
         self.micro_batch_size = params.batch_size
 
@@ -689,7 +691,7 @@ class _FineTuner:
                 [torch.from_numpy(W), torch.from_numpy(b)] for W, b in self.weights
             ],
             "loss_curve": list(self.loss_curve),
-            "n_iter": list(self.n_iter),
+            "n_epochs": list(self.n_epochs),
             "n_steps": list(self.n_steps),
             "micro_batch_size": self.micro_batch_size,
         }
@@ -706,7 +708,9 @@ class _FineTuner:
             for W, b in payload["matcher_weights"]
         ]
         self.loss_curve = [float(v) for v in payload["loss_curve"]]
-        self.n_iter = [int(v) for v in payload["n_iter"]]
+        # "n_iter": the key of checkpoints written before it was renamed
+        epochs = payload["n_epochs"] if "n_epochs" in payload else payload["n_iter"]
+        self.n_epochs = [int(v) for v in epochs]
         self.n_steps = [int(v) for v in payload["n_steps"]]
         self.micro_batch_size = payload["micro_batch_size"]
         _log(f"resuming fine-tuning from {self.checkpoint.path}", verbose=self.verbose)
@@ -877,7 +881,7 @@ class _FineTuner:
             )
         )
         self.loss_curve.extend(float(v) for v in losses)
-        self.n_iter.append(int(n_epochs))
+        self.n_epochs.append(int(n_epochs))
         self.n_steps.append(int(n_steps))
         if losses:
             _log(

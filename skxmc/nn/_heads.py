@@ -128,7 +128,9 @@ class LabelTextClassifier(nn.Module):
 
     @property
     def n_labels(self) -> int:
-        return self.free.num_embeddings
+        # the rows of the label features: during extend() they already hold
+        # the new labels while ``free`` does not yet
+        return self.feature_indptr.shape[0] - 1
 
     def label_features(self) -> sp.csr_matrix:
         """The label features as a CPU CSR matrix."""

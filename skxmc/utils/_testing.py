@@ -398,20 +398,19 @@ def numeric_to_text(X) -> list[str]:
 
 class NumericAsText:
     """Mixin: a text-only estimator that reads numeric X through
-    :func:`numeric_to_text`, so that sklearn's API checks
-    (``parametrize_with_checks(..., legacy=False)``) reach its parameters,
-    validation and fitted state. ``transform`` still reads text only, so the
-    legacy checks (transformer checks among them) do not apply.
+    :func:`numeric_to_text`, so that sklearn's common checks
+    (``parametrize_with_checks``) reach its parameters, validation, fitted
+    state, predictions and ``transform``.
+
+    X is validated as numeric (sklearn's messages, ``n_features_in_``), then
+    spelled as text for ``fit``, the predictions and ``transform``.
     """
 
     _accepts_numeric = True
     _accepts_text = False
 
-    def _fit(self, X, Y, *, label_info, seed):
-        return super()._fit(numeric_to_text(X), Y, label_info=label_info, seed=seed)
-
-    def _predict_topk(self, X, k):
-        return super()._predict_topk(numeric_to_text(X), k)
+    def _validate_X(self, X, *, reset):
+        return numeric_to_text(super()._validate_X(X, reset=reset))
 
 
 class XRTransformerOnNumeric(NumericAsText, XRTransformerClassifier):

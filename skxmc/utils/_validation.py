@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any
@@ -394,6 +395,42 @@ def check_label_text(label_text: Any) -> list[str]:
     TypeError: label_text must be ...; element 0 is NoneType (None).
     """
     return check_text(label_text, name="label_text", what="label text")
+
+
+@contextmanager
+def named_vocabulary_error(what: str = "X"):
+    """Turn the TF-IDF's "empty vocabulary" error into one that names the data.
+
+    A vectorizer fitted inside an estimator on documents that hold no word it
+    keeps (every document empty, or only stop words and one-character tokens)
+    raises from deep inside scikit-learn's text module, about a vectorizer the
+    user never created.
+
+    Parameters
+    ----------
+    what : str, default="X"
+        The documents the vectorizer is fitted on, as the message names them.
+
+    Examples
+    --------
+    >>> from sklearn.feature_extraction.text import TfidfVectorizer
+    >>> from skxmc.utils._validation import named_vocabulary_error
+    >>> with named_vocabulary_error("X"):
+    ...     TfidfVectorizer().fit(["", "a"])
+    Traceback (most recent call last):
+    ...
+    ValueError: No document of X holds a word: ...
+    """
+    try:
+        yield
+    except ValueError as exc:
+        if "empty vocabulary" not in str(exc):
+            raise
+        raise ValueError(
+            f"No document of {what} holds a word: every one is empty or holds only "
+            "stop words or one-character tokens, so the internal TF-IDF has no "
+            "vocabulary to learn (tfidf_params can change its token_pattern)."
+        ) from exc
 
 
 def check_raw_text(X: Any) -> list[str]:

@@ -1,4 +1,5 @@
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -126,6 +127,47 @@ def test_only_nominees_train_and_they_rank_first():
     assert np.isneginf(scores[~valid]).all()
     with pytest.raises(ValueError, match="nominees"):
         ScoreFusion(nominees=0).fit(features, candidates, Y)
+
+
+class _ZeroProbability:
+    """Stands in for the fitted classifier (``flat``: its flattened trees,
+    which return the positive class only): every pair gets probability 0, as
+    float32 gives a confident negative."""
+
+    def __init__(self, flat):
+        self.flat = flat
+
+    def predict_proba(self, pairs):
+        zero = np.zeros(len(pairs), dtype=np.float32)
+        return zero if self.flat else np.c_[1 + zero, zero]
+
+
+@pytest.mark.parametrize("n_rows", [3, 4_000])  # the fast and the sklearn path
+def test_floor_of_zero_never_touches_the_padding(monkeypatch, n_rows):
+    """A row whose lowest nominee scores 0 (its floor) and with padding: the
+    floor multiplies only the other candidates. Multiplying the whole row, as
+    before, computed -inf * 0 on the padding and leaked a RuntimeWarning
+    ("invalid value encountered in multiply") into every prediction block."""
+    rng = np.random.default_rng(5)
+    m = 6
+    n = 200
+    Y = sp.csr_matrix(np.eye(m)[rng.integers(0, m, n)])
+    features = rng.random((n, m, 2))
+    features[..., 0] += Y.toarray()
+    candidates = np.tile(np.arange(m), (n, 1))
+    fusion = ScoreFusion(nominees=1, add_ranks=False, random_state=0)
+    fusion.fit(features, candidates, Y)
+    monkeypatch.setattr(fusion, "_flat_trees", lambda: _ZeroProbability(flat=True))
+    fusion.classifier_ = _ZeroProbability(flat=False)
+    test = rng.random((n_rows, m, 2))
+    test_candidates = np.tile(np.arange(m), (n_rows, 1))
+    test_candidates[:, -2:] = -1  # padding in every row
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = fusion.predict(test, test_candidates)
+    assert np.isneginf(scores[:, -2:]).all()
+    # nominees score 0; the others 0 times the floor 0: no NaN anywhere
+    np.testing.assert_array_equal(scores[:, :-2], 0.0)
 
 
 # ------------------------------------------- fast paths of a single query

@@ -107,7 +107,7 @@ def test_engine_equals_facade(tiny_bert, data):
         device="cpu",
     )
     assert model.loss_curve == clf.loss_curve_
-    assert model.n_iter == clf.n_iter_ == [2, 2, 2] and model.n_steps == [6, 6, 6]
+    assert model.n_epochs == clf.n_epochs_ == [2, 2, 2] and model.n_steps == [6, 6, 6]
     expected = clf.predict_topk(test_docs, k=4)
     got = model.predict_topk(test_docs, 4, beam_size=2)
     np.testing.assert_array_equal(got[1], expected[1])
@@ -141,6 +141,7 @@ def test_interrupted_fit_resumes_to_the_uninterrupted_model(
     resumed = _clf(tiny_bert, checkpoint_dir=tmp_path).fit(docs, Y)
     assert len(steps) == resumed_steps
     assert resumed.loss_curve_ == reference.loss_curve_
+    assert resumed.n_epochs_ == reference.n_epochs_
     assert resumed.n_iter_ == reference.n_iter_
     for (W, b), (W_ref, b_ref) in zip(
         resumed.matcher_weights_, reference.matcher_weights_
