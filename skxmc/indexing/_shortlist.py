@@ -52,7 +52,8 @@ class LabelShortlist:
     random_state : int, RandomState instance or None, default=None
         Seeds the index construction.
     n_jobs : int, default=None
-        Threads of the index construction (pynndescent's convention).
+        Threads of the index construction (pynndescent's convention) and of
+        the exact search of sparse queries (None: all cores).
 
     Attributes
     ----------
@@ -293,7 +294,7 @@ class LabelShortlist:
         the ``k``-th place, where ``np.argpartition`` picks among the tied
         labels) take the dense path, so every row is the dense path's own.
         """
-        scores, indices = csr_product_topk(X, ZT, k + 1)
+        scores, indices = csr_product_topk(X, ZT, k + 1, n_jobs=self.n_jobs)
         kth, after = scores[:, k - 1], scores[:, k]
         redo = np.flatnonzero(~((kth > 0) & (after < kth)))
         scores, indices = scores[:, :k].copy(), indices[:, :k].copy()

@@ -18,6 +18,8 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
+from skxmc.utils._threads import map_row_chunks
+
 __all__ = ["csr_row_topk", "dense_row_topk", "sparse_pair_scores", "topk_to_csr"]
 
 
@@ -704,7 +706,7 @@ def l2_normalize_csr(X) -> sp.csr_matrix:
     return out
 
 
-def csr_product_topk(X, B, k, *, buffers=None):
+def csr_product_topk(X, B, k, *, buffers=None, n_jobs=None):
     """``csr_row_topk(X @ B, k)`` for CSR matrices, without forming ``X @ B``.
 
     Equal to it to the bit for float32 matrices (the same sums as scipy's
@@ -723,7 +725,12 @@ def csr_product_topk(X, B, k, *, buffers=None):
     buffers : tuple, default=None
         ``(acc, seen, touched)`` work arrays of ``n_cols`` slots (float32,
         bool, int64), zeroed (the call leaves them zeroed); None: the calling
-        thread's own, kept between calls.
+        thread's own, kept between calls. Given buffers run in one thread.
+    n_jobs : int, default=None
+        Threads over chunks of rows (see
+        :func:`~skxmc.utils._threads.map_row_chunks`; None: all cores); a few
+        hundred rows or fewer run in the calling thread. Every row is
+        computed alone, so the result does not depend on it.
 
     Returns
     -------
@@ -748,13 +755,21 @@ def csr_product_topk(X, B, k, *, buffers=None):
         raise ValueError(f"X has {X.shape[1]} columns but B has {B.shape[0]} rows.")
     if X.dtype != np.float32 or B.dtype != np.float32:
         raise ValueError("csr_product_topk expects float32 matrices.")
-    if buffers is None:
-        buffers = _work_buffers(B.shape[1])
     out_s, out_c = _padded_output(X.shape[0], k)
-    _product_topk_kernel(
-        X.indptr, X.indices, X.data, B.indptr, B.indices, B.data, *buffers,
-        np.empty(k, dtype=np.float32), np.empty(k, dtype=np.int64), out_s, out_c,
-    )  # fmt: skip
+
+    def rows(start, stop, buffers=buffers):
+        if buffers is None:
+            buffers = _work_buffers(B.shape[1])  # the running thread's own
+        _product_topk_kernel(
+            X.indptr[start : stop + 1], X.indices, X.data, B.indptr, B.indices,
+            B.data, *buffers, np.empty(k, dtype=np.float32),
+            np.empty(k, dtype=np.int64), out_s[start:stop], out_c[start:stop],
+        )  # fmt: skip
+
+    if buffers is not None:
+        rows(0, X.shape[0])
+    else:
+        map_row_chunks(rows, X.shape[0], n_jobs)
     return out_s, out_c
 
 

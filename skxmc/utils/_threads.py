@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import threading
 from contextlib import contextmanager
+from numbers import Integral
 
-__all__ = ["run_aside", "torch_threads"]
+__all__ = ["effective_n_jobs", "map_row_chunks", "run_aside", "torch_threads"]
 
 
 @contextmanager
@@ -107,3 +108,68 @@ def run_aside(fn, *args, enabled: bool = True):
                     max_workers=1, thread_name_prefix="skxmc-aside"
                 )
     return _aside_executor.submit(fn, *args)
+
+
+def effective_n_jobs(n_jobs: int | None) -> int:
+    """Number of threads for the numba kernels.
+
+    ``None`` and ``-1`` mean every core numba may use (the kernels are
+    OpenMP-style like those of scikit-learn's histogram gradient boosting);
+    ``-2`` all but one, and so on; positive values are capped at that number.
+    """
+    import numba
+
+    available = int(numba.config.NUMBA_NUM_THREADS)
+    if n_jobs is None:
+        return available
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral) or n_jobs == 0:
+        raise ValueError(f"n_jobs must be a non-zero integer or None, got {n_jobs!r}.")
+    if n_jobs < 0:
+        return max(1, available + 1 + int(n_jobs))
+    return min(int(n_jobs), available)
+
+
+def map_row_chunks(fn, n_rows: int, n_jobs: int | None, *, min_rows: int = 256):
+    """Run ``fn(start, stop)`` over row chunks of ``range(n_rows)`` on threads.
+
+    For row-independent work whose kernels release the GIL (numba
+    ``nogil``): every chunk is computed exactly as a serial pass would
+    compute it, so the result does not depend on the number of threads.
+    Fewer than ``2 * min_rows`` rows (or one thread) run in the calling
+    thread, without a pool.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(start, stop)``, writing the rows ``start:stop`` of its output.
+    n_rows : int
+        Rows in all.
+    n_jobs : int or None
+        Threads, as :func:`effective_n_jobs` reads them (None: all cores).
+    min_rows : int, default=256
+        Rows of the smallest chunk.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skxmc.utils._threads import map_row_chunks
+    >>> out = np.zeros(1000)
+    >>> def fill(start, stop):
+    ...     out[start:stop] = np.arange(start, stop)
+    >>> map_row_chunks(fill, 1000, n_jobs=2, min_rows=100)
+    >>> bool((out == np.arange(1000)).all())
+    True
+    """
+    n_threads = min(effective_n_jobs(n_jobs), n_rows // max(1, min_rows))
+    if n_threads <= 1:
+        fn(0, n_rows)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    n_chunks = min(4 * n_threads, max(1, n_rows // max(1, min_rows)))
+    bounds = [
+        (c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks) for c in range(n_chunks)
+    ]
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        for future in [pool.submit(fn, a, b) for a, b in bounds]:
+            future.result()

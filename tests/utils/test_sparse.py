@@ -387,3 +387,20 @@ def test_sorted_pair_dot_kernel_equals_the_walk_to_the_bit():
     ]
     expected[pairs < 0] = 0.0
     np.testing.assert_allclose(outs[1], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_csr_product_topk_is_the_same_on_threads():
+    """Row chunks on threads give the serial answer (and scipy's product)."""
+    from skxmc.utils._sparse import csr_product_topk
+
+    rng = np.random.default_rng(5)
+    X = sp.random(1500, 300, density=0.02, random_state=rng, format="csr")
+    B = sp.random(300, 800, density=0.05, random_state=rng, format="csr")
+    X, B = X.astype(np.float32), B.astype(np.float32)
+    serial = csr_product_topk(X, B, 7, n_jobs=1)
+    threaded = csr_product_topk(X, B, 7, n_jobs=3)
+    np.testing.assert_array_equal(serial[0], threaded[0])
+    np.testing.assert_array_equal(serial[1], threaded[1])
+    expected = csr_row_topk(sp.csr_matrix(X @ B), 7)
+    np.testing.assert_array_equal(threaded[0], expected[0])
+    np.testing.assert_array_equal(threaded[1], expected[1])
