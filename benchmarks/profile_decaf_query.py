@@ -173,6 +173,11 @@ def main(argv=None) -> None:
         help="answer each query this many times and keep each stage's fastest "
         "(an estimate of the time on quiet cores when others share them)",
     )
+    parser.add_argument(
+        "--ab-aside",
+        action="store_true",
+        help="time every query with the helper thread on and off, interleaved",
+    )
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--tilt", type=float, default=0.0)
     parser.add_argument("--features-cache", default=None, help=".npz of X_test")
@@ -242,6 +247,21 @@ def main(argv=None) -> None:
         f"# unwrapped predict_topk (once per query): median {np.median(times):.2f} ms, "
         f"p90 {np.percentile(times, 90):.2f} ms, mean {np.mean(times):.2f} ms"
     )
+    if args.ab_aside:
+        # the helper thread on and off, query by query (the same load on both)
+        ab: dict[bool, list[float]] = {True: [], False: []}
+        for row in rows:
+            for enabled in (True, False):
+                _set_aside(enabled)
+                start = time.perf_counter()
+                clf.predict_topk(row, k=args.k)
+                ab[enabled].append(1000 * (time.perf_counter() - start))
+        _set_aside(aside)
+        for enabled, values in ab.items():
+            print(
+                f"# helper thread {'on ' if enabled else 'off'}: median "
+                f"{np.median(values):.2f} ms, p90 {np.percentile(values, 90):.2f} ms"
+            )
     if args.cprofile:
         profile = cProfile.Profile()
         profile.enable()
