@@ -173,7 +173,8 @@ def main(argv=None) -> None:
     print(
         f"# machine: {platform.node()} {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPU cores, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), device {device}{gpu}"
+        f"({torch.get_num_threads()} threads), device {device}{gpu}, "
+        f"load average {_load()} at start"
     )
     print(f"# command: python {' '.join(sys.argv)}")
     tic = time.perf_counter()
@@ -265,6 +266,12 @@ def main(argv=None) -> None:
             )
         losses = ", ".join(f"{v:.4f}" for v in result["losses"])
         print(f"#   epoch losses: {losses}", flush=True)
+    print(f"# load average {_load()} at the end", flush=True)
+
+
+def _load() -> str:
+    """The 1/5/15-minute load averages (timings on shared cores need them)."""
+    return "/".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 if __name__ == "__main__":

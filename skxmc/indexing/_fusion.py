@@ -123,6 +123,38 @@ def _tree_ensemble_sum(
 
 
 @njit(cache=True, nogil=True)
+def _tree_ensemble_sum_finite(X, roots, depth, feature, threshold, step_left,
+                              step_right, value, baseline):  # fmt: skip
+    """:func:`_tree_ensemble_sum` for NaN-free ``X``, without data-dependent
+    branches: every row takes ``depth[t]`` steps down tree ``t``, a leaf
+    stepping to itself (``step_left = step_right = leaf``), and each step
+    picks the child with a select rather than a jump. The rows of a step are
+    independent, so the processor overlaps them; mispredicted branches were
+    most of the branchy walk's time. Same leaves, same sums."""
+    n = X.shape[0]
+    out = np.empty(n, dtype=np.float64)
+    node = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        out[i] = 0.0 + baseline
+    for t in range(roots.shape[0]):
+        for i in range(n):
+            node[i] = roots[t]
+        for _ in range(depth[t]):
+            moving = 0
+            for i in range(n):
+                nd = node[i]
+                left_side = X[i, feature[nd]] <= threshold[nd]
+                child = step_left[nd] if left_side else step_right[nd]
+                moving += child != nd
+                node[i] = child
+            if moving == 0:  # every row has reached its leaf
+                break
+        for i in range(n):
+            out[i] += value[node[i]]
+    return out
+
+
+@njit(cache=True, nogil=True)
 def _row_ranks_kernel(values, valid, out):
     """:func:`_row_ranks` of every feature: ``out[i, j, f]`` = how many valid
     entries of row ``i`` beat entry ``j`` on feature ``f`` (the valid count for
@@ -187,6 +219,15 @@ class _FlatTrees:
         self.missing_left = table["missing_go_to_left"].astype(np.bool_)
         self.is_leaf = table["is_leaf"].astype(np.bool_)
         self.value = table["value"].astype(np.float64)
+        # the branch-free walk: leaves step to themselves, on feature 0
+        node_ids = np.arange(len(table), dtype=np.int64)
+        self.step_left = np.where(self.is_leaf, node_ids, self.left)
+        self.step_right = np.where(self.is_leaf, node_ids, self.right)
+        self.step_feature = np.where(self.is_leaf, 0, self.feature)
+        self.depth = np.array(
+            [int(n["depth"][n["is_leaf"].astype(bool)].max()) for n in nodes],
+            dtype=np.int64,
+        )
         self.baseline = float(np.asarray(classifier._baseline_prediction).ravel()[0])
         self.n_features = int(classifier.n_features_in_)
         self._loss = classifier._loss
@@ -214,10 +255,16 @@ class _FlatTrees:
             raise ValueError(
                 f"X must have shape (n, {self.n_features}), got {X.shape}."
             )
-        raw = _tree_ensemble_sum(
-            X, self.roots, self.feature, self.threshold, self.left, self.right,
-            self.missing_left, self.is_leaf, self.value, self.baseline,
-        )  # fmt: skip
+        if np.isnan(X).any():
+            raw = _tree_ensemble_sum(
+                X, self.roots, self.feature, self.threshold, self.left, self.right,
+                self.missing_left, self.is_leaf, self.value, self.baseline,
+            )  # fmt: skip
+        else:
+            raw = _tree_ensemble_sum_finite(
+                X, self.roots, self.depth, self.step_feature, self.threshold,
+                self.step_left, self.step_right, self.value, self.baseline,
+            )  # fmt: skip
         return self._loss.predict_proba(raw[:, None])[:, 1]
 
 

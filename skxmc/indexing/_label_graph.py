@@ -351,8 +351,11 @@ def smooth_over_graph(Z, graph, *, max_features=1000, chunk_size=1024):
         )
     blocks = []
     for start in range(0, Z.shape[0], chunk_size):
-        product = sp.csr_matrix(graph[start : start + chunk_size] @ Z)
-        scores, indices = csr_row_topk(product, max_features)
+        # csr_row_topk(graph[chunk] @ Z) without forming the product (scipy's
+        # sums to the bit, the same ties)
+        scores, indices = csr_product_topk(
+            graph[start : start + chunk_size], Z, max_features
+        )
         blocks.append(topk_to_csr(scores, indices, Z.shape[1]))
     smoothed = sp.vstack(blocks, format="csr") if blocks else Z[:0]
     return normalize(smoothed).astype(np.float32)

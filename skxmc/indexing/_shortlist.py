@@ -52,7 +52,8 @@ class LabelShortlist:
     random_state : int, RandomState instance or None, default=None
         Seeds the index construction.
     n_jobs : int, default=None
-        Threads of the index construction (pynndescent's convention).
+        Threads of the index construction (pynndescent's convention) and of
+        the exact search of sparse queries (None: all cores).
 
     Attributes
     ----------
@@ -265,11 +266,38 @@ class LabelShortlist:
         return state
 
     def _exact(self, X: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+        ZT = self._labels_transposed()
+        if sp.issparse(X) and sp.issparse(ZT) and k < self.n_labels_:
+            return self._exact_sparse(X, ZT, k)
+        return self._exact_dense(X, ZT, k)
+
+    def _exact_dense(self, X, ZT, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The similarity of blocks of rows, densified, and its row top-k."""
         scores = np.empty((X.shape[0], k), dtype=np.float32)
         indices = np.empty((X.shape[0], k), dtype=np.int64)
-        ZT = self._labels_transposed()
         for a in range(0, X.shape[0], self.batch_size):
             S = X[a : a + self.batch_size] @ ZT
             S = S.toarray() if sp.issparse(S) else np.asarray(S)
             scores[a : a + S.shape[0]], indices[a : a + S.shape[0]] = _rows_topk(S, k)
+        return scores, indices
+
+    def _exact_sparse(self, X, ZT, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_exact_dense` of sparse queries and labels, without the
+        dense similarity blocks where the answer does not need them.
+
+        The ``k + 1`` best non-zero cosines of each row come from
+        :func:`~skxmc.utils._sparse.csr_product_topk` (scipy's sums to the
+        bit). Where the ``k``-th is positive and beats the next one, the
+        ``k`` best of the whole row are those, ordered as
+        :func:`_rows_topk` orders them (best first, ties by the lower
+        label). Other rows (fewer than ``k`` positive cosines, or a tie at
+        the ``k``-th place, where ``np.argpartition`` picks among the tied
+        labels) take the dense path, so every row is the dense path's own.
+        """
+        scores, indices = csr_product_topk(X, ZT, k + 1, n_jobs=self.n_jobs)
+        kth, after = scores[:, k - 1], scores[:, k]
+        redo = np.flatnonzero(~((kth > 0) & (after < kth)))
+        scores, indices = scores[:, :k].copy(), indices[:, :k].copy()
+        if redo.size:
+            scores[redo], indices[redo] = self._exact_dense(X[redo], ZT, k)
         return scores, indices

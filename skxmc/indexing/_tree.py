@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from numbers import Integral
 
 import numba
 import numpy as np
@@ -26,27 +25,12 @@ from numba import njit, prange
 from sklearn.preprocessing import normalize
 from sklearn.utils import check_random_state
 
+from skxmc.utils._threads import effective_n_jobs
+
 __all__ = ["LabelTree", "hierarchical_kmeans"]
 
 
 # ----------------------------------------------------------------- threads
-def effective_n_jobs(n_jobs: int | None) -> int:
-    """Number of threads for the numba kernels.
-
-    ``None`` and ``-1`` mean every core numba may use (the kernels are
-    OpenMP-style like those of scikit-learn's histogram gradient boosting);
-    ``-2`` all but one, and so on; positive values are capped at that number.
-    """
-    available = int(numba.config.NUMBA_NUM_THREADS)
-    if n_jobs is None:
-        return available
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral) or n_jobs == 0:
-        raise ValueError(f"n_jobs must be a non-zero integer or None, got {n_jobs!r}.")
-    if n_jobs < 0:
-        return max(1, available + 1 + int(n_jobs))
-    return min(int(n_jobs), available)
-
-
 def dask_workers() -> int:
     """Worker threads of the Dask cluster of an active joblib ``"dask"`` backend.
 

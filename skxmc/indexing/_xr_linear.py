@@ -23,6 +23,7 @@ the local ones exactly.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 
 import numpy as np
@@ -64,6 +65,84 @@ def _level_pair_raw(
             f = x_indices[e]
             for q in range(wt_indptr[f], wt_indptr[f + 1]):
                 acc[wt_indices[q]] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def _label_level_raw(
+    x_indptr, x_indices, x_data, dense, labels, first_label, parent_of, ch_indptr,
+    ch_indices, w_bias, chunk_indptr, cfeat, centry_ptr, cslot, cval, sums, done,
+    children, out,
+):  # fmt: skip
+    """``out[i, j] = float32(X[i] . W[l]) + b[l]`` for ``l = labels[i, j]``.
+
+    ``W`` is the label level of a :class:`TreeScorer`, read from its chunked
+    layout: the labels of a row's shortlist sit under few parents, so all the
+    children of a needed parent are scored at once, by one pass over the
+    parent's features (or a search of the query's features among them) --
+    far fewer steps than a search of each label's row. Each label's sum is
+    that of :func:`~skxmc.utils.sparse_pair_scores`: float32 products of the
+    shared features added in increasing feature order to a float64 zero
+    (rows of ``X`` must have sorted, distinct indices), so the result is the
+    same to the bit. ``dense`` (one slot per feature) is left zeroed; ``done``
+    (one slot per node) is left false.
+    """
+    n_done = 0
+    parents = np.empty(labels.shape[1], dtype=np.int64)
+    for i in range(x_indptr.shape[0] - 1):
+        x0 = x_indptr[i]
+        x1 = x_indptr[i + 1]
+        n_x = x1 - x0
+        for e in range(x0, x1):
+            dense[x_indices[e]] += x_data[e]
+        for j in range(labels.shape[1]):
+            node = first_label + labels[i, j]
+            p = parent_of[node]
+            if not done[p]:
+                done[p] = True
+                parents[n_done] = p
+                n_done += 1
+                c0 = ch_indptr[p]
+                m = ch_indptr[p + 1] - c0
+                for slot in range(m):
+                    children[slot] = 0.0
+                fa = chunk_indptr[p]
+                fb = chunk_indptr[p + 1]
+                span = fb - fa
+                if span <= 32 or span <= 2 * n_x * math.log2(span):
+                    for q in range(fa, fb):
+                        v = dense[cfeat[q]]
+                        if v != 0.0:
+                            for e in range(centry_ptr[q], centry_ptr[q + 1]):
+                                children[cslot[e]] += cval[e] * v
+                else:
+                    lo = fa
+                    for e in range(x0, x1):
+                        f = x_indices[e]
+                        a = lo
+                        b = fb
+                        while a < b:
+                            mid = (a + b) >> 1
+                            if cfeat[mid] < f:
+                                a = mid + 1
+                            else:
+                                b = mid
+                        if a == fb:
+                            break
+                        if cfeat[a] == f:
+                            v = x_data[e]
+                            for q in range(centry_ptr[a], centry_ptr[a + 1]):
+                                children[cslot[q]] += cval[q] * v
+                            lo = a + 1
+                        else:
+                            lo = a
+                for slot in range(m):
+                    sums[ch_indices[c0 + slot] - first_label] = children[slot]
+            out[i, j] = np.float32(sums[labels[i, j]]) + w_bias[node]
+        for t in range(n_done):
+            done[parents[t]] = False
+        n_done = 0
+        for e in range(x0, x1):
+            dense[x_indices[e]] = 0.0
 
 
 def _topk_csr(indices: np.ndarray, n_cols: int) -> sp.csr_matrix:
@@ -451,14 +530,44 @@ class XRLinearModel:
                     b, nodes, np.zeros(W_transposed.shape[1], np.float32), raw,
                 )  # fmt: skip
                 out[rows] *= post_process(raw, post_processor)
-            W, b = levels[-1]
-            raw = sparse_pair_scores(X_block, W, ids) + b[ids]
+            if X_block.has_canonical_format:
+                raw = self._label_level_raw(X_block, ids)
+            else:
+                W, b = levels[-1]
+                raw = sparse_pair_scores(X_block, W, ids) + b[ids]
             out[rows] *= post_process(raw, post_processor)
         out[~valid] = 0.0
         return out.astype(np.float32)
 
+    def _label_level_raw(self, X: sp.csr_matrix, labels: np.ndarray) -> np.ndarray:
+        """``sparse_pair_scores(X, W, labels) + b[labels]`` of the label level
+        (float32, to the bit), from the scorer's chunked layout; ``X`` must
+        have sorted, distinct indices per row."""
+        scorer = self.scorer
+        depth = self.tree.n_levels
+        parent_of = self.__dict__.get("_parent_of")
+        if parent_of is None:
+            # the global node id of every node's parent (labels only are asked)
+            parent_of = np.zeros(int(scorer.offsets[-1]), dtype=np.int64)
+            parent_of[scorer.offsets[depth] :] = scorer.offsets[depth - 1] + (
+                self.tree.parents(depth)
+            )
+            self._parent_of = parent_of
+        out = np.empty(labels.shape, dtype=np.float32)
+        _label_level_raw(
+            X.indptr, X.indices, X.data, scorer._dense_buffer(),
+            np.ascontiguousarray(labels, dtype=np.int64), int(scorer.offsets[depth]),
+            parent_of, scorer.ch_indptr, scorer.ch_indices, scorer.w_bias,
+            scorer.chunk_indptr, scorer.cfeat, scorer.centry_ptr, scorer.cslot,
+            scorer.cval, np.empty(self.n_labels, dtype=np.float64),
+            np.zeros(parent_of.shape[0], dtype=np.bool_),
+            np.empty(max(scorer.max_children, 1), dtype=np.float64), out,
+        )  # fmt: skip
+        return out
+
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_level_weights", None)
+        state.pop("_parent_of", None)
         state.pop("_ancestors", None)
         return state

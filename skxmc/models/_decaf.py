@@ -25,6 +25,7 @@ from skxmc.training import (
 )
 from skxmc.utils import csr_row_topk, sparse_pair_scores
 from skxmc.utils._sparse import l2_normalize_csr
+from skxmc.utils._threads import run_aside, torch_threads
 
 __all__ = ["DecafConfig", "DecafModel", "DecafScoring"]
 
@@ -545,7 +546,8 @@ class DecafModel:
         device = self.device if device is None else torch.device(device)
         weights = self._weights(device)
         X = sp.csr_matrix(X, dtype=np.float32)
-        return self._predict_features(X, k, device, weights, scoring)
+        with torch_threads(1 if _few_rows(X.shape[0]) else None):
+            return self._predict_features(X, k, device, weights, scoring)
 
     def _predict_features(self, X, k, device, weights=None, scoring=None):
         scoring = self.config.scoring if scoring is None else scoring
@@ -594,6 +596,17 @@ class DecafModel:
                 for start in range(0, X.shape[0], block_size):
                     stop = min(start + block_size, X.shape[0])
                     X_block = _row_block(X, start, stop)
+                    # a few rows: the sparse stages run beside the network
+                    side = _few_rows(stop - start)
+                    text_ids = rerank_ids = None
+                    if scoring.text_shortlist_size:
+                        text_ids = run_aside(
+                            self._text_shortlist, X_block, scoring, enabled=side
+                        )
+                    if self._reranker_proposes:
+                        rerank_ids = run_aside(
+                            self._rerank_proposals, X_block, scoring, enabled=side
+                        )
                     x = net(*csr_to_bag(X_block, device))
                     meta = torch.sigmoid(x @ Wc.T + bc)
                     top = torch.topk(meta, beam, dim=1).indices
@@ -605,16 +618,10 @@ class DecafModel:
                         .numpy(),
                         scoring,
                     )
-                    if scoring.text_shortlist_size:
-                        k = min(scoring.text_shortlist_size, self.n_labels_)
-                        # the top of the text similarity, without forming it
-                        extra.append(self._text_index.similarity_topk(X_block, k)[1])
-                    if self._reranker_proposes:
-                        extra.append(
-                            self.reranker_.predict_topk(
-                                X_block, k=min(scoring.rerank_size, self.n_labels_)
-                            )[1]
-                        )
+                    if text_ids is not None:
+                        extra.append(text_ids.result())
+                    if rerank_ids is not None:
+                        extra.append(rerank_ids.result())
                     if self._ann is not None:
                         _, near = self._ann.query(
                             x.float().cpu().numpy(),
@@ -632,14 +639,19 @@ class DecafModel:
                         "cluster": torch.gather(meta, 1, cluster_of[safe]),
                         "text": None,
                     }
+                    rerank = None
                     if self.reranker_ is not None:
-                        rerank = self._rerank_scores(X_block, ids)
-                        parts["rerank"] = torch.from_numpy(rerank).to(device)
+                        rerank = run_aside(
+                            self._rerank_scores, X_block, ids, enabled=side
+                        )
                     if with_text:
                         text = sparse_pair_scores(
                             l2_normalize_csr(X_block), self._text_index.labels_, ids
                         )
                         parts["text"] = torch.from_numpy(text).to(device)
+                    if rerank is not None:
+                        parts["rerank"] = torch.from_numpy(rerank.result()).to(device)
+                    if with_text:
                         parts.update(self._extra_parts(ids, parts))
                     yield start, stop, shortlist, parts
         finally:
@@ -752,6 +764,17 @@ class DecafModel:
         from skxmc.indexing import XRLinearModel
 
         return isinstance(self.reranker_, XRLinearModel)
+
+    def _text_shortlist(self, X, scoring) -> np.ndarray:
+        """Ids of the labels of highest label-text cosine (the top of the
+        text similarity, without forming it)."""
+        k = min(scoring.text_shortlist_size, self.n_labels_)
+        return self._text_index.similarity_topk(X, k)[1]
+
+    def _rerank_proposals(self, X, scoring) -> np.ndarray:
+        """Ids of the XR-Linear re-ranker's ``rerank_size`` best labels."""
+        k = min(scoring.rerank_size, self.n_labels_)
+        return self.reranker_.predict_topk(X, k=k)[1]
 
     def _rerank_scores(self, X, ids) -> np.ndarray:
         """The re-ranker's score of the pairs ``(i, ids[i, j])`` (fusion feature).
@@ -913,6 +936,16 @@ def _hold_out(rows: np.ndarray, fraction: float, seed: int, name: str):
         )
     order = np.random.default_rng(seed).permutation(rows)
     return np.sort(order[:n_held]), np.sort(order[n_held:])
+
+
+#: Rows up to which prediction runs torch on one thread (see torch_threads)
+#: and the sparse stages on a helper thread beside it (see run_aside).
+_FEW_ROWS = 16
+
+
+def _few_rows(n_rows: int) -> bool:
+    """Whether a prediction is small (see ``_FEW_ROWS``)."""
+    return n_rows <= _FEW_ROWS
 
 
 def _row_block(X, start: int, stop: int):

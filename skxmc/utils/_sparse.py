@@ -10,12 +10,15 @@ compared as float64) and returned as float32.
 
 from __future__ import annotations
 
+import math
 import threading
 from numbers import Integral
 
 import numpy as np
 import scipy.sparse as sp
 from numba import njit
+
+from skxmc.utils._threads import map_row_chunks
 
 __all__ = ["csr_row_topk", "dense_row_topk", "sparse_pair_scores", "topk_to_csr"]
 
@@ -191,6 +194,56 @@ def _pair_dot_kernel(
                 acc += w_data[e] * dense[w_indices[e]]
             out[i, j] = acc
         for e in range(x_indptr[i], x_indptr[i + 1]):
+            dense[x_indices[e]] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def _sorted_pair_dot_kernel(
+    x_indptr, x_indices, x_data, w_indptr, w_indices, w_data, pairs, dense, out
+):  # fmt: skip
+    """:func:`_pair_dot_kernel` for rows with sorted, distinct indices: a long
+    W row is not walked but searched for the query's features.
+
+    Either way the products of the shared features are added in increasing
+    feature order (the only ones that change the sum: the walk's other
+    products are zeros), in the same float64 accumulator: the same result to
+    the bit, at a cost of ``min(len(W row), nnz(X row) * log2(len(W row)))``.
+    """
+    for i in range(pairs.shape[0]):
+        x0 = x_indptr[i]
+        x1 = x_indptr[i + 1]
+        n_x = x1 - x0
+        for e in range(x0, x1):
+            dense[x_indices[e]] = x_data[e]
+        for j in range(pairs.shape[1]):
+            c = pairs[i, j]
+            if c < 0:
+                out[i, j] = 0.0
+                continue
+            w0 = w_indptr[c]
+            w1 = w_indptr[c + 1]
+            acc = 0.0
+            if w1 - w0 <= 4 * n_x * (1 + math.log2(1 + w1 - w0)):
+                for e in range(w0, w1):
+                    acc += w_data[e] * dense[w_indices[e]]
+            else:
+                lo = w0
+                for e in range(x0, x1):
+                    f = x_indices[e]
+                    hi = w1
+                    while lo < hi:
+                        mid = (lo + hi) >> 1
+                        if w_indices[mid] < f:
+                            lo = mid + 1
+                        else:
+                            hi = mid
+                    if lo == w1:
+                        break
+                    if w_indices[lo] == f:
+                        acc += w_data[lo] * dense[f]
+                        lo += 1
+            out[i, j] = acc
+        for e in range(x0, x1):
             dense[x_indices[e]] = 0.0
 
 
@@ -604,9 +657,10 @@ def sparse_pair_scores(X, W, pairs):
         )
     out = np.empty(pairs.shape, dtype=np.float32)
     dense = np.zeros(X.shape[1], dtype=np.float32)
-    _pair_dot_kernel(
-        X.indptr, X.indices, X.data, W.indptr, W.indices, W.data, pairs, dense, out
-    )
+    kernel = _pair_dot_kernel
+    if X.has_canonical_format and W.has_canonical_format:
+        kernel = _sorted_pair_dot_kernel
+    kernel(X.indptr, X.indices, X.data, W.indptr, W.indices, W.data, pairs, dense, out)
     return out
 
 
@@ -652,7 +706,7 @@ def l2_normalize_csr(X) -> sp.csr_matrix:
     return out
 
 
-def csr_product_topk(X, B, k, *, buffers=None):
+def csr_product_topk(X, B, k, *, buffers=None, n_jobs=None):
     """``csr_row_topk(X @ B, k)`` for CSR matrices, without forming ``X @ B``.
 
     Equal to it to the bit for float32 matrices (the same sums as scipy's
@@ -671,7 +725,12 @@ def csr_product_topk(X, B, k, *, buffers=None):
     buffers : tuple, default=None
         ``(acc, seen, touched)`` work arrays of ``n_cols`` slots (float32,
         bool, int64), zeroed (the call leaves them zeroed); None: the calling
-        thread's own, kept between calls.
+        thread's own, kept between calls. Given buffers run in one thread.
+    n_jobs : int, default=None
+        Threads over chunks of rows (see
+        :func:`~skxmc.utils._threads.map_row_chunks`; None: all cores); a few
+        hundred rows or fewer run in the calling thread. Every row is
+        computed alone, so the result does not depend on it.
 
     Returns
     -------
@@ -696,13 +755,21 @@ def csr_product_topk(X, B, k, *, buffers=None):
         raise ValueError(f"X has {X.shape[1]} columns but B has {B.shape[0]} rows.")
     if X.dtype != np.float32 or B.dtype != np.float32:
         raise ValueError("csr_product_topk expects float32 matrices.")
-    if buffers is None:
-        buffers = _work_buffers(B.shape[1])
     out_s, out_c = _padded_output(X.shape[0], k)
-    _product_topk_kernel(
-        X.indptr, X.indices, X.data, B.indptr, B.indices, B.data, *buffers,
-        np.empty(k, dtype=np.float32), np.empty(k, dtype=np.int64), out_s, out_c,
-    )  # fmt: skip
+
+    def rows(start, stop, buffers=buffers):
+        if buffers is None:
+            buffers = _work_buffers(B.shape[1])  # the running thread's own
+        _product_topk_kernel(
+            X.indptr[start : stop + 1], X.indices, X.data, B.indptr, B.indices,
+            B.data, *buffers, np.empty(k, dtype=np.float32),
+            np.empty(k, dtype=np.int64), out_s[start:stop], out_c[start:stop],
+        )  # fmt: skip
+
+    if buffers is not None:
+        rows(0, X.shape[0])
+    else:
+        map_row_chunks(rows, X.shape[0], n_jobs)
     return out_s, out_c
 
 

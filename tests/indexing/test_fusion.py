@@ -183,10 +183,18 @@ def test_flat_trees_equal_sklearn_predict_proba_exactly():
     clf = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(X, y)
     assert _FlatTrees.supports(clf)
     X_test = rng.normal(size=(200, 4))
-    X_test[rng.random(X_test.shape) < 0.1] = np.nan
     X_test[:20] = X[:20]  # values equal to the split thresholds' neighbours
-    flat = _FlatTrees(clf).predict_proba(X_test)
-    np.testing.assert_array_equal(flat, clf.predict_proba(X_test)[:, 1])
+    root = clf._predictors[0][0].nodes[0]
+    X_test[20:30, root["feature_idx"]] = root["num_threshold"]  # on a threshold
+    flat = _FlatTrees(clf)
+    # the branch-free walk (no NaN), then the branchy one (NaN)
+    np.testing.assert_array_equal(
+        flat.predict_proba(X_test), clf.predict_proba(X_test)[:, 1]
+    )
+    X_test[rng.random(X_test.shape) < 0.1] = np.nan
+    np.testing.assert_array_equal(
+        flat.predict_proba(X_test), clf.predict_proba(X_test)[:, 1]
+    )
     categorical = HistGradientBoostingClassifier(
         max_iter=3, categorical_features=[0]
     ).fit(np.column_stack([rng.integers(0, 3, 600), X[:, 1]]), y)

@@ -206,3 +206,29 @@ def test_smooth_over_graph_matches_the_dense_formula():
         expected = np.zeros_like(full)
         expected[keep] = full[keep] / np.linalg.norm(full[keep])
         np.testing.assert_allclose(row, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_smooth_over_graph_equals_the_formed_product_to_the_bit():
+    """The chunks' top entries come from the product without forming it:
+    the same matrix as scipy's product, its row top-k and normalisation."""
+    from sklearn.preprocessing import normalize
+
+    from skxmc.utils import csr_row_topk, topk_to_csr
+
+    rng = np.random.default_rng(3)
+    Z = sp.random(60, 200, density=0.1, random_state=rng, format="csr")
+    Z = sp.vstack([Z, Z[:5]], format="csr").astype(np.float32)  # tied rows
+    Z.data = np.round(Z.data * 4) / 4  # many tied values
+    Z.data[Z.data == 0] = 0.25
+    graph = sp.random(65, 65, density=0.1, random_state=rng, format="csr")
+    graph = (graph + sp.eye(65)).tocsr().astype(np.float32)
+    for max_features in (1, 7, 300):
+        got = smooth_over_graph(Z, graph, max_features=max_features, chunk_size=8)
+        blocks = []
+        for start in range(0, 65, 8):
+            product = sp.csr_matrix(graph[start : start + 8] @ Z)
+            scores, indices = csr_row_topk(product, max_features)
+            blocks.append(topk_to_csr(scores, indices, Z.shape[1]))
+        expected = normalize(sp.vstack(blocks, format="csr")).astype(np.float32)
+        assert (got != expected).nnz == 0
+        np.testing.assert_array_equal(got.toarray(), expected.toarray())

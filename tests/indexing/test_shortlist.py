@@ -33,6 +33,39 @@ def test_exact_matches_brute_force():
     assert (labels[:, 3:] == -1).all() and np.isneginf(scores[:, 3:]).all()
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_sparse_exact_query_is_the_dense_paths_row_for_row(seed, monkeypatch):
+    """The sparse exact query (top k + 1 of the product, dense only for rows
+    with a tie or zeros at the k-th place) answers as the dense blocks do."""
+    rng = np.random.default_rng(seed)
+    Z = sp.random(120, 60, density=0.08, random_state=rng, format="csr")
+    Z = sp.vstack([Z, Z[:10]], format="csr")  # duplicate labels: tied cosines
+    X = sp.random(40, 60, density=0.1, random_state=rng, format="csr")
+    X = sp.vstack([X, Z[:5], sp.csr_matrix((2, 60))], format="csr")  # ties, empty
+    negative = -X[:6]  # negative cosines: unstored (zero) labels come first
+    X = sp.vstack([X, negative], format="csr")
+    index = LabelShortlist(method="exact", batch_size=7).fit(Z)
+    calls = []
+    dense = index._exact_dense
+
+    def counting(Xb, ZT, k):
+        calls.append(Xb.shape[0])
+        return dense(Xb, ZT, k)
+
+    for k in (1, 3, 8, 40):
+        scores, labels = index.query(X, k=k)
+        expected = LabelShortlist._exact_dense(
+            index, index._prepare(X), index._labels_transposed(), k
+        )
+        np.testing.assert_array_equal(labels, expected[1])
+        np.testing.assert_array_equal(scores, expected[0])
+        monkeypatch.setattr(index, "_exact_dense", counting)
+        index.query(X, k=k)
+        monkeypatch.undo()
+    # both paths ran: some rows (ties, empty rows) densified, most not
+    assert calls and 0 < min(calls) and max(calls) < X.shape[0]
+
+
 # pynndescent compiles its kernels on first use in a process (~20 s here).
 @pytest.mark.slow
 def test_ann_recall_against_exact():

@@ -153,7 +153,13 @@ def test_score_pairs_equal_the_scipy_products_to_the_bit(problem):
         (np.concatenate(values), np.concatenate(indices), indptr), shape=(5, X.shape[1])
     )
     assert not shuffled.has_sorted_indices
-    for queries, pairs in ((X, labels), (shuffled, labels[:5]), (X[7], labels[7:8])):
+    # one feature per row: the label level searches the parents' features
+    single = sp.csr_matrix(
+        (X.data[X.indptr[:-1]], X.indices[X.indptr[:-1]], np.arange(X.shape[0] + 1)),
+        shape=X.shape,
+    )
+    cases = ((X, labels), (shuffled, labels[:5]), (X[7], labels[7:8]), (single, labels))
+    for queries, pairs in cases:
         ancestors = tree.ancestors()
         safe = np.maximum(pairs, 0)
         expected = np.ones(pairs.shape)

@@ -193,3 +193,40 @@ def test_add_labels_grows_the_engine_and_its_graph(data):
     assert engine.label_graph.graph[24].indices.tolist() == [24]
     assert set(engine._weights_cache) == {torch.device("cpu")}
     assert engine._weights_cache[torch.device("cpu")][0].shape[0] == 25
+
+
+@pytest.mark.parametrize("eclare", [False, True], ids=["decaf", "eclare"])
+def test_single_queries_with_and_without_the_helper_thread(data, eclare, monkeypatch):
+    """A few rows run torch on one thread and the sparse stages (text
+    shortlist, re-ranker proposals and pair scores) on a helper thread: the
+    answers are those of the same stages run in turn, and of the batch path."""
+    from skxmc.utils import _threads
+
+    cls = EclareClassifier if eclare else DecafClassifier
+    extra = {"graph_shortlist_size": 6} if eclare else {}
+    clf = cls(**PARAMS, **extra, reranker="xr-linear", rerank_size=6).fit(
+        data["text"][:160], data["Y"][:160], label_info=data["info"]
+    )
+    queries = data["text"][160:180]
+    threads = torch.get_num_threads()
+    aside = [clf.predict_topk([q], k=5) for q in queries]
+    assert torch.get_num_threads() == threads  # restored after each query
+    calls = []
+    run_aside = _threads.run_aside
+
+    def inline(fn, *args, enabled=True):
+        calls.append(enabled)
+        return run_aside(fn, *args, enabled=False)
+
+    monkeypatch.setattr("skxmc.models._decaf.run_aside", inline)
+    in_turn = [clf.predict_topk([q], k=5) for q in queries]
+    assert calls and all(calls)  # one-row queries asked for the helper thread
+    for (s1, i1), (s2, i2) in zip(aside, in_turn):
+        np.testing.assert_array_equal(s1, s2)
+        np.testing.assert_array_equal(i1, i2)
+    # the batch (20 rows: no helper thread, torch's own threads) agrees up to
+    # float rounding of the network's products
+    scores, labels = clf.predict_topk(queries, k=5)
+    assert not all(calls[-3:])
+    np.testing.assert_allclose(np.concatenate([s for s, _ in aside]), scores, rtol=1e-5)
+    assert (np.concatenate([i for _, i in aside]) == labels).mean() > 0.95

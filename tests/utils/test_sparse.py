@@ -349,3 +349,58 @@ def test_shortlist_pair_scores_equal_sparse_pair_scores_of_the_built_rows():
     np.testing.assert_array_equal(
         shortlist_pair_scores(ids, values, W), sparse_pair_scores(S, W, ids)
     )
+
+
+def test_sorted_pair_dot_kernel_equals_the_walk_to_the_bit():
+    """The search of long W rows (canonical rows) gives the walk's sums exactly."""
+    from skxmc.utils import sparse_pair_scores
+    from skxmc.utils._sparse import _pair_dot_kernel, _sorted_pair_dot_kernel
+
+    rng = np.random.default_rng(4)
+    # rows of W from ~2 to ~2000 entries: short ones are walked, long ones searched
+    density = np.r_[np.full(20, 0.0005), np.full(20, 0.5)]
+    W = sp.vstack(
+        [sp.random(1, 4000, density=d, random_state=rng, format="csr") for d in density]
+    ).tocsr().astype(np.float32)  # fmt: skip
+    W.data = rng.normal(size=W.nnz).astype(np.float32)
+    X = sp.random(8, 4000, density=0.01, random_state=rng, format="csr")
+    X = X.astype(np.float32)
+    X.data = rng.normal(size=X.nnz).astype(np.float32)
+    X[0, W[25].indices[-1]] = 2.0  # a query sharing the last feature of a long row
+    X.sort_indices()
+    assert X.has_canonical_format and W.has_canonical_format
+    pairs = rng.integers(-1, 40, size=(8, 30))
+    outs = []
+    for kernel in (_pair_dot_kernel, _sorted_pair_dot_kernel):
+        out = np.empty(pairs.shape, dtype=np.float32)
+        dense = np.zeros(4000, dtype=np.float32)
+        kernel(
+            X.indptr, X.indices, X.data, W.indptr, W.indices, W.data, pairs, dense, out
+        )
+        assert not dense.any()
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(sparse_pair_scores(X, W, pairs), outs[0])
+    # the literal product, in float64
+    expected = (X.toarray().astype(np.float64) @ W.toarray().T.astype(np.float64))[
+        np.arange(8)[:, None], np.maximum(pairs, 0)
+    ]
+    expected[pairs < 0] = 0.0
+    np.testing.assert_allclose(outs[1], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_csr_product_topk_is_the_same_on_threads():
+    """Row chunks on threads give the serial answer (and scipy's product)."""
+    from skxmc.utils._sparse import csr_product_topk
+
+    rng = np.random.default_rng(5)
+    X = sp.random(1500, 300, density=0.02, random_state=rng, format="csr")
+    B = sp.random(300, 800, density=0.05, random_state=rng, format="csr")
+    X, B = X.astype(np.float32), B.astype(np.float32)
+    serial = csr_product_topk(X, B, 7, n_jobs=1)
+    threaded = csr_product_topk(X, B, 7, n_jobs=3)
+    np.testing.assert_array_equal(serial[0], threaded[0])
+    np.testing.assert_array_equal(serial[1], threaded[1])
+    expected = csr_row_topk(sp.csr_matrix(X @ B), 7)
+    np.testing.assert_array_equal(threaded[0], expected[0])
+    np.testing.assert_array_equal(threaded[1], expected[1])
