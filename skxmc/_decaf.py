@@ -196,6 +196,11 @@ class _BaseDecaf(BaseXMCClassifier):
         read as a document, so documents resembling that text reach it. In
         ECLARE's label graph a new label gets a self-loop only.
 
+        With a re-ranker (the default ``reranker="xr-linear"``) a new label has
+        no re-ranker model and the learned fusion ranks it low: an
+        ``XMCDataWarning`` says so. Zero-shot labels need
+        ``fusion="weights", reranker=None``.
+
         Parameters
         ----------
         label_text : sequence of str or sparse matrix of shape \
@@ -250,6 +255,22 @@ class _BaseDecaf(BaseXMCClassifier):
                 )
             Z = self.vectorizer_.transform(label_text)
         n_new = Z.shape[0]
+        if self.model_.reranker_ is not None:
+            import warnings
+
+            from skxmc.exceptions import XMCDataWarning
+
+            # the learned fusion was trained with the re-ranker's score as a
+            # feature; a new label gets its "no support" value and ranks low
+            warnings.warn(
+                f"The {n_new} added label(s) have no model in the "
+                f"reranker={self.reranker!r}: the learned fusion ranks them "
+                "below trained labels, so even a query made of a label's own "
+                "text may not retrieve it. For zero-shot labels, fit with "
+                "fusion='weights', reranker=None.",
+                XMCDataWarning,
+                stacklevel=2,
+            )
         if labels is None:
             if self.classes_.dtype.kind not in "iu":
                 raise ValueError(

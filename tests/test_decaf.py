@@ -14,6 +14,7 @@ import torch
 
 from skxmc import DecafClassifier, LabelInfo
 from skxmc.datasets import make_xmc_classification
+from skxmc.exceptions import XMCDataWarning
 from skxmc.metrics import precision_at_k
 from skxmc.utils import csr_row_topk
 
@@ -530,7 +531,9 @@ def test_add_labels_with_a_reranker(data, kind):
         data["text"][:240], data["Y"][:240], label_info=data["info"]
     )
     before = clf.predict_topk(data["text"][240:], k=5)
-    clf.add_labels([data["label_text"][3]])
+    # the learned fusion ranks a label without a re-ranker model low: a warning
+    with pytest.warns(XMCDataWarning, match="no model in the reranker"):
+        clf.add_labels([data["label_text"][3]])
     _, labels = clf.predict_topk(data["text"][240:], k=5)
     assert labels.shape == before[1].shape and labels.max() <= 30
     query = [" ".join([data["label_text"][3]] * 3)]
