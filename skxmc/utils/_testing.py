@@ -428,10 +428,18 @@ class DualEncoderOnNumeric(NumericAsText, DualEncoderClassifier):
     its positive rows, in the feature space of X) spelled as words.
     """
 
+    def _validate_X(self, X, *, reset):
+        # keep the numeric X of a fit: the PIFA label text is computed from it
+        numeric = super(NumericAsText, self)._validate_X(X, reset=reset)
+        if reset:
+            self._numeric_X = numeric
+        return numeric_to_text(numeric)
+
     def _fit(self, X, Y, *, label_info, seed):
         from skxmc.indexing import pifa_embedding
 
         if label_info is None:
-            text = numeric_to_text(pifa_embedding(X, Y) * 4)
+            numeric = self.__dict__.pop("_numeric_X")
+            text = numeric_to_text(pifa_embedding(numeric, Y) * 4)
             label_info = LabelInfo(text=[t or "w0" for t in text])
         return super()._fit(X, Y, label_info=label_info, seed=seed)

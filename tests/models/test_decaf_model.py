@@ -204,7 +204,8 @@ def test_single_queries_with_and_without_the_helper_thread(data, eclare, monkeyp
 
     cls = EclareClassifier if eclare else DecafClassifier
     extra = {"graph_shortlist_size": 6} if eclare else {}
-    clf = cls(**PARAMS, **extra, reranker="xr-linear", rerank_size=6).fit(
+    params = {**PARAMS, **extra, "reranker": "xr-linear", "rerank_size": 6}
+    clf = cls(**params).fit(
         data["text"][:160], data["Y"][:160], label_info=data["info"]
     )
     queries = data["text"][160:180]

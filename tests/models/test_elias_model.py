@@ -79,7 +79,10 @@ def trained(tiny_bert, data):
 
 def test_engine_equals_the_facade(tiny_bert, data):
     (docs, Y), (test_docs, _) = data
-    clf = EliasClassifier(encoder=tiny_bert, **PARAMS, device="cpu", random_state=0)
+    # reranker=None: the engine config's default (the facade's is "shortlist")
+    clf = EliasClassifier(
+        encoder=tiny_bert, **PARAMS, reranker=None, device="cpu", random_state=0
+    )
     clf.fit(docs, Y)
     seed = int(check_random_state(0).randint(np.iinfo(np.int32).max))
     model = _train(tiny_bert, docs, Y, seed=seed)
