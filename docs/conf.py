@@ -1,6 +1,5 @@
 """Sphinx configuration for skxmc."""
 
-import os
 import sys
 from pathlib import Path
 
@@ -28,7 +27,8 @@ autosummary_generate = True
 SKLEARN_BASES = (
     "MultiOutputMixin, ClassifierMixin, BaseEstimator, ReprHTMLMixin, "
     "_HTMLDocumentationLinkMixin, _MetadataRequester, Pipeline, "
-    "CallbackSupportMixin, _BaseComposition, Module, object"
+    "CallbackSupportMixin, _BaseComposition, TransformerMixin, _SetOutputMixin, "
+    "Module, object"
 )
 autodoc_default_options = {"members": True, "inherited-members": SKLEARN_BASES}
 numpydoc_show_class_members = False
@@ -53,9 +53,6 @@ sphinx_gallery_conf = {
     "reset_modules": (),
     "remove_config_comments": True,
 }
-
-# Examples print tables and draw figures; each runs in under a minute on 2 cores.
-os.environ.setdefault("SKXMC_DOCS_BUILD", "1")
 
 
 def _skip_metadata_request_setters(app, what, name, obj, skip, options):
