@@ -16,14 +16,12 @@ Malformed files raise :class:`ValueError` naming the file and the line.
 
 from __future__ import annotations
 
-import io
 import itertools
 import os
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.datasets import load_svmlight_file
 
 from skxmc.datasets._xmc_repo import (
     _FLOAT32_MAX,
@@ -35,6 +33,7 @@ from skxmc.datasets._xmc_repo import (
     _read_bytes,
     _short,
     _split_lines,
+    _svmlight_or_none,
 )
 
 __all__ = ["load_xc_matrix", "dump_xc_matrix", "load_xc_file", "dump_xc_file"]
@@ -90,19 +89,8 @@ def _matrix_fast(body: bytes, n_rows: int, n_cols: int) -> sp.csr_matrix | None:
     if n_cols == 0 or b"#" in body or b"qid" in body or b"," in body:
         return None
     text = b" " + body.replace(b"\n", b"\n ")
-    try:
-        X, _ = load_svmlight_file(
-            io.BytesIO(text),
-            n_features=n_cols,
-            dtype=np.float64,
-            multilabel=True,
-            zero_based=True,
-        )
-    except (ValueError, TypeError, IndexError, OverflowError):
-        return None
-    if X.shape[0] != n_rows or not np.all(np.isfinite(X.data)):
-        return None
-    return X
+    read = _svmlight_or_none(text, n_rows, n_cols, np.float64)
+    return None if read is None else read[0]
 
 
 def _matrix_exact(body: bytes, path: Path, n_rows: int, n_cols: int) -> sp.csr_matrix:

@@ -239,6 +239,25 @@ def _parse_header(raw: bytes, path: Path) -> tuple[tuple[int, int, int], bytes]:
     return counts, body  # type: ignore[return-value]
 
 
+def _svmlight_or_none(body: bytes, n_rows: int, n_features: int, dtype):
+    """sklearn's compiled svmlight reader on ``body``: ``(X, labels)``, or None
+    when it fails, finds another number of rows or a non-finite value (the
+    caller then runs its exact parser, which names the offending line)."""
+    try:
+        X, labels = load_svmlight_file(
+            io.BytesIO(body),
+            n_features=n_features,
+            dtype=dtype,
+            multilabel=True,
+            zero_based=True,
+        )
+    except (ValueError, TypeError, IndexError, OverflowError):
+        return None
+    if X.shape[0] != n_rows or not np.all(np.isfinite(X.data)):
+        return None
+    return X, labels
+
+
 def _bow_fast(
     body: bytes, n_points: int, n_features: int, n_labels: int
 ) -> tuple[sp.csr_matrix, sp.csr_matrix] | None:
@@ -251,18 +270,10 @@ def _bow_fast(
     """
     if n_features == 0 or b"#" in body or b"qid" in body:
         return None
-    try:
-        X, labels = load_svmlight_file(
-            io.BytesIO(body),
-            n_features=n_features,
-            dtype=np.float32,
-            multilabel=True,
-            zero_based=True,
-        )
-    except (ValueError, TypeError, IndexError, OverflowError):
+    read = _svmlight_or_none(body, n_points, n_features, np.float32)
+    if read is None:
         return None
-    if X.shape[0] != n_points or not np.all(np.isfinite(X.data)):
-        return None
+    X, labels = read
     lengths = np.fromiter(map(len, labels), dtype=np.int64, count=len(labels))
     flat = np.fromiter(
         itertools.chain.from_iterable(labels), dtype=np.float64, count=lengths.sum()
