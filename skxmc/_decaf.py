@@ -271,18 +271,7 @@ class _BaseDecaf(BaseXMCClassifier):
                 XMCDataWarning,
                 stacklevel=2,
             )
-        if labels is None:
-            if self.classes_.dtype.kind not in "iu":
-                raise ValueError(
-                    "classes_ holds label names: give the names of the new labels "
-                    "with `labels`."
-                )
-            labels = np.arange(self.n_labels_, self.n_labels_ + n_new)
-        labels = np.asarray(list(labels))
-        if len(labels) != n_new:
-            raise ValueError(f"Got {len(labels)} names for {n_new} new labels.")
-        if np.isin(labels, self.classes_).any():
-            raise ValueError("Some of the new labels are already in classes_.")
+        labels = self._new_label_names(labels, n_new)
         self.model_.add_labels(Z)
         self.classes_ = np.concatenate([self.classes_, labels])
         self.n_labels_ = len(self.classes_)

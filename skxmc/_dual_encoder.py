@@ -410,18 +410,7 @@ class DualEncoderClassifier(BaseXMCClassifier):
             )
         label_text = check_label_text(label_text)
         n_new = len(label_text)
-        if labels is None:
-            if self.classes_.dtype.kind not in "iu":
-                raise ValueError(
-                    "classes_ holds label names: give the names of the new labels "
-                    "with `labels`."
-                )
-            labels = np.arange(self.n_labels_, self.n_labels_ + n_new)
-        labels = np.asarray(list(labels))
-        if len(labels) != n_new:
-            raise ValueError(f"Got {len(labels)} names for {n_new} new labels.")
-        if np.isin(labels, self.classes_).any():
-            raise ValueError("Some of the new labels are already in classes_.")
+        labels = self._new_label_names(labels, n_new)
         self.model_.add_labels(
             label_text, device=resolve_device(self.device, strict=False)
         )

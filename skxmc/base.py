@@ -314,6 +314,26 @@ class BaseXMCClassifier(
             and bool(np.isfinite(X.data).all())
         )
 
+    def _new_label_names(self, labels, n_new: int) -> np.ndarray:
+        """The ``classes_`` entries of ``n_new`` labels given to ``add_labels``.
+
+        By default the next integers; required when ``classes_`` holds names;
+        never one already in ``classes_``.
+        """
+        if labels is None:
+            if self.classes_.dtype.kind not in "iu":
+                raise ValueError(
+                    "classes_ holds label names: give the names of the new labels "
+                    "with `labels`."
+                )
+            labels = np.arange(self.n_labels_, self.n_labels_ + n_new)
+        labels = np.asarray(list(labels))
+        if len(labels) != n_new:
+            raise ValueError(f"Got {len(labels)} names for {n_new} new labels.")
+        if np.isin(labels, self.classes_).any():
+            raise ValueError("Some of the new labels are already in classes_.")
+        return labels
+
     def _check_k(self, k: Any) -> int:
         if isinstance(k, bool) or not isinstance(k, (Integral, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}.")
