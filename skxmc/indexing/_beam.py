@@ -104,21 +104,18 @@ def _push(top_s, top_n, size, keep, s, node):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _score_children(
-    p, i, x_indptr, x_indices, x_data, dense, ch_indptr, ch_indices, w_bias,
-    chunk_indptr, cfeat, centry_ptr, cslot, cval, acc,
+def _add_children_products(
+    p, i, x_indptr, x_indices, x_data, dense, chunk_indptr, cfeat, centry_ptr,
+    cslot, cval, acc,
 ):  # fmt: skip
-    """Raw scores of the children of ``p`` for row ``i`` into ``acc[:m]``.
+    """Add ``X[i] . W[child]`` to ``acc[slot]`` for every child of ``p``.
 
     The weights of the children of ``p`` are stored feature-major (features
     ``cfeat[fa:fb]``, each with its (child slot, weight) entries): either walk
     those features against the dense copy of the query, or, when they are many
-    more than the query's, binary-search each query feature among them.
+    more than the query's, binary-search each query feature among them. Either
+    way the products are added in increasing feature order.
     """
-    c0 = ch_indptr[p]
-    m = ch_indptr[p + 1] - c0
-    for s in range(m):
-        acc[s] = w_bias[ch_indices[c0 + s]]
     fa = chunk_indptr[p]
     fb = chunk_indptr[p + 1]
     span = fb - fa
@@ -129,7 +126,7 @@ def _score_children(
             if v != 0.0:
                 for e in range(centry_ptr[q], centry_ptr[q + 1]):
                     acc[cslot[e]] += cval[e] * v
-        return m
+        return
     lo = fa
     for e in range(x_indptr[i], x_indptr[i + 1]):
         f = x_indices[e]
@@ -150,6 +147,23 @@ def _score_children(
             lo = a + 1
         else:
             lo = a
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _score_children(
+    p, i, x_indptr, x_indices, x_data, dense, ch_indptr, ch_indices, w_bias,
+    chunk_indptr, cfeat, centry_ptr, cslot, cval, acc,
+):  # fmt: skip
+    """Raw scores of the children of ``p`` for row ``i`` into ``acc[:m]``:
+    each child's bias plus :func:`_add_children_products`."""
+    c0 = ch_indptr[p]
+    m = ch_indptr[p + 1] - c0
+    for s in range(m):
+        acc[s] = w_bias[ch_indices[c0 + s]]
+    _add_children_products(
+        p, i, x_indptr, x_indices, x_data, dense, chunk_indptr, cfeat,
+        centry_ptr, cslot, cval, acc,
+    )  # fmt: skip
     return m
 
 

@@ -23,7 +23,6 @@ the local ones exactly.
 from __future__ import annotations
 
 import itertools
-import math
 import time
 
 import numpy as np
@@ -31,7 +30,12 @@ import scipy.sparse as sp
 from numba import njit
 from tqdm.auto import tqdm
 
-from skxmc.indexing._beam import POST_PROCESSORS, TreeScorer, post_process
+from skxmc.indexing._beam import (
+    POST_PROCESSORS,
+    TreeScorer,
+    _add_children_products,
+    post_process,
+)
 from skxmc.indexing._linear import LOSSES, fit_level
 from skxmc.indexing._tree import LabelTree, dask_workers, effective_n_jobs
 from skxmc.utils._sparse import as_float32_csr, sparse_pair_scores
@@ -91,7 +95,6 @@ def _label_level_raw(
     for i in range(x_indptr.shape[0] - 1):
         x0 = x_indptr[i]
         x1 = x_indptr[i + 1]
-        n_x = x1 - x0
         for e in range(x0, x1):
             dense[x_indices[e]] += x_data[e]
         for j in range(labels.shape[1]):
@@ -105,36 +108,10 @@ def _label_level_raw(
                 m = ch_indptr[p + 1] - c0
                 for slot in range(m):
                     children[slot] = 0.0
-                fa = chunk_indptr[p]
-                fb = chunk_indptr[p + 1]
-                span = fb - fa
-                if span <= 32 or span <= 2 * n_x * math.log2(span):
-                    for q in range(fa, fb):
-                        v = dense[cfeat[q]]
-                        if v != 0.0:
-                            for e in range(centry_ptr[q], centry_ptr[q + 1]):
-                                children[cslot[e]] += cval[e] * v
-                else:
-                    lo = fa
-                    for e in range(x0, x1):
-                        f = x_indices[e]
-                        a = lo
-                        b = fb
-                        while a < b:
-                            mid = (a + b) >> 1
-                            if cfeat[mid] < f:
-                                a = mid + 1
-                            else:
-                                b = mid
-                        if a == fb:
-                            break
-                        if cfeat[a] == f:
-                            v = x_data[e]
-                            for q in range(centry_ptr[a], centry_ptr[a + 1]):
-                                children[cslot[q]] += cval[q] * v
-                            lo = a + 1
-                        else:
-                            lo = a
+                _add_children_products(
+                    p, i, x_indptr, x_indices, x_data, dense, chunk_indptr,
+                    cfeat, centry_ptr, cslot, cval, children,
+                )  # fmt: skip
                 for slot in range(m):
                     sums[ch_indices[c0 + slot] - first_label] = children[slot]
             out[i, j] = np.float32(sums[labels[i, j]]) + w_bias[node]
