@@ -172,6 +172,16 @@ def _csr_entries_in(indptr, indices, other_indptr, other_indices, out):
             out[j] = found
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _walk_dot(w_indices, w_data, w0, w1, dense):
+    """``sum(w_data[e] * dense[w_indices[e]])`` over ``e`` in ``[w0, w1)``,
+    added in storage order to a float64 zero: one pass over a W row."""
+    acc = 0.0
+    for e in range(w0, w1):
+        acc += w_data[e] * dense[w_indices[e]]
+    return acc
+
+
 @njit(cache=True, nogil=True)
 def _pair_dot_kernel(
     x_indptr, x_indices, x_data, w_indptr, w_indices, w_data, pairs, dense, out
@@ -189,10 +199,9 @@ def _pair_dot_kernel(
             if c < 0:
                 out[i, j] = 0.0
                 continue
-            acc = 0.0
-            for e in range(w_indptr[c], w_indptr[c + 1]):
-                acc += w_data[e] * dense[w_indices[e]]
-            out[i, j] = acc
+            out[i, j] = _walk_dot(
+                w_indices, w_data, w_indptr[c], w_indptr[c + 1], dense
+            )
         for e in range(x_indptr[i], x_indptr[i + 1]):
             dense[x_indices[e]] = 0.0
 
@@ -222,11 +231,10 @@ def _sorted_pair_dot_kernel(
                 continue
             w0 = w_indptr[c]
             w1 = w_indptr[c + 1]
-            acc = 0.0
             if w1 - w0 <= 4 * n_x * (1 + math.log2(1 + w1 - w0)):
-                for e in range(w0, w1):
-                    acc += w_data[e] * dense[w_indices[e]]
+                acc = _walk_dot(w_indices, w_data, w0, w1, dense)
             else:
+                acc = 0.0
                 lo = w0
                 for e in range(x0, x1):
                     f = x_indices[e]
@@ -263,10 +271,9 @@ def _scattered_pair_dot_kernel(
             if c < 0:
                 out[i, j] = 0.0
                 continue
-            acc = 0.0
-            for e in range(w_indptr[c], w_indptr[c + 1]):
-                acc += w_data[e] * dense[w_indices[e]]
-            out[i, j] = acc
+            out[i, j] = _walk_dot(
+                w_indices, w_data, w_indptr[c], w_indptr[c + 1], dense
+            )
         for j in range(ids.shape[1]):
             if ids[i, j] >= 0:
                 dense[ids[i, j]] = 0.0
