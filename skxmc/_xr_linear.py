@@ -13,10 +13,13 @@ from skxmc.indexing import (
     LOSSES,
     NEGATIVE_SAMPLING,
     POST_PROCESSORS,
+    ROW_NORMS,
     XRLinearModel,
     hierarchical_kmeans,
     label_embedding,
+    normalize_rows,
 )
+from skxmc.utils._logging import log
 from skxmc.utils._sparse import as_float32_csr
 from skxmc.utils._validation import check_query_row
 
@@ -68,6 +71,13 @@ class XRLinearClassifier(BaseXMCClassifier):
     bias : float, default=1.0
         Value of the constant feature whose weight is each model's intercept
         (0 disables the intercept).
+    row_norm : {"l2"} or None, default="l2"
+        Every row of ``X`` (training rows, label-tree embedding and queries)
+        is scaled to unit L2 norm first, so each row's rankings do not depend
+        on its length or scale: ``TfidfVectorizer(norm=None)`` or raw counts
+        rank as their L2-normalised version does. Rows already of unit norm
+        (TF-IDF's default) are kept to the bit. ``None`` uses the rows as
+        given (for features whose row norm carries meaning).
     weight_threshold : float, default=0.1
         Node-model weights with a smaller absolute value are dropped after
         training (smaller, faster models). The threshold applies to the
@@ -154,6 +164,7 @@ class XRLinearClassifier(BaseXMCClassifier):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="neither")],
         "bias": [Interval(Real, 0, None, closed="left")],
+        "row_norm": [StrOptions(set(ROW_NORMS)), None],
         "weight_threshold": [Interval(Real, 0, None, closed="left")],
         "beam_size": [Interval(Integral, 1, None, closed="left")],
         "post_processor": [StrOptions(set(POST_PROCESSORS))],
@@ -174,6 +185,7 @@ class XRLinearClassifier(BaseXMCClassifier):
         max_iter=100,
         tol=0.1,
         bias=1.0,
+        row_norm="l2",
         weight_threshold=0.1,
         beam_size=10,
         post_processor="l3-hinge",
@@ -194,6 +206,7 @@ class XRLinearClassifier(BaseXMCClassifier):
         self.max_iter = max_iter
         self.tol = tol
         self.bias = bias
+        self.row_norm = row_norm
         self.weight_threshold = weight_threshold
         self.beam_size = beam_size
         self.post_processor = post_processor
@@ -204,7 +217,9 @@ class XRLinearClassifier(BaseXMCClassifier):
         self.verbose = verbose
 
     def _fit(self, X, Y, *, label_info, seed):
-        X = as_float32_csr(X)
+        # normalised once here so the tree's label embedding sees the rows
+        # the rankers are trained on
+        X = normalize_rows(X, self.row_norm)
         features = None if label_info is None else label_info.features
         if self.label_embedding != "pifa":
             if features is None:
@@ -237,8 +252,10 @@ class XRLinearClassifier(BaseXMCClassifier):
             random_state=seed,
             n_jobs=self.n_jobs,
         )
-        if self.verbose:
-            print(f"[XRLinear] label tree: {self.label_tree_.n_nodes} nodes per level")
+        log(
+            f"XR-Linear label tree: {self.label_tree_.n_nodes} nodes per level",
+            verbose=self.verbose,
+        )
         self.model_ = XRLinearModel.train(
             X,
             Y,
@@ -249,6 +266,7 @@ class XRLinearClassifier(BaseXMCClassifier):
             max_iter=self.max_iter,
             tol=self.tol,
             bias=self.bias,
+            row_norm=self.row_norm,
             weight_threshold=self.weight_threshold,
             beam_size=self.beam_size,
             post_processor=self.post_processor,

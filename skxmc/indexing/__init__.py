@@ -22,7 +22,13 @@ from skxmc.indexing._label_graph import (
     random_walk_visits,
     smooth_over_graph,
 )
-from skxmc.indexing._linear import LOSSES, fit_binary, fit_level
+from skxmc.indexing._linear import (
+    LOSSES,
+    ROW_NORMS,
+    fit_binary,
+    fit_level,
+    normalize_rows,
+)
 from skxmc.indexing._rerank import ShortlistReranker
 from skxmc.indexing._shortlist import LabelShortlist
 from skxmc.indexing._tree import LabelTree, hierarchical_kmeans
@@ -47,8 +53,10 @@ __all__ = [
     "reestimate_adjacency",
     # rankers
     "LOSSES",
+    "ROW_NORMS",
     "fit_binary",
     "fit_level",
+    "normalize_rows",
     # search
     "POST_PROCESSORS",
     "TreeScorer",

@@ -20,7 +20,11 @@ drops the weights with ``|w| < weight_threshold`` in those units, and returns
 the weights in the units of ``X``. So ``X`` and ``c * X`` (TF-IDF with or
 without normalisation, counts, any ``c > 0``) give the same models up to the
 factor ``c``, and a default threshold never prunes a whole model because the
-features are large. Nodes sharing a parent share their training
+features are large. :func:`normalize_rows` goes further for the rankers of
+:class:`~skxmc.indexing.XRLinearModel` (``row_norm="l2"``): every row is
+scaled to unit norm before training and prediction, so any nonnegative
+scaling of a row (``TfidfVectorizer(norm=None)``, counts) gives the same
+rankings. Nodes sharing a parent share their training
 rows: one task gathers those rows once (features renumbered to the columns
 they use) and trains all the children; tasks run on a thread pool, each task's
 result depending only on its inputs and the seed, so models are identical
@@ -41,12 +45,26 @@ import scipy.sparse as sp
 from numba import njit
 
 from skxmc.indexing._tree import dask_workers
+from skxmc.utils._sparse import _readonly_float32_csr
 
-__all__ = ["LOSSES", "feature_scale", "fit_binary", "fit_level"]
+__all__ = [
+    "LOSSES",
+    "ROW_NORMS",
+    "feature_scale",
+    "fit_binary",
+    "fit_level",
+    "normalize_rows",
+]
 
 #: Losses understood by the solvers.
 LOSSES = ("squared_hinge", "logistic")
 _LOSS_CODE = {"squared_hinge": 0, "logistic": 1}
+
+#: Row normalisations understood by :func:`normalize_rows` (None: none).
+ROW_NORMS = ("l2",)
+
+#: Rows whose L2 norm lies this close to 1 count as normalised already.
+_UNIT_NORM_TOLERANCE = 1e-4
 
 _U64_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _U64_M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -743,6 +761,57 @@ def feature_scale(X) -> float:
         return 1.0
     scale = float(np.median(norms))
     return 1.0 if abs(scale - 1.0) <= 1e-3 else scale
+
+
+def normalize_rows(X, row_norm: str | None = "l2") -> sp.csr_matrix:
+    """The rows of ``X`` scaled to unit L2 norm, as the linear rankers see them.
+
+    Rows whose norm is already within 1e-4 of 1 (L2-normalised features
+    such as TF-IDF's default) and empty rows are kept to the bit, so
+    normalised features give exactly the models they gave before.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Finite features.
+    row_norm : {"l2"} or None, default="l2"
+        ``None`` returns ``X`` (as float32 CSR) unscaled.
+
+    Returns
+    -------
+    X : csr_matrix of shape (n_samples, n_features), dtype float32
+        ``X`` itself when no row needs scaling, else a scaled copy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skxmc.indexing import normalize_rows
+    >>> normalize_rows(np.array([[3.0, 4.0], [0.0, 0.0], [0.6, 0.8]])).toarray()
+    array([[0.6, 0.8],
+           [0. , 0. ],
+           [0.6, 0.8]], dtype=float32)
+    """
+    X = _readonly_float32_csr(X)
+    if row_norm is None:
+        return X
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    if row_norm not in ROW_NORMS:
+        raise ValueError(
+            f"row_norm must be one of {ROW_NORMS} or None, got {row_norm!r}."
+        )
+    counts = np.diff(X.indptr)
+    data = np.asarray(X.data, dtype=np.float64)
+    sq = np.zeros(X.shape[0])
+    sq[counts > 0] = np.add.reduceat(data * data, X.indptr[:-1][counts > 0])
+    norms = np.sqrt(sq)
+    rescale = (norms > 0) & (np.abs(norms - 1.0) > _UNIT_NORM_TOLERANCE)
+    if not rescale.any():
+        return X
+    factor = np.where(rescale, 1.0 / np.where(norms > 0, norms, 1.0), 1.0)
+    scaled = (data * np.repeat(factor, counts)).astype(np.float32)
+    return sp.csr_matrix((scaled, X.indices, X.indptr), shape=X.shape)
 
 
 def _check_feature_scale(X, value) -> float:

@@ -36,7 +36,7 @@ from skxmc.indexing._beam import (
     _add_children_products,
     post_process,
 )
-from skxmc.indexing._linear import LOSSES, fit_level
+from skxmc.indexing._linear import LOSSES, fit_level, normalize_rows
 from skxmc.indexing._tree import LabelTree, dask_workers, effective_n_jobs
 from skxmc.utils._sparse import as_float32_csr, sparse_pair_scores
 
@@ -184,6 +184,10 @@ class XRLinearModel:
         Default score transform for :meth:`predict_topk`.
     beam_size : int, default=10
         Default beam for :meth:`predict_topk`.
+    row_norm : {"l2"} or None, default="l2"
+        How query rows are normalised before scoring
+        (:func:`~skxmc.indexing.normalize_rows`); must be the normalisation
+        the models were trained with.
 
     Attributes
     ----------
@@ -201,6 +205,7 @@ class XRLinearModel:
         *,
         post_processor: str = "l3-hinge",
         beam_size: int = 10,
+        row_norm: str | None = "l2",
     ):
         if scorer.n_levels != tree.n_levels:
             raise ValueError("The scorer must cover every level of the tree.")
@@ -208,6 +213,7 @@ class XRLinearModel:
         self.scorer = scorer
         self.post_processor = post_processor
         self.beam_size = beam_size
+        self.row_norm = row_norm
         self.fit_times_: dict = {}
         self.n_iter_: list = []
 
@@ -218,6 +224,10 @@ class XRLinearModel:
     @property
     def n_labels(self) -> int:
         return self.tree.n_labels
+
+    def _query_rows(self, X) -> sp.csr_matrix:
+        # models saved before row_norm existed were trained on raw rows
+        return normalize_rows(X, self.__dict__.get("row_norm"))
 
     def weights(self, level: int) -> tuple[sp.csr_matrix, np.ndarray]:
         """Weights (CSR, one row per node) and intercepts of tree level ``level``
@@ -240,6 +250,7 @@ class XRLinearModel:
         weight_threshold: float = 0.1,
         beam_size: int = 10,
         post_processor: str = "l3-hinge",
+        row_norm: str | None = "l2",
         seed: int = 0,
         n_jobs: int | None = None,
         verbose: int = 0,
@@ -264,6 +275,12 @@ class XRLinearModel:
             prediction.
         post_processor : {"l3-hinge", "sigmoid"}, default="l3-hinge"
             Score transform of the beams (training and prediction).
+        row_norm : {"l2"} or None, default="l2"
+            Rows of ``X`` (and of every query) are scaled to unit L2 norm
+            (:func:`~skxmc.indexing.normalize_rows`), so the rankings do not
+            depend on how each row is scaled (TF-IDF with ``norm=None``,
+            counts). Rows already of unit norm are kept to the bit. ``None``
+            trains on ``X`` as given, still robust to one global scale.
         seed : int, default=0
             Seeds the solvers.
         n_jobs : int, default=None
@@ -303,6 +320,7 @@ class XRLinearModel:
         if not X.has_canonical_format:
             X = X.copy()
             X.sum_duplicates()
+        X = normalize_rows(X, row_norm)
         Y = _binarize(Y)
         if X.shape[0] != Y.shape[0]:
             raise ValueError(
@@ -365,6 +383,7 @@ class XRLinearModel:
             TreeScorer(tree, weights, intercepts),
             post_processor=post_processor,
             beam_size=beam_size,
+            row_norm=row_norm,
         )
         model.fit_times_ = times
         model.n_iter_ = iterations
@@ -404,7 +423,7 @@ class XRLinearModel:
         """
         return search_rows(
             self.scorer,
-            X,
+            self._query_rows(X),
             beam_size=self.beam_size if beam_size is None else beam_size,
             k=k,
             post_processor=(
@@ -464,7 +483,7 @@ class XRLinearModel:
                 f"Unknown post_processor {post_processor!r}; expected one of "
                 f"{POST_PROCESSORS}."
             )
-        X = as_float32_csr(X)
+        X = self._query_rows(X)
         if X.shape[1] != self.n_features:
             raise ValueError(
                 f"X has {X.shape[1]} features, the model expects {self.n_features}."
