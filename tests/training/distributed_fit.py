@@ -1,6 +1,7 @@
 """A fit run by tests/training/test_distributed.py, in one process or under torchrun.
 
-``python distributed_fit.py {toy,decaf,elias} OUT_DIR [TINY_BERT_DIR]``: rank 0
+``python distributed_fit.py {toy,decaf,eclare,elias,xr-transformer} OUT_DIR
+[TINY_BERT_DIR]``: rank 0
 writes ``OUT_DIR/result.npz`` (weights or top-k predictions, loss curve,
 world size). Every rank runs the whole script, as a user's script would.
 """
@@ -40,14 +41,15 @@ def toy(out):
     }
 
 
-def decaf(out):
-    from skxmc import DecafClassifier, LabelInfo
+def decaf(out, estimator="DecafClassifier", **params):
+    import skxmc
+    from skxmc import LabelInfo
     from skxmc.datasets import make_xmc_classification
 
     d = make_xmc_classification(
         n_samples=300, n_labels=30, n_features=120, return_text=True, random_state=0
     )
-    clf = DecafClassifier(
+    clf = getattr(skxmc, estimator)(
         embedding_dim=16,
         n_epochs=4,
         batch_size=32,
@@ -57,6 +59,7 @@ def decaf(out):
         beam_size=3,
         device="cpu",
         random_state=0,
+        **params,
     ).fit(d.text[:240], d.Y[:240], label_info=LabelInfo(text=d.label_text))
     scores, indices = clf.predict_topk(d.text[240:], k=5)
     return {"scores": scores, "indices": indices, "loss": np.array(clf.loss_curve_)}
@@ -90,6 +93,33 @@ def elias(out, bert):
     return {"scores": scores, "indices": indices, "loss": np.array(clf.loss_curve_)}
 
 
+def xr_transformer(out, bert):
+    from skxmc import XRTransformerClassifier
+    from skxmc.utils._testing import make_keyword_docs
+
+    docs, Y = make_keyword_docs(64, seed=0)
+    test_docs, _ = make_keyword_docs(32, seed=1)
+    clf = XRTransformerClassifier(
+        encoder=bert,
+        max_length=16,
+        pooling="mean",
+        branching_factor=2,
+        max_leaf_size=2,
+        n_steps=12,
+        batch_size=16,
+        learning_rate=1e-3,
+        head_learning_rate=5e-2,
+        beam_size=4,
+        embedding_weight=0.5,
+        top_k=5,
+        device="cpu",
+        n_jobs=1,
+        random_state=0,
+    ).fit(docs, Y)
+    scores, indices = clf.predict_topk(test_docs, k=5)
+    return {"scores": scores, "indices": indices, "loss": np.array(clf.loss_curve_)}
+
+
 def main():
     import torch.distributed as dist
 
@@ -98,6 +128,13 @@ def main():
         result = toy(out)
     elif kind == "decaf":
         result = decaf(out)
+    elif kind == "eclare":
+        # the fixed fusion: the learned one (gradient-boosted trees fitted
+        # on the network's scores) can turn the ranks' 1e-4 differences of
+        # those scores into different splits (up to 0.24 on a probability)
+        result = decaf(out, "EclareClassifier", fusion="weights", reranker=None)
+    elif kind == "xr-transformer":
+        result = xr_transformer(out, sys.argv[3])
     else:
         result = elias(out, sys.argv[3])
     world = dist.get_world_size() if dist.is_initialized() else 1

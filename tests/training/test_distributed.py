@@ -81,9 +81,12 @@ def test_trainer_two_ranks_equal_one_process(tmp_path):
 
 
 @pytest.mark.slow
-def test_decaf_two_ranks_equal_one_process(tmp_path):
-    one = _run("decaf", tmp_path / "one", 1)
-    two = _run("decaf", tmp_path / "two", 2)
+@pytest.mark.parametrize("kind", ["decaf", "eclare"])
+def test_decaf_two_ranks_equal_one_process(tmp_path, kind):
+    # ECLARE is DECAF plus a label graph computed alike on every rank; it is
+    # run with the fixed score fusion (see distributed_fit.py)
+    one = _run(kind, tmp_path / "one", 1)
+    two = _run(kind, tmp_path / "two", 2)
     n_epochs = 4
     # surrogate stage (a row mean over a fixed set of clusters): exact up to
     # float summation order
@@ -114,6 +117,22 @@ def test_elias_two_ranks_equal_one_process(tmp_path):
     one = _run("elias", tmp_path / "one", 1, bert)
     two = _run("elias", tmp_path / "two", 2, bert)
     # ELIAS's loss is a mean over rows: the same fit up to summation order
+    np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-5)
+    np.testing.assert_array_equal(two["indices"], one["indices"])
+    np.testing.assert_allclose(two["scores"], one["scores"], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_xr_transformer_two_ranks_equal_one_process(tmp_path):
+    from skxmc.utils._testing import KEYWORD_VOCABULARY, save_tiny_bert
+
+    bert = save_tiny_bert(
+        tmp_path / "bert", [*KEYWORD_VOCABULARY, "label"], dropout=0.0
+    )
+    one = _run("xr-transformer", tmp_path / "one", 1, bert)
+    two = _run("xr-transformer", tmp_path / "two", 2, bert)
+    # the matcher's loss is a mean over rows: the same fine-tuning up to
+    # summation order, then the same ranker on (nearly) the same features
     np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-5)
     np.testing.assert_array_equal(two["indices"], one["indices"])
     np.testing.assert_allclose(two["scores"], one["scores"], atol=1e-4)
