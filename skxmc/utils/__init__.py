@@ -3,9 +3,12 @@
 Public: the vectorised row-wise top-k helpers that turn score matrices into the
 ``(scores, indices)`` pairs every estimator and metric uses, and back, and
 :func:`labels_to_classes`, which turns the label indices of ``predict_topk``
-into label names without misreading the ``-1`` padding.
+into label names without misreading the ``-1`` padding, and
+:func:`dask_predict_topk`, batch prediction over the row blocks of a Dask
+array (needs the ``dask`` extra).
 """
 
+from skxmc.utils._dask import dask_predict_topk
 from skxmc.utils._labels import labels_to_classes
 from skxmc.utils._sparse import (
     csr_row_topk,
@@ -16,6 +19,7 @@ from skxmc.utils._sparse import (
 
 __all__ = [
     "csr_row_topk",
+    "dask_predict_topk",
     "dense_row_topk",
     "labels_to_classes",
     "sparse_pair_scores",

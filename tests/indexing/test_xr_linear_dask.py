@@ -60,3 +60,21 @@ def test_cluster_fit_equals_local_fit(client):
         np.testing.assert_array_equal(b_remote, b_local)
     np.testing.assert_array_equal(got[1], expected[1])
     np.testing.assert_array_equal(got[0], expected[0])
+
+
+def test_dask_array_prediction_on_the_cluster_equals_predict_topk(client):
+    import dask.array as da
+
+    from skxmc.utils import dask_predict_topk
+
+    X, Y = make_xmc_classification(
+        n_samples=300, n_labels=30, n_features=120, random_state=1
+    )
+    clf = XRLinearClassifier(max_leaf_size=8, random_state=0).fit(X[:200], Y[:200])
+    rows = da.from_array(X[200:].tocsr(), chunks=(30, -1), asarray=False)
+    with distributed.get_task_stream(client) as stream:
+        scores, indices = client.compute(dask_predict_topk(clf, rows, k=5), sync=True)
+    assert len(stream.data) >= 4  # one task per block of rows, on the workers
+    expected = clf.predict_topk(X[200:], 5)
+    np.testing.assert_array_equal(indices, expected[1])
+    np.testing.assert_array_equal(scores, expected[0])
