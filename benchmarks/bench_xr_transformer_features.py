@@ -30,7 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -78,8 +78,10 @@ def embed(texts, args, name):
     return emb
 
 
-def fit_predict(F_train, Y_train, F_test, k=10):
+def fit_predict(F_train, Y_train, F_test, k=10, weight_threshold=None):
     ranker_params = RankerParams()
+    if weight_threshold is not None:
+        ranker_params = replace(ranker_params, weight_threshold=weight_threshold)
     tree = _build_tree(pifa_embedding(F_train, Y_train), TreeParams(), 0, None)
     ranker = XRLinearModel.train(F_train, Y_train, tree, **asdict(ranker_params))
     return ranker.predict_topk(
@@ -108,6 +110,13 @@ def main() -> None:
         help="embedding weights tried on the validation rows (0 always is)",
     )
     parser.add_argument(
+        "--weight-threshold",
+        type=float,
+        default=None,
+        help="the ranker's weight_threshold (default: RankerParams')",
+    )
+    parser.add_argument("--skip-test", action="store_true", help="validation rows only")
+    parser.add_argument(
         "--skip-old-validation",
         action="store_true",
         help="do not score the old recipe on the validation rows",
@@ -115,6 +124,10 @@ def main() -> None:
     args = parser.parse_args()
     print(machine_line())
     print(f"# load average at start: {os.getloadavg()}")
+    threshold = args.weight_threshold
+    if threshold is None:
+        threshold = RankerParams().weight_threshold
+    print(f"# ranker weight_threshold: {threshold:g}")
     data = load_xc_repo(args.data)
     texts_train, texts_test = list(data.text_train), list(data.text_test)
     n = len(texts_train)
@@ -141,6 +154,7 @@ def main() -> None:
             _concat_features(T_train, E_train, weight),
             Y_train,
             _concat_features(T_test, E_test, weight),
+            weight_threshold=args.weight_threshold,
         )
         seconds = time.perf_counter() - start
         m = protocol_report(d, topk)
@@ -168,6 +182,9 @@ def main() -> None:
             selection[weight] = np.mean([m["P@1"], m["P@3"], m["P@5"]])
     chosen = max(selection, key=lambda w: (selection[w], -w))
     print(f"# chosen on validation (mean of P@1, P@3, P@5): w = {chosen:g}")
+    if args.skip_test:
+        print(f"# load average at end: {os.getloadavg()}")
+        return
 
     # test: fit on all training rows
     T_train, T_test = tfidf_of(texts_train, texts_test)

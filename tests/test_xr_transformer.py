@@ -288,6 +288,25 @@ def test_concat_features_keep_the_tfidf_block_as_xr_linear_sees_it():
     np.testing.assert_allclose(old, renormalised, rtol=1e-6)
 
 
+def test_ranker_and_tree_defaults_are_xr_linears():
+    """With embedding_weight=0 the ranker is XRLinearClassifier() on the same
+    TF-IDF only if every shared setting has the same default (the weight
+    threshold was 0.001 against XR-Linear's 0.1: 0.5 P@1 on LF-FOLDOC)."""
+    from dataclasses import asdict
+
+    from skxmc import XRLinearClassifier
+    from skxmc.models._xr_transformer import RankerParams, TreeParams
+
+    xrl = XRLinearClassifier().get_params()
+    xrt = XRTransformerClassifier("any-encoder").get_params()
+    shared = set(asdict(RankerParams())) | set(asdict(TreeParams()))
+    assert {"weight_threshold", "C", "max_leaf_size"} <= shared
+    for name in sorted(shared):
+        assert xrt[name] == xrl[name], name
+        engine = {**asdict(RankerParams()), **asdict(TreeParams())}[name]
+        assert engine == xrl[name], name
+
+
 def test_weight_zero_is_xr_linear_on_the_same_tfidf(tiny_bert, data):
     """embedding_weight=0: tree and ranker are XR-Linear's on the same TF-IDF."""
     from dataclasses import asdict
