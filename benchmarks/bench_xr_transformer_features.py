@@ -117,6 +117,12 @@ def main() -> None:
     )
     parser.add_argument("--skip-test", action="store_true", help="validation rows only")
     parser.add_argument(
+        "--tfidf-only",
+        action="store_true",
+        help="no encoder: the TF-IDF alone (w=0), i.e. XR-Linear on "
+        "XR-Transformer's TF-IDF, on the test set",
+    )
+    parser.add_argument(
         "--skip-old-validation",
         action="store_true",
         help="do not score the old recipe on the validation rows",
@@ -138,8 +144,12 @@ def main() -> None:
         f"{len(texts_test)} test, {data.Y_train.shape[1]} labels"
     )
     start = time.perf_counter()
-    emb_train = embed(texts_train, args, "train")
-    emb_test = embed(texts_test, args, "test")
+    if args.tfidf_only:  # w=0 never reads the embeddings
+        emb_train = np.zeros((n, 1), np.float32)
+        emb_test = np.zeros((len(texts_test), 1), np.float32)
+    else:
+        emb_train = embed(texts_train, args, "train")
+        emb_test = embed(texts_test, args, "test")
     print(f"# embeddings: {time.perf_counter() - start:.1f} s (0 if read back)")
 
     def tfidf_of(train_texts, test_texts):
@@ -161,6 +171,17 @@ def main() -> None:
         cells = [split, name_of(weight), *(f"{100 * m[c]:.2f}" for c in COLUMNS)]
         print_table_row([*cells, f"{seconds:.1f}"])
         return m
+
+    if args.tfidf_only:
+        T_train, T_test = tfidf_of(texts_train, texts_test)
+        d_test = {
+            "Y_train": data.Y_train,
+            "Y_test": data.Y_test,
+            "filter_test": data.filter_test,
+        }
+        run("test", T_train, emb_train, data.Y_train, T_test, emb_test, d_test, 0.0)
+        print(f"# load average at end: {os.getloadavg()}")
+        return
 
     # validation: fit on 80% of the training rows, score the other 20%
     T_fit, T_val = tfidf_of(
