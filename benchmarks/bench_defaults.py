@@ -1,8 +1,9 @@
 """Each estimator's previous default against its current default, in one run.
 
 On the LF-DebianPackages sample bundled with skxmc (4,000 train / 1,500 test
-documents, 10,776 labels). 10% of the training rows (seed 0) are held out as a
-validation split: every configuration is fitted once on the other 90% and
+documents, 10,776 labels). A share of the training rows
+(``--validation-fraction``, 10% by default; seed 0) is held out as a
+validation split: every configuration is fitted once on the other rows and
 scored on both the validation rows and the test rows. Settings are *chosen*
 on the validation columns; the test columns are reported, never used to
 choose. Metrics: P@1 and PSP@1 (LF protocol: filter pairs removed, Jain et al.
@@ -50,53 +51,59 @@ from _common import (  # isort: skip (benchmarks/ is the script's own folder)
 
 ENCODER = SHARED / "models" / "all-MiniLM-L6-v2-fp16"
 
-#: The defaults before issue 16, spelled out (the parameters that changed).
+#: The defaults before issue 16 (at 563ef91), spelled out: the parameters
+#: that changed since. XR-Transformer and ELIAS fine-tuned every layer
+#: (``trainable_layers=None`` now). XR-Transformer's ranker then read
+#: ``normalize([normalize(tfidf), e])``, which no public parameter spells any
+#: more; ``embedding_weight=1.0`` reads ``[normalize(tfidf), e]``, the same
+#: features up to one global factor 1/sqrt(2) (issue 12 dropped the outer
+#: normalisation).
 DECAF_OLD = {"fusion": "weights", "reranker": None, "n_epochs": 10}
-XRT_OLD = {"pooling": "cls"}
-ELIAS_OLD = {"pooling": "cls", "reranker": None}
+XRT_OLD = {"pooling": "cls", "trainable_layers": None, "embedding_weight": 1.0}
+ELIAS_OLD = {"pooling": "cls", "trainable_layers": None, "reranker": None}
 
 #: estimator name -> (class, [(row name, parameters)]): the previous default
-#: first, then the candidates (one of them the current default).
+#: first, then the current default (empty parameters: ``Estimator()`` with
+#: only the fixed, data-dependent settings of :func:`fixed_params`).
 CONFIGS = {
     "xr-linear": (XRLinearClassifier, [("unchanged", {})]),
     "decaf": (
         DecafClassifier,
         [
             ("previous default: weights fusion, 10+10 epochs", DECAF_OLD),
-            (
-                "learned fusion + xr-linear, 5+5 epochs",
-                {"fusion": "learned", "reranker": "xr-linear", "n_epochs": 5},
-            ),
+            ("learned fusion + xr-linear, 5+5 epochs", {}),
         ],
     ),
     "eclare": (
         EclareClassifier,
         [
             ("previous default: weights fusion, 10+10 epochs", DECAF_OLD),
-            (
-                "learned fusion + xr-linear, 5+5 epochs",
-                {"fusion": "learned", "reranker": "xr-linear", "n_epochs": 5},
-            ),
+            ("learned fusion + xr-linear, 5+5 epochs", {}),
         ],
     ),
     "xr-transformer": (
         XRTransformerClassifier,
         [
-            ("previous default: cls pooling", XRT_OLD),
-            ("mean pooling", {"pooling": "mean"}),
+            (
+                "previous default: cls pooling, all layers trained, embedding weight 1",
+                XRT_OLD,
+            ),
+            ("pooling, trainable_layers, embedding_weight auto", {}),
         ],
     ),
     "elias": (
         EliasClassifier,
         [
-            ("previous default: cls pooling, no re-ranker", ELIAS_OLD),
             (
-                "mean pooling + shortlist re-ranker",
-                {"pooling": "mean", "reranker": "shortlist"},
+                "previous default: cls pooling, all layers trained, no re-ranker",
+                ELIAS_OLD,
             ),
+            ("pooling, trainable_layers auto + shortlist re-ranker", {}),
         ],
     ),
 }
+#: Fitted attributes that say what an ``"auto"`` parameter resolved to.
+RESOLVED = ("pooling_", "trainable_layers_", "embedding_weight_")
 TEXT_ESTIMATORS = {"decaf", "eclare"}
 ENCODER_ESTIMATORS = {"xr-transformer", "elias"}
 
@@ -107,6 +114,24 @@ def split(data, validation_fraction: float, seed: int):
     order = np.random.default_rng(seed).permutation(n)
     n_val = round(validation_fraction * n)
     return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def fixed_params(name: str, encoder: str) -> dict:
+    """Settings every row of ``name`` shares: the seed, the data's encoder, CPU."""
+    fixed = {"random_state": 0}
+    if name in ENCODER_ESTIMATORS:
+        fixed["encoder"] = encoder
+    if name in TEXT_ESTIMATORS or name in ENCODER_ESTIMATORS:
+        fixed["device"] = "cpu"
+    return fixed
+
+
+def resolved(clf) -> str:
+    """What the fitted ``clf``'s ``"auto"`` parameters resolved to."""
+    parts = [
+        f"{attr[:-1]}={getattr(clf, attr)}" for attr in RESOLVED if hasattr(clf, attr)
+    ]
+    return f" [{', '.join(parts)}]" if parts else ""
 
 
 def is_default(cls, params: dict, fixed: dict) -> bool:
@@ -172,6 +197,10 @@ def main(argv=None) -> None:
         f"{len(text_test)} test rows, {data.n_labels} labels; "
         f"platform {platform.platform()}"
     )
+    for name in args.estimators:
+        previous = CONFIGS[name][1][0][1]
+        print(f"# {name}: previous default = current default with {previous}, "
+              f"fixed {fixed_params(name, '<encoder>')}")  # fmt: skip
     print_table_header(
         [
             "estimator",
@@ -187,11 +216,7 @@ def main(argv=None) -> None:
     )
     for name in args.estimators:
         cls, rows = CONFIGS[name]
-        fixed = {"random_state": 0}
-        if name in ENCODER_ESTIMATORS:
-            fixed["encoder"] = args.encoder
-        if name in TEXT_ESTIMATORS or name in ENCODER_ESTIMATORS:
-            fixed["device"] = "cpu"
+        fixed = fixed_params(name, args.encoder)
         for setting, params in rows:
             clf = cls(**fixed, **params)
             start = time.perf_counter()
@@ -211,7 +236,8 @@ def main(argv=None) -> None:
                 reports[part] = xmc_report(
                     Y, topk, k=(1, 5), inv_propensity=inv_p, filter=F
                 )
-            mark = " (default)" if is_default(cls, params, fixed) else ""
+            mark = resolved(clf)
+            mark += " (default)" if is_default(cls, params, fixed) else ""
             cells = [
                 f"{100 * reports[part][metric]:.2f}"
                 for part, metric in [
@@ -224,6 +250,10 @@ def main(argv=None) -> None:
                 ]
             ]
             print_table_row([name, setting + mark, *cells, f"{fit_s:.0f}"])
+            stages = getattr(clf, "fit_times_", {})
+            if stages:
+                parts = ", ".join(f"{k} {v:.0f}" for k, v in stages.items())
+                print(f"# {name} fit stages (s): {parts}")
     load = os.getloadavg()
     print(f"# load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
