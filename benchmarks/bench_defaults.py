@@ -57,9 +57,15 @@ ENCODER = SHARED / "models" / "all-MiniLM-L6-v2-fp16"
 #: ``normalize([normalize(tfidf), e])``, which no public parameter spells any
 #: more; ``embedding_weight=1.0`` reads ``[normalize(tfidf), e]``, the same
 #: features up to one global factor 1/sqrt(2) (issue 12 dropped the outer
-#: normalisation).
+#: normalisation). Its ranker pruned weights below 0.001 (0.1 now, as
+#: XR-Linear).
 DECAF_OLD = {"fusion": "weights", "reranker": None, "n_epochs": 10}
-XRT_OLD = {"pooling": "cls", "trainable_layers": None, "embedding_weight": 1.0}
+XRT_OLD = {
+    "pooling": "cls",
+    "trainable_layers": None,
+    "embedding_weight": 1.0,
+    "weight_threshold": 0.001,
+}
 ELIAS_OLD = {"pooling": "cls", "trainable_layers": None, "reranker": None}
 
 #: estimator name -> (class, [(row name, parameters)]): the previous default
