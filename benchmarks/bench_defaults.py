@@ -57,8 +57,8 @@ ENCODER = SHARED / "models" / "all-MiniLM-L6-v2-fp16"
 #: ``normalize([normalize(tfidf), e])``, which no public parameter spells any
 #: more; ``embedding_weight=1.0`` reads ``[normalize(tfidf), e]``, the same
 #: features up to one global factor 1/sqrt(2) (issue 12 dropped the outer
-#: normalisation). Its ranker pruned weights below 0.001 (0.1 now, as
-#: XR-Linear).
+#: normalisation). Its ranker prunes weights below 0.001 (spelled out, as
+#: the one run that tried XR-Linear's 0.1 as the default lost on validation).
 DECAF_OLD = {"fusion": "weights", "reranker": None, "n_epochs": 10}
 XRT_OLD = {
     "pooling": "cls",

@@ -136,8 +136,8 @@ class RankerParams:
         Solver tolerance.
     bias : float, default=1.0
         Bias feature value.
-    weight_threshold : float, default=0.1
-        Weights below it are pruned (XR-Linear's default).
+    weight_threshold : float, default=0.001
+        Weights below it are pruned.
     beam_size : int, default=10
         Beam of the prediction.
     post_processor : str, default="l3-hinge"
@@ -150,7 +150,7 @@ class RankerParams:
     max_iter: int = 100
     tol: float = 0.1
     bias: float = 1.0
-    weight_threshold: float = 0.1
+    weight_threshold: float = 0.001
     beam_size: int = 10
     post_processor: str = "l3-hinge"
 
