@@ -180,7 +180,7 @@ plt.tight_layout()
 # %%
 # On the full LF-DebianPackages (39,815 training and 17,063 test packages),
 # ``benchmarks/bench_thresholds.py`` measured the same estimator with
-# ``negative_sampling="tfn+man"``, beam 20 and 200,000 TF-IDF features. These
+# ``beam_size=20`` on 200,000 TF-IDF features (BENCHMARKS.md recipe). These
 # numbers come from ``benchmarks/results/thresholds_cpu.txt``; they are not
 # computed by this example. With ``target_precision=0.8``:
 #
