@@ -181,9 +181,14 @@ def run_model(name: str, d: dict, args):
         top_k=TOP_K,
         random_state=0,
     )
-    start = time.perf_counter()
-    first.fit(X, Y, label_info=label_info)
-    fit_s = time.perf_counter() - start
+    if args.load_dir:
+        with open(f"{args.load_dir}/{name}_fit.pkl", "rb") as f:
+            first = pickle.load(f)
+        fit_s = float("nan")
+    else:
+        start = time.perf_counter()
+        first.fit(X, Y, label_info=label_info)
+        fit_s = time.perf_counter() - start
     val = first.validation_indices_
     print(f"# {name}: fit {fit_s:.0f} s ({len(val)} rows held out)", flush=True)
     if args.save_dir:
@@ -294,6 +299,11 @@ def main(argv=None) -> None:
     )
     parser.add_argument(
         "--save-dir", default=None, help="pickle each first TunedThresholdXMC fit here"
+    )
+    parser.add_argument(
+        "--load-dir",
+        default=None,
+        help="load the first fits pickled by --save-dir instead of fitting",
     )
     args = parser.parse_args(argv)
     print(f"# date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}")
