@@ -231,6 +231,10 @@ def main() -> None:
         "--estimators", nargs="+", default=["xr-linear", "decaf", "elias"]
     )
     parser.add_argument("--rows-per-label", type=int, default=2)
+    parser.add_argument(
+        "--modes", choices=["both", "single", "scale-out"], default="both",
+        help="one process (local), two (torchrun / Dask), or both",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--project", nargs="+", default=None, metavar="FILE",
@@ -258,6 +262,8 @@ def main() -> None:
     rows = []
     for kind in args.estimators:
         for scale_out, mode in enumerate(MODES[kind]):
+            if args.modes != "both" and scale_out != (args.modes == "scale-out"):
+                continue
             for n in args.n_labels:
                 m = args.rows_per_label * n
                 r = measure(kind, n, args.rows_per_label, bool(scale_out), args.seed)
