@@ -187,8 +187,8 @@ def read_rows(paths) -> list[tuple[str, str, int, int, dict]]:
 def project(rows) -> None:
     """Print the linear memory fit and the 10^7-label projection of ``rows``."""
     print("Projection to 10^7 labels (same rows per label): memory a + b*L (least")
-    print("squares over all sizes), time c*L^p through the two largest sizes (only")
-    print("when both come from one run: the load differs between runs);")
+    print("squares over all sizes), time c*L^p through the two largest sizes (marked")
+    print("'2 runs' when they come from two runs, whose loads differ);")
     print("increments = memory growth per 1k labels between consecutive sizes (about")
     print("equal when memory is linear in labels, growing when an object of")
     print("labels x rows or labels^2 exists).")
@@ -210,17 +210,14 @@ def project(rows) -> None:
         b, a = np.polyfit(L, mem, 1)
         steps = np.diff(mem) / np.diff(L) * 1000 * 1024
         last, before = (by_size[int(n)].get("run") for n in L[-2:])
-        if last == before:
-            p = np.log(t[-1] / t[-2]) / np.log(L[-1] / L[-2])
-            hours = t[-1] * (1e7 / L[-1]) ** p / 3600
-            time_cells = f"{p:.2f} | {hours:.1f}"
-        else:
-            time_cells = "n/a (two runs) | n/a"
+        p = np.log(t[-1] / t[-2]) / np.log(L[-1] / L[-2])
+        hours = t[-1] * (1e7 / L[-1]) ** p / 3600
+        mark = "" if last == before else " (2 runs)"
         sizes = ", ".join(f"{n / 1000:g}k" for n in L)
         print(
             f"| {kind} | {mode} | {ratio:g} | {sizes} | {b * 1000 * 1024:.2f} | "
-            f"{', '.join(f'{s:.2f}' for s in steps)} | {time_cells.split(' | ')[0]} | "
-            f"{a + b * 1e7:.1f} | {time_cells.split(' | ')[1]} |"
+            f"{', '.join(f'{s:.2f}' for s in steps)} | {p:.2f}{mark} | "
+            f"{a + b * 1e7:.1f} | {hours:.1f}{mark} |"
         )
 
 
