@@ -1,8 +1,9 @@
 """Scaling out: fit time and peak memory per process against the number of labels.
 
 Synthetic power-law data from :func:`skxmc.datasets.make_xmc_classification`
-with twice as many training rows as labels (so an object of size
-n_labels x n_rows would grow quadratically and show), 3 labels per row:
+with ``--rows-per-label`` training rows per label (default 2; rows grow with
+labels, so an object of size n_labels x n_rows would grow quadratically and
+show), 3 labels per row:
 
 - ``xr-linear``: :class:`~skxmc.XRLinearClassifier` in one process, then under
   joblib's ``"dask"`` backend on a 2-worker ``LocalCluster`` (worker
@@ -18,11 +19,17 @@ time as ``c * n_labels ** p`` (the last two sizes), and both projected to
 10^7 labels::
 
     python benchmarks/bench_scaling.py --n-labels 2000 6000 20000
+
+``--project FILE ...`` measures nothing: it reads the result rows of earlier
+outputs of this script (the markdown tables) and prints the projection over
+all of them, one fit per estimator, mode and rows per label, so that sizes
+measured in separate runs with the same settings are fitted together.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import resource
@@ -42,11 +49,11 @@ def _peak_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def _data(n_labels: int, seed: int, text: bool):
+def _data(n_labels: int, rows_per_label: int, seed: int, text: bool):
     from skxmc.datasets import make_xmc_classification
 
     return make_xmc_classification(
-        n_samples=2 * n_labels,
+        n_samples=rows_per_label * n_labels,
         n_labels=n_labels,
         n_features=max(2000, n_labels // 5),
         avg_labels_per_sample=3.0,
@@ -55,11 +62,11 @@ def _data(n_labels: int, seed: int, text: bool):
     )
 
 
-def _deep(kind: str, n_labels: int, seed: int):
+def _deep(kind: str, n_labels: int, rows_per_label: int, seed: int):
     from skxmc import DecafClassifier, EliasClassifier, LabelInfo
     from skxmc.utils._testing import tiny_bert_dir
 
-    d = _data(n_labels, seed, text=True)
+    d = _data(n_labels, rows_per_label, seed, text=True)
     if kind == "decaf":
         clf = DecafClassifier(
             embedding_dim=32, n_epochs=1, batch_size=256, device="cpu",
@@ -90,7 +97,7 @@ def worker(args) -> None:
         from skxmc import XRLinearClassifier
 
         warnings.simplefilter("ignore")
-        X, Y = _data(args.n_labels[0], args.seed, text=False)
+        X, Y = _data(args.n_labels[0], args.rows_per_label, args.seed, text=False)
         clf = XRLinearClassifier(random_state=args.seed)
         if args.dask:
             import distributed
@@ -113,14 +120,18 @@ def worker(args) -> None:
             clf.fit(X, Y)
             record["fit_s"] = time.perf_counter() - start
     else:
-        record["fit_s"] = _deep(args.worker, args.n_labels[0], args.seed)
+        record["fit_s"] = _deep(
+            args.worker, args.n_labels[0], args.rows_per_label, args.seed
+        )
     record["peak_gb"] = _peak_gb()
     Path(args.out, f"rank{record['rank']}.json").write_text(json.dumps(record))
     if dist.is_initialized():
         dist.destroy_process_group()
 
 
-def measure(kind: str, n_labels: int, scale_out: bool, seed: int) -> dict:
+def measure(
+    kind: str, n_labels: int, rows_per_label: int, scale_out: bool, seed: int
+) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as out:
         launcher = [sys.executable]
@@ -129,7 +140,8 @@ def measure(kind: str, n_labels: int, scale_out: bool, seed: int) -> dict:
                          "--nproc_per_node=2"]  # fmt: skip
         cmd = [
             *launcher, str(HERE), "--worker", kind, "--n-labels", str(n_labels),
-            "--seed", str(seed), "--out", out,
+            "--rows-per-label", str(rows_per_label), "--seed", str(seed),
+            "--out", out,
         ]  # fmt: skip
         if scale_out and kind == "xr-linear":
             cmd.append("--dask")
@@ -141,13 +153,90 @@ def measure(kind: str, n_labels: int, scale_out: bool, seed: int) -> dict:
     return {"fit_s": max(r["fit_s"] for r in ranks), "peak_gb": peak}
 
 
+MODES = {
+    "xr-linear": ("local", "dask 2 workers"),
+    "decaf": ("1 process", "torchrun 2 (gloo)"),
+    "elias": ("1 process", "torchrun 2 (gloo)"),
+}
+
+
+def read_rows(paths) -> list[tuple[str, str, int, int, dict]]:
+    """The result rows ``(estimator, mode, labels, train rows, record)`` of
+    earlier outputs of this script (their markdown tables); ``record["run"]``
+    numbers the runs (each starts at a ``# command:`` line)."""
+    rows = []
+    run = 0
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            run += line.startswith("# command:")
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if (
+                len(cells) != 6
+                or cells[0] not in MODES
+                or cells[1] not in MODES[cells[0]]
+            ):
+                continue
+            kind, mode, n, m, fit_s, peak = cells
+            record = {"fit_s": float(fit_s), "peak_gb": float(peak), "run": run}
+            rows.append(
+                (kind, mode, int(n.replace(",", "")), int(m.replace(",", "")), record)
+            )
+    return rows
+
+
+def project(rows) -> None:
+    """Print the linear memory fit and the 10^7-label projection of ``rows``."""
+    print("Projection to 10^7 labels (same rows per label): memory a + b*L (least")
+    print("squares over all sizes), time c*L^p through the two largest sizes (marked")
+    print("'2 runs' when they come from two runs, whose loads differ);")
+    print("increments = memory growth per 1k labels between consecutive sizes (about")
+    print("equal when memory is linear in labels, growing when an object of")
+    print("labels x rows or labels^2 exists).")
+    print()
+    print(
+        "| estimator | mode | rows/label | sizes | MB per 1k labels "
+        "| increments MB/1k | time exponent p | projected GB | projected fit h |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    groups = collections.defaultdict(dict)
+    for kind, mode, n, m, r in rows:
+        groups[kind, mode, m / n][n] = r  # a later row of a size replaces it
+    for (kind, mode, ratio), by_size in groups.items():
+        if len(by_size) < 2:
+            continue
+        L = np.array(sorted(by_size), dtype=float)
+        mem = np.array([by_size[n]["peak_gb"] for n in sorted(by_size)])
+        t = np.array([by_size[n]["fit_s"] for n in sorted(by_size)])
+        b, a = np.polyfit(L, mem, 1)
+        steps = np.diff(mem) / np.diff(L) * 1000 * 1024
+        last, before = (by_size[int(n)].get("run") for n in L[-2:])
+        p = np.log(t[-1] / t[-2]) / np.log(L[-1] / L[-2])
+        hours = t[-1] * (1e7 / L[-1]) ** p / 3600
+        mark = "" if last == before else " (2 runs)"
+        sizes = ", ".join(f"{n / 1000:g}k" for n in L)
+        print(
+            f"| {kind} | {mode} | {ratio:g} | {sizes} | {b * 1000 * 1024:.2f} | "
+            f"{', '.join(f'{s:.2f}' for s in steps)} | {p:.2f}{mark} | "
+            f"{a + b * 1e7:.1f} | {hours:.1f}{mark} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n-labels", type=int, nargs="+", default=[2000, 6000, 20000])
     parser.add_argument(
         "--estimators", nargs="+", default=["xr-linear", "decaf", "elias"]
     )
+    parser.add_argument("--rows-per-label", type=int, default=2)
+    parser.add_argument(
+        "--modes", choices=["both", "single", "scale-out"], default="both",
+        help="one process (local), two (torchrun / Dask), or both",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--project", nargs="+", default=None, metavar="FILE",
+        help="fit and project the result rows of these earlier outputs",
+    )  # fmt: skip
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--dask", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
@@ -155,54 +244,34 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
+    if args.project:
+        print(f"# command: python benchmarks/bench_scaling.py {' '.join(sys.argv[1:])}")
+        project(read_rows(args.project))
+        return
     from _common import machine_line
 
     print(time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime()))
     print(f"# command: python benchmarks/bench_scaling.py {' '.join(sys.argv[1:])}")
     print(machine_line())
     print(f"# load average at start: {os.getloadavg()}", flush=True)
-    modes = {
-        "xr-linear": ("local", "dask 2 workers"),
-        "decaf": ("1 process", "torchrun 2 (gloo)"),
-        "elias": ("1 process", "torchrun 2 (gloo)"),
-    }
     print("| estimator | mode | labels | train rows | fit s | peak GB / process |")
     print("|---|---|---|---|---|---|")
     rows = []
     for kind in args.estimators:
-        for scale_out, mode in enumerate(modes[kind]):
+        for scale_out, mode in enumerate(MODES[kind]):
+            if args.modes != "both" and scale_out != (args.modes == "scale-out"):
+                continue
             for n in args.n_labels:
-                r = measure(kind, n, bool(scale_out), args.seed)
-                rows.append((kind, mode, n, r))
+                m = args.rows_per_label * n
+                r = measure(kind, n, args.rows_per_label, bool(scale_out), args.seed)
+                rows.append((kind, mode, n, m, r))
                 print(
-                    f"| {kind} | {mode} | {n:,} | {2 * n:,} | {r['fit_s']:.1f} | "
+                    f"| {kind} | {mode} | {n:,} | {m:,} | {r['fit_s']:.1f} | "
                     f"{r['peak_gb']:.3f} |",
                     flush=True,
                 )
     print()
-    print("Projection to 10^7 labels (2x10^7 rows): memory a + b*L (least squares),")
-    print("time c*L^p through the two largest sizes; increments = memory growth per")
-    print("1k labels between consecutive sizes (about equal when memory is linear in")
-    print("labels, growing when an object of labels x rows or labels^2 exists).")
-    print()
-    print("| estimator | mode | MB per 1k labels | increments MB/1k | time exponent p "
-          "| projected GB | projected fit h |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
-    for kind in args.estimators:
-        for mode in modes[kind]:
-            pts = [(n, r) for k, m, n, r in rows if k == kind and m == mode]
-            L = np.array([n for n, _ in pts], dtype=float)
-            mem = np.array([r["peak_gb"] for _, r in pts])
-            t = np.array([r["fit_s"] for _, r in pts])
-            b, a = np.polyfit(L, mem, 1)
-            steps = np.diff(mem) / np.diff(L) * 1000 * 1024
-            p = np.log(t[-1] / t[-2]) / np.log(L[-1] / L[-2])
-            hours = t[-1] * (1e7 / L[-1]) ** p / 3600
-            print(
-                f"| {kind} | {mode} | {b * 1000 * 1024:.2f} | "
-                f"{', '.join(f'{s:.2f}' for s in steps)} | {p:.2f} | "
-                f"{a + b * 1e7:.1f} | {hours:.1f} |"
-            )
+    project(rows)
     print(f"# load average at end: {os.getloadavg()}")
     print(time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime()))
 

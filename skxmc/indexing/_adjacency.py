@@ -137,7 +137,11 @@ def reestimate_adjacency(
     A = sp.csr_matrix((Y.T @ sp.csr_matrix(M, dtype=np.float32)).T, dtype=np.float32)
     A.eliminate_zeros()
     values, index = csr_row_topk(A, kappa)
-    popular = np.argsort(-np.asarray(Y.sum(0)).ravel(), kind="stable")
+    # A short row keeps n_kept labels and needs kappa - n_kept more: the
+    # kappa most frequent labels hold at least that many outside the row, so
+    # the fill never looks further (a fill over every label per short row made
+    # this quadratic in the number of labels).
+    popular = np.argsort(-np.asarray(Y.sum(0)).ravel(), kind="stable")[:kappa]
     fallback_index = np.asarray(fallback_index)
     for c in np.nonzero((index < 0).any(1))[0]:
         row = index[c]

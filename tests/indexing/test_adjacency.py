@@ -68,3 +68,28 @@ def test_reestimate_adjacency_equals_the_dense_oracle(kappa):
     assert all(len(set(row)) == kappa for row in index.tolist())
     assert index[4, 0] == fallback[4, 0] == 4  # its own label first
     np.testing.assert_allclose(np.exp(logits).sum(1), 1.0, rtol=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_reestimate_adjacency_fill_from_the_most_frequent_labels(seed):
+    # Many more labels than kappa, skewed frequencies and beams on the most
+    # frequent labels' clusters: short rows keep popular labels and are filled
+    # from the next most frequent ones (the fill reads only the kappa most
+    # frequent labels), as the oracle's fill over every label.
+    rng = np.random.default_rng(seed)
+    n, n_labels, n_clusters, kappa = 60, 80, 12, 4
+    p = 1.0 / np.arange(1, n_labels + 1)
+    Y = sp.lil_matrix((n, n_labels), dtype=np.float32)
+    for i in range(n):
+        Y[i, rng.choice(n_labels, size=2, replace=False, p=p / p.sum())] = 1.0
+    Y = Y.tocsr()
+    M = sp.lil_matrix((n, n_clusters), dtype=np.float32)
+    for i in range(n):  # only clusters 0-2 are ever in a beam, one at a time
+        M[i, rng.integers(0, 3)] = rng.uniform(0.1, 1)
+    fallback = cluster_adjacency(np.arange(n_labels) % n_clusters, n_clusters, 7)
+    fallback[5:, 1:] = -1  # rows with a single own label need popular fill
+    index, logits = reestimate_adjacency(Y, M.tocsr(), kappa, fallback)
+    expected_index, expected_logits = _oracle(Y, M.tocsr(), kappa, fallback)
+    np.testing.assert_array_equal(index, expected_index)
+    np.testing.assert_allclose(logits, expected_logits, rtol=1e-5, atol=1e-6)
+    assert all(len(set(row)) == kappa for row in index.tolist())
