@@ -751,12 +751,8 @@ def feature_scale(X) -> float:
     >>> feature_scale(X), feature_scale(30 * X)
     (3.0, 90.0)
     """
-    X = sp.csr_matrix(X)
-    if X.nnz == 0:
-        return 1.0
-    data = np.asarray(X.data, dtype=np.float64)
-    sq = np.add.reduceat(data * data, X.indptr[:-1][np.diff(X.indptr) > 0])
-    norms = np.sqrt(sq[sq > 0])
+    norms = _row_norms(sp.csr_matrix(X))
+    norms = norms[norms > 0]
     if norms.size == 0:
         return 1.0
     scale = float(np.median(norms))
@@ -791,27 +787,35 @@ def normalize_rows(X, row_norm: str | None = "l2") -> sp.csr_matrix:
            [0. , 0. ],
            [0.6, 0.8]], dtype=float32)
     """
+    if row_norm is not None and row_norm not in ROW_NORMS:
+        raise ValueError(
+            f"row_norm must be one of {ROW_NORMS} or None, got {row_norm!r}."
+        )
     X = _readonly_float32_csr(X)
     if row_norm is None:
         return X
     if not X.has_canonical_format:
         X = X.copy()
         X.sum_duplicates()
-    if row_norm not in ROW_NORMS:
-        raise ValueError(
-            f"row_norm must be one of {ROW_NORMS} or None, got {row_norm!r}."
-        )
-    counts = np.diff(X.indptr)
-    data = np.asarray(X.data, dtype=np.float64)
-    sq = np.zeros(X.shape[0])
-    sq[counts > 0] = np.add.reduceat(data * data, X.indptr[:-1][counts > 0])
-    norms = np.sqrt(sq)
+    norms = _row_norms(X)
     rescale = (norms > 0) & (np.abs(norms - 1.0) > _UNIT_NORM_TOLERANCE)
     if not rescale.any():
         return X
     factor = np.where(rescale, 1.0 / np.where(norms > 0, norms, 1.0), 1.0)
-    scaled = (data * np.repeat(factor, counts)).astype(np.float32)
-    return sp.csr_matrix((scaled, X.indices, X.indptr), shape=X.shape)
+    scaled = X.data * np.repeat(factor, np.diff(X.indptr))
+    return sp.csr_matrix(
+        (scaled.astype(np.float32), X.indices, X.indptr), shape=X.shape
+    )
+
+
+def _row_norms(X: sp.csr_matrix) -> np.ndarray:
+    """The L2 norm of every row of ``X`` (0 for empty rows), summed in float64."""
+    counts = np.diff(X.indptr)
+    data = np.asarray(X.data, dtype=np.float64)
+    sq = np.zeros(X.shape[0])
+    if X.nnz:
+        sq[counts > 0] = np.add.reduceat(data * data, X.indptr[:-1][counts > 0])
+    return np.sqrt(sq)
 
 
 def _check_feature_scale(X, value) -> float:
