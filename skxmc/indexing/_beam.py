@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from numba import njit, prange
 
 from skxmc.indexing._tree import LabelTree, effective_n_jobs, numba_threads
+from skxmc.utils._sparse import _lower_bound
 
 __all__ = ["POST_PROCESSORS", "TreeScorer", "beam_search", "post_process"]
 
@@ -130,14 +131,7 @@ def _add_children_products(
     lo = fa
     for e in range(x_indptr[i], x_indptr[i + 1]):
         f = x_indices[e]
-        a = lo
-        b = fb
-        while a < b:
-            mid = (a + b) >> 1
-            if cfeat[mid] < f:
-                a = mid + 1
-            else:
-                b = mid
+        a = _lower_bound(cfeat, lo, fb, f)
         if a == fb:
             break
         if cfeat[a] == f:

@@ -105,14 +105,7 @@ def _csr_topk_kernel(
             if c < 0:
                 continue
             if s1 > s0:
-                lo = s0
-                hi = s1
-                while lo < hi:
-                    mid = (lo + hi) // 2
-                    if skip_indices[mid] < c:
-                        lo = mid + 1
-                    else:
-                        hi = mid
+                lo = _lower_bound(skip_indices, s0, s1, c)
                 if lo < s1 and skip_indices[lo] == c:
                     continue
             if size < k:
@@ -160,16 +153,22 @@ def _csr_entries_in(indptr, indices, other_indptr, other_indices, out):
             c = indices[j]
             found = False
             if o1 > o0 and c >= 0:
-                lo = o0
-                hi = o1
-                while lo < hi:
-                    mid = (lo + hi) // 2
-                    if other_indices[mid] < c:
-                        lo = mid + 1
-                    else:
-                        hi = mid
+                lo = _lower_bound(other_indices, o0, o1, c)
                 found = lo < o1 and other_indices[lo] == c
             out[j] = found
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _lower_bound(keys, lo, hi, key):
+    """The first position in ``[lo, hi)`` of the sorted ``keys`` whose value is
+    not below ``key`` (``hi`` if none): the binary search of the kernels."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -238,13 +237,7 @@ def _sorted_pair_dot_kernel(
                 lo = w0
                 for e in range(x0, x1):
                     f = x_indices[e]
-                    hi = w1
-                    while lo < hi:
-                        mid = (lo + hi) >> 1
-                        if w_indices[mid] < f:
-                            lo = mid + 1
-                        else:
-                            hi = mid
+                    lo = _lower_bound(w_indices, lo, w1, f)
                     if lo == w1:
                         break
                     if w_indices[lo] == f:
