@@ -65,59 +65,60 @@ def decaf(out, estimator="DecafClassifier", **params):
     return {"scores": scores, "indices": indices, "loss": np.array(clf.loss_curve_)}
 
 
-def elias(out, bert):
-    from skxmc import EliasClassifier
+def _fit_keyword_docs(clf):
+    """Fit ``clf`` on the keyword documents; its test top-5 and loss curve."""
     from skxmc.utils._testing import make_keyword_docs
 
     docs, Y = make_keyword_docs(64, seed=0)
     test_docs, _ = make_keyword_docs(32, seed=1)
+    scores, indices = clf.fit(docs, Y).predict_topk(test_docs, k=5)
+    return {"scores": scores, "indices": indices, "loss": np.array(clf.loss_curve_)}
+
+
+# the settings the two transformer estimators share: short texts, small
+# batches, one thread
+ENCODER_PARAMS = {
+    "max_length": 16,
+    "pooling": "mean",
+    "batch_size": 16,
+    "learning_rate": 1e-3,
+    "head_learning_rate": 5e-2,
+    "top_k": 5,
+    "device": "cpu",
+    "n_jobs": 1,
+    "random_state": 0,
+}
+
+
+def elias(out, bert):
+    from skxmc import EliasClassifier
+
     clf = EliasClassifier(
         encoder=bert,
-        max_length=16,
-        pooling="mean",
         dropout=0.0,
         max_leaf_size=2,
         kappa=3,
         beam_size=2,
         shortlist_size=5,
         n_epochs=(3, 2),
-        batch_size=16,
-        learning_rate=1e-3,
-        head_learning_rate=5e-2,
-        top_k=5,
-        device="cpu",
-        n_jobs=1,
-        random_state=0,
-    ).fit(docs, Y)
-    scores, indices = clf.predict_topk(test_docs, k=5)
-    return {"scores": scores, "indices": indices, "loss": np.array(clf.loss_curve_)}
+        **ENCODER_PARAMS,
+    )
+    return _fit_keyword_docs(clf)
 
 
 def xr_transformer(out, bert):
     from skxmc import XRTransformerClassifier
-    from skxmc.utils._testing import make_keyword_docs
 
-    docs, Y = make_keyword_docs(64, seed=0)
-    test_docs, _ = make_keyword_docs(32, seed=1)
     clf = XRTransformerClassifier(
         encoder=bert,
-        max_length=16,
-        pooling="mean",
         branching_factor=2,
         max_leaf_size=2,
         n_steps=12,
-        batch_size=16,
-        learning_rate=1e-3,
-        head_learning_rate=5e-2,
         beam_size=4,
         embedding_weight=0.5,
-        top_k=5,
-        device="cpu",
-        n_jobs=1,
-        random_state=0,
-    ).fit(docs, Y)
-    scores, indices = clf.predict_topk(test_docs, k=5)
-    return {"scores": scores, "indices": indices, "loss": np.array(clf.loss_curve_)}
+        **ENCODER_PARAMS,
+    )
+    return _fit_keyword_docs(clf)
 
 
 def main():
