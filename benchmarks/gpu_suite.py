@@ -85,6 +85,14 @@ XR-Transformer 115 s end to end fit in; DECAF needs ~80 s of CPU work before
 its first epoch and ~20 s for its 10 epochs, then numba's first compilation on
 a fresh machine; ECLARE's label graph alone outlasts 140 s. Give DECAF and
 ECLARE more time (``--model-limit``) or speed up that CPU work first.
+A second run (same day, DECAF and ECLARE in two suites at once, 510 s each)
+got their tilt-0 rows (DECAF P@1 80.02, ECLARE 79.05) but not the tilt-0.3
+ones: the 10 epochs take ~25 s on the GPU, the CPU work around them (label
+clusters and graph ~30-50 s; re-ranker and fusion ~200 s) and one batch
+prediction of the 17,063 test rows (~125 s at 7.2 ms/query) are what cost.
+Since then a model's fit time and stages, and every finished setting, are
+written as soon as they exist, so a model stopped at its limit still reports
+them.
 """
 
 from __future__ import annotations
@@ -432,22 +440,8 @@ def run_model(name: str, work: Path, encoder: str, smoke: bool) -> None:
         )
     fit_s = time.perf_counter() - start
     gib = 2**30
-    peak_fit = torch.cuda.max_memory_allocated() / gib if cuda else None
-    X_test = list(d["text_test"]) if text_model else d["X_test"]
-    rows = []
-    for setting in plan["settings"]:
-        clf.set_params(**setting)
-        timed = time_predictions(clf, X_test, k=K, n_single=plan["n_single"])
-        report = protocol_report(d, timed["topk"])
-        rows.append(
-            {
-                "setting": setting,
-                "metrics": {c: float(report[c]) for c in METRIC_COLUMNS},
-                "batch_ms": timed["batch_ms"],
-                "single_ms": timed["single_ms"],
-            }
-        )
-        print(f"{name} {setting}: {rows[-1]}", flush=True)
+    fit_times = {k: float(v) for k, v in getattr(clf, "fit_times_", {}).items()}
+    print(f"{name}: fit {fit_s:.1f} s, stages {fit_times}", flush=True)
     result = {
         "status": "ok",
         "device": torch.cuda.get_device_name() if cuda else "cpu",
@@ -456,12 +450,37 @@ def run_model(name: str, work: Path, encoder: str, smoke: bool) -> None:
         "n_test": d["Y_test"].shape[0],
         "n_labels": d["Y_train"].shape[1],
         "fit_s": fit_s,
-        "peak_gib_fit": peak_fit,
-        "peak_gib_all": torch.cuda.max_memory_allocated() / gib if cuda else None,
-        "fit_times": {k: float(v) for k, v in getattr(clf, "fit_times_", {}).items()},
-        "rows": rows,
-        "seconds_in_process": time.monotonic() - T0,
+        "peak_gib_fit": torch.cuda.max_memory_allocated() / gib if cuda else None,
+        "fit_times": fit_times,
+        "rows": [],
     }
+    X_test = list(d["text_test"]) if text_model else d["X_test"]
+    for setting in plan["settings"]:
+        # written after the fit and after every setting, so that a model
+        # stopped at its limit still reports what it finished
+        _write_result(work, name, result)
+        clf.set_params(**setting)
+        timed = time_predictions(clf, X_test, k=K, n_single=plan["n_single"])
+        report = protocol_report(d, timed["topk"])
+        result["rows"].append(
+            {
+                "setting": setting,
+                "metrics": {c: float(report[c]) for c in METRIC_COLUMNS},
+                "batch_ms": timed["batch_ms"],
+                "single_ms": timed["single_ms"],
+            }
+        )
+        print(f"{name} {setting}: {result['rows'][-1]}", flush=True)
+    _write_result(work, name, result)
+
+
+def _write_result(work: Path, name: str, result: dict) -> None:
+    result["peak_gib_all"] = None
+    if result["device"] != "cpu":
+        import torch
+
+        result["peak_gib_all"] = torch.cuda.max_memory_allocated() / 2**30
+    result["seconds_in_process"] = time.monotonic() - T0
     (work / f"{name}.json").write_text(json.dumps(result, indent=1))
 
 
@@ -592,8 +611,19 @@ def report(header: list[str], tests: dict, results: dict, smoke: bool) -> str:
                 ]
                 lines.append("| " + " | ".join(cells) + " |")
         else:
-            cells = [NAMES[name], "-", *["-"] * len(METRIC_COLUMNS), "-", "-", "-"]
-            cells += ["-", f"{r['status']} ({r['seconds']:.0f} s of {r['limit']:.0f})"]
+            # stopped before its first setting: the fit's figures, if it ended
+            cells = [NAMES[name], "-", *["-"] * len(METRIC_COLUMNS)]
+            cells.append(fmt(r.get("fit_s"), ".1f"))
+            cells.append(
+                f"{fmt(r.get('peak_gib_fit'))} / {fmt(r.get('peak_gib_all'))}"
+                if "fit_s" in r
+                else "-"
+            )
+            cells += [
+                "-",
+                "-",
+                f"{r['status']} ({r['seconds']:.0f} s of {r['limit']:.0f})",
+            ]
             lines.append("| " + " | ".join(cells) + " |")
         params = ", ".join(f"{k}={v}" for k, v in plan["params"].items())
         details.append(f"- {NAMES[name]}: {params}; n_single={plan['n_single']}")

@@ -71,6 +71,7 @@ class _BaseDecaf(BaseXMCClassifier):
         )
         self.loss_curve_ = list(self.model_.loss_curve_)
         self.n_iter_ = self.model_.n_iter_
+        self.fit_times_ = dict(self.model_.fit_times)
         return self
 
     def _engine_config(self):
@@ -434,6 +435,10 @@ class DecafClassifier(_BaseDecaf):
         Mean training loss of every epoch, both stages in turn.
     n_iter_ : int
         Epochs run (both stages).
+    fit_times_ : dict
+        Seconds of every fit stage (clustering, text shortlist, training,
+        label weights, re-ranker, fusion), as the other deep estimators report
+        theirs; the fit's progress log shows them with ``verbose=1``.
     fusion_ : ScoreFusion or None
         The learned fusion (``fusion="learned"``).
     reranker_ : ShortlistReranker, XRLinearModel or None

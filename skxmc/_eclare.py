@@ -135,6 +135,10 @@ class EclareClassifier(_BaseDecaf):
         Mean training loss of every epoch.
     n_iter_ : int
         Epochs run (both stages).
+    fit_times_ : dict
+        Seconds of every fit stage (clustering, text shortlist, training,
+        label weights, re-ranker, fusion), as the other deep estimators report
+        theirs; the fit's progress log shows them with ``verbose=1``.
     fusion_ : ScoreFusion or None
         The learned fusion (``fusion="learned"``).
     reranker_ : ShortlistReranker, XRLinearModel or None

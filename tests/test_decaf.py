@@ -97,6 +97,13 @@ def test_loss_falls_in_both_stages(fitted):
     surrogate, extreme = fitted.loss_curve_[:n], fitted.loss_curve_[n:]
     assert surrogate[-1] < 0.8 * surrogate[0]
     assert extreme[-1] < 0.9 * extreme[0]
+    # no re-ranker, no fusion: only the stages that ran are timed
+    assert list(fitted.fit_times_) == [
+        "clustering",
+        "text_shortlist",
+        "training",
+        "label_weights",
+    ]
 
 
 def test_max_label_tokens_prunes_label_features(data):
@@ -258,6 +265,15 @@ def test_reranker_scores_are_a_fusion_feature(data, kind):
     expected_type = {"shortlist": ShortlistReranker, "xr-linear": XRLinearModel}
     assert isinstance(clf.reranker_, expected_type[kind])
     assert clf.fusion_.n_features_ == 5
+    assert list(clf.fit_times_) == [
+        "clustering",
+        "text_shortlist",
+        "training",
+        "label_weights",
+        "reranker",
+        "fusion",
+    ]
+    assert all(seconds >= 0 for seconds in clf.fit_times_.values())
     X = clf.vectorizer_.transform(data["text"][240:])
     features, candidates = clf.model_._pair_features(X, torch.device("cpu"))
     valid = candidates >= 0

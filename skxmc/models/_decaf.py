@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,7 @@ from skxmc.training import (
     shortlist_targets,
 )
 from skxmc.utils import csr_row_topk, sparse_pair_scores
+from skxmc.utils._logging import log
 from skxmc.utils._sparse import l2_normalize_csr
 from skxmc.utils._threads import run_aside, torch_threads
 
@@ -166,6 +168,11 @@ class DecafModel:
         Mean training loss of every epoch, both stages in turn.
     n_iter_ : int
         Epochs run (both stages).
+    fit_times : dict
+        Seconds of every fit stage, in order: ``clustering`` (with ECLARE's
+        label graph), ``text_shortlist``, ``training``, ``label_weights``
+        (and the nearest-neighbour index), ``reranker`` and ``fusion`` (when
+        configured).
 
     Examples
     --------
@@ -264,6 +271,8 @@ class DecafModel:
             np.bincount(Y[rows].indices, minlength=Y.shape[1])
         ).astype(np.float32)
         self.fusion_ = self.reranker_ = None
+        self.fit_times = {}
+        start = time.perf_counter()
 
         # Label clusters: spherical k-means of [PIFA, label text] (smoothed
         # over the label graph in ECLARE).
@@ -279,6 +288,7 @@ class DecafModel:
         n_clusters = int(cluster_of.max()) + 1
         membership = _membership(cluster_of, n_clusters)
         cluster_features = normalize(membership.T @ normalize(Z)).astype(np.float32)
+        start = self._stage_done("clustering", start, verbose)
         self._text_index = None
         text_candidates = None
         if (
@@ -291,6 +301,7 @@ class DecafModel:
             text_candidates = self._text_index.query(
                 X, k=min(scoring.text_shortlist_size, Z.shape[0])
             )[1]
+        start = self._stage_done("text_shortlist", start, verbose)
         Z = _keep_top_entries(Z, config.max_label_tokens)
         cluster_features = _keep_top_entries(cluster_features, config.max_label_tokens)
         Y_clusters = sp.csr_matrix(Y @ membership)
@@ -316,9 +327,11 @@ class DecafModel:
                 checkpoint=checkpoint,
                 verbose=verbose,
             )
+        start = self._stage_done("training", start, verbose)
         self._build_ann(seed)
         self._weights_cache = {device: self._all_weights()}
         weights = self._weights_cache[device]
+        start = self._stage_done("label_weights", start, verbose)
         if config.reranker == "shortlist":
             from skxmc.indexing import ShortlistReranker
 
@@ -337,6 +350,8 @@ class DecafModel:
             self.reranker_ = XRLinearModel.train(
                 X[rows], Y[rows], xr_tree, beam_size=20, seed=seed
             )
+        if self.reranker_ is not None:
+            start = self._stage_done("reranker", start, verbose)
         if fusion_rows is not None:
             from skxmc.indexing import ScoreFusion
 
@@ -344,6 +359,15 @@ class DecafModel:
             self.fusion_ = ScoreFusion(random_state=seed).fit(
                 features, candidates, Y[fusion_rows]
             )
+            self._stage_done("fusion", start, verbose)
+
+    def _stage_done(self, stage: str, start: float, verbose: int) -> float:
+        """Record (and with ``verbose`` log) a fit stage's seconds."""
+        now = time.perf_counter()
+        self.fit_times[stage] = now - start
+        name = "ECLARE" if self.label_graph is not None else "DECAF"
+        log(f"{name} fit stage {stage}: {now - start:.1f} s", verbose=verbose)
+        return now
 
     def _make_network(self, n_features, label_features, cluster_features):
         """The network (built inside the seeded context of :meth:`train`).
