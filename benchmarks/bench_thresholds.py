@@ -20,6 +20,15 @@ its tuning ("tune s").
 Choice on the validation rows only: per target, the setting whose
 ``predict()`` label sets on the held-out rows reach the target
 micro-precision and give a label to the most held-out rows (marked "<-").
+With ``--confidence c`` every setting tunes its threshold with
+``TunedThresholdXMC(confidence=c)`` and "reach" means that the one-sided
+Clopper-Pearson lower bound (level ``c``) of the held-out micro-precision
+reaches the target (``skxmc.metrics.precision_lower_bound``), so that the
+test precision falls short with probability about ``1 - c`` rather than about
+one half::
+
+    python benchmarks/bench_thresholds.py --models decaf --load-dir D --confidence 0.95
+
 Test columns for every setting:
 
 - ``micro-P``: micro-precision of all the labels ``predict()`` returns;
@@ -62,7 +71,7 @@ import scipy.sparse as sp
 from sklearn.frozen import FrozenEstimator
 
 from skxmc import LabelInfo, TunedThresholdXMC
-from skxmc.metrics import coverage_at_precision
+from skxmc.metrics import coverage_at_precision, precision_lower_bound
 
 from _common import (  # isort: skip (benchmarks/ is the script's own folder)
     load_benchmark_data,
@@ -168,10 +177,23 @@ def set_metrics(pred, Y, filter=None) -> dict:
     n_pred = pred.nnz
     hits = pred.multiply(Y).nnz
     return {
+        "hits": hits,
+        "n_pred": n_pred,
         "micro_p": hits / n_pred if n_pred else float("nan"),
         "rows": float(np.mean(np.diff(pred.indptr) > 0)),
         "per_row": n_pred / pred.shape[0],
     }
+
+
+def _reaches(metrics: dict, target: float, confidence) -> bool:
+    """The held-out label sets reach the target (their precision, or with a
+    ``confidence`` its lower bound)."""
+    if not metrics["n_pred"]:
+        return False
+    if confidence is None:
+        return metrics["micro_p"] >= target
+    bound = precision_lower_bound(metrics["hits"], metrics["n_pred"], confidence)
+    return bool(bound >= target)
 
 
 def run_model(name: str, d: dict, args):
@@ -218,6 +240,7 @@ def run_model(name: str, d: dict, args):
                     k=k,
                     calibration=calibration,
                     top_k=top_k,
+                    confidence=args.confidence,
                     random_state=0,
                 )
                 start = time.perf_counter()
@@ -245,7 +268,7 @@ def run_model(name: str, d: dict, args):
                     }
                 )
         # the choice, on the held-out rows only
-        reaching = [r for r in results if r["val"]["micro_p"] >= target]
+        reaching = [r for r in results if _reaches(r["val"], target, args.confidence)]
         chosen = max(reaching, key=lambda r: r["val"]["rows"]) if reaching else None
         for r in results:
             clf = r["clf"]
@@ -309,6 +332,13 @@ def main(argv=None) -> None:
         dest="check_predict",
         action="store_false",
         help="skip calling predict() on the test rows for the chosen settings",
+    )
+    parser.add_argument(
+        "--confidence",
+        type=float,
+        default=None,
+        help="TunedThresholdXMC(confidence=...) for every setting, and the choice "
+        "on the lower bound of the held-out precision",
     )
     parser.add_argument(
         "--save-dir", default=None, help="pickle each first TunedThresholdXMC fit here"

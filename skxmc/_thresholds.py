@@ -35,7 +35,9 @@ class TunedThresholdXMC(BaseXMCClassifier):
        which the accepted predictions reach ``target_precision``. With
        ``k=1`` the rule is coverage at 1 (a row's top-1 label is accepted
        when it passes), otherwise the micro-precision of all the labels
-       ``predict`` returns (the top ``k`` scoring above the threshold);
+       ``predict`` returns (the top ``k`` scoring above the threshold); with
+       ``confidence``, the lower confidence bound of that precision must
+       reach the target instead, so that it also holds on new rows;
     4. with ``refit=True`` the estimator is fitted again on all rows (the
        threshold, chosen on the first model's held-out scores, is applied to
        the refitted model: more data, but scores of a model the threshold
@@ -58,6 +60,14 @@ class TunedThresholdXMC(BaseXMCClassifier):
     k : int or None, default=None
         Labels per row the threshold is tuned for: 1 tunes coverage at 1,
         None uses ``top_k`` (the label sets of ``predict``).
+    confidence : float or None, default=None
+        None: the held-out precision itself must reach ``target_precision``;
+        new rows then fall short of it about half the time. A level such as
+        0.95: its one-sided Clopper-Pearson lower bound must reach it
+        (:func:`~skxmc.metrics.precision_lower_bound`), so new rows like the
+        held-out ones reach the target with about that probability, at the
+        cost of some coverage (about ``1.6 * sqrt(p (1 - p) / n)`` of
+        precision margin for ``n`` accepted held-out entries at 0.95).
     calibration : {"isotonic", "sigmoid"} or None, default=None
         Calibrate the scores on the held-out rows; None keeps raw scores.
     validation_size : float, default=0.2
@@ -119,6 +129,7 @@ class TunedThresholdXMC(BaseXMCClassifier):
         "target_precision": [Interval(Real, 0, 1, closed="right")],
         "threshold": [Real, None],
         "k": [Interval(Integral, 1, None, closed="left"), None],
+        "confidence": [Interval(Real, 0, 1, closed="neither"), None],
         "calibration": [StrOptions({"isotonic", "sigmoid"}), None],
         "validation_size": [Interval(Real, 0, 1, closed="neither")],
         "refit": ["boolean"],
@@ -131,6 +142,7 @@ class TunedThresholdXMC(BaseXMCClassifier):
         target_precision=0.9,
         threshold=None,
         k=None,
+        confidence=None,
         calibration=None,
         validation_size=0.2,
         refit=False,
@@ -142,6 +154,7 @@ class TunedThresholdXMC(BaseXMCClassifier):
         self.target_precision = target_precision
         self.threshold = threshold
         self.k = k
+        self.confidence = confidence
         self.calibration = calibration
         self.validation_size = validation_size
         self.refit = refit
@@ -193,6 +206,7 @@ class TunedThresholdXMC(BaseXMCClassifier):
                 (scores, indices),
                 target_precision=self.target_precision,
                 k=k,
+                confidence=self.confidence,
             )
         else:
             self.threshold_ = float(self.threshold)

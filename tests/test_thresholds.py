@@ -64,6 +64,30 @@ def test_threshold_is_the_literal_search_on_the_held_out_rows(data, target, k):
         assert clf.validation_precision_ >= target or k > 1
 
 
+def test_confidence_tunes_on_the_precision_lower_bound(data):
+    from skxmc.metrics import precision_threshold
+
+    X, Y = data
+    params = {"target_precision": 0.9, "k": 1, "top_k": 3, "random_state": 1}
+    plain = TunedThresholdXMC(CentroidRanker(device="cpu", random_state=0), **params)
+    sure = TunedThresholdXMC(
+        CentroidRanker(device="cpu", random_state=0), confidence=0.9, **params
+    )
+    plain.fit(X, Y)
+    sure.fit(X, Y)
+    val = sure.validation_indices_
+    scores, indices = sure.estimator_.predict_topk(X[val], 3)
+    expected = precision_threshold(
+        Y[val], (scores, indices), target_precision=0.9, k=1, confidence=0.9
+    )
+    assert sure.threshold_ == expected
+    # 46 of 48 held-out top-1 labels right (95.8%) reach 0.9, but their lower
+    # bound at 90% confidence (0.89) does not: the bound accepts nothing
+    assert plain.validation_coverage_ == 1.0
+    assert plain.validation_precision_ >= 0.9
+    assert sure.threshold_ == math.inf and sure.validation_coverage_ == 0.0
+
+
 def test_predict_reaches_the_target_on_the_held_out_rows(data):
     X, Y = data
     clf = TunedThresholdXMC(

@@ -4,6 +4,7 @@ from skxmc.metrics._coverage import (
     CoverageResult,
     coverage_at_precision,
     opis,
+    precision_lower_bound,
     precision_threshold,
 )
 from skxmc.metrics._plot import (
@@ -38,6 +39,7 @@ __all__ = [
     "coverage_at_k",
     "coverage_at_precision",
     "precision_threshold",
+    "precision_lower_bound",
     "opis",
     "CoverageResult",
     "xmc_report",

@@ -13,6 +13,10 @@ rows accepted. Decisions recorded in ``../shared/ALC.md``:
   every entry scoring ``>= v``; the lowest ``v`` whose set reaches the target
   wins, and ``tau`` is the largest float below ``v``, so that ``score > tau``
   accepts exactly that set. ``+inf`` when no set reaches the target.
+- with a ``confidence`` level, a set reaches the target when the one-sided
+  Clopper-Pearson lower bound of its precision does (the accepted entries
+  taken as Bernoulli draws): a threshold chosen so keeps the precision of new
+  rows at the target with that probability, instead of about half the time.
 """
 
 from __future__ import annotations
@@ -26,7 +30,13 @@ import scipy.sparse as sp
 from skxmc.metrics._ranking import _check_y_true, _fill_doc, _rank
 from skxmc.utils._sparse import _check_k
 
-__all__ = ["CoverageResult", "coverage_at_precision", "opis", "precision_threshold"]
+__all__ = [
+    "CoverageResult",
+    "coverage_at_precision",
+    "opis",
+    "precision_lower_bound",
+    "precision_threshold",
+]
 
 
 class CoverageResult(NamedTuple):
@@ -67,7 +77,62 @@ def _entries(y_true, y_score, k: int, filter):
     return ranking.scores[valid], ranking.hits[valid], ranking.indices.shape[0]
 
 
-def _threshold_of(scores: np.ndarray, hits: np.ndarray, target: float) -> float:
+def _check_confidence(confidence) -> float | None:
+    if confidence is None:
+        return None
+    if (
+        isinstance(confidence, bool)
+        or not isinstance(confidence, Real)
+        or not 0 < confidence < 1
+    ):
+        raise ValueError(
+            f"confidence must be None or a number in (0, 1), got {confidence!r}."
+        )
+    return float(confidence)
+
+
+def precision_lower_bound(n_hits, n_accepted, confidence):
+    """One-sided Clopper-Pearson lower bound of a precision ``n_hits / n_accepted``.
+
+    The largest ``p`` with ``P(Binomial(n_accepted, p) >= n_hits) <=
+    1 - confidence``: the true precision is at least this with probability
+    ``confidence`` (exact, conservative). 0 when ``n_hits`` is 0.
+
+    Parameters
+    ----------
+    n_hits : array-like of int
+        Right entries among the accepted ones.
+    n_accepted : array-like of int
+        Accepted entries (at least 1).
+    confidence : float
+        Confidence level, in (0, 1).
+
+    Returns
+    -------
+    bound : ndarray of float
+        The lower bounds, elementwise.
+
+    Examples
+    --------
+    >>> from skxmc.metrics import precision_lower_bound
+    >>> float(precision_lower_bound(80, 100, 0.95).round(4))
+    0.7228
+    """
+    from scipy.stats import beta
+
+    confidence = _check_confidence(confidence)
+    if confidence is None:
+        raise ValueError("confidence must be a number in (0, 1), got None.")
+    n_hits = np.asarray(n_hits, dtype=np.float64)
+    n_accepted = np.asarray(n_accepted, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        bound = beta.ppf(1 - confidence, n_hits, n_accepted - n_hits + 1)
+    return np.where(n_hits > 0, bound, 0.0)
+
+
+def _threshold_of(
+    scores: np.ndarray, hits: np.ndarray, target: float, confidence=None
+) -> float:
     """The threshold of the module docstring, on flattened entries."""
     if scores.size == 0:
         return float("inf")
@@ -75,7 +140,11 @@ def _threshold_of(scores: np.ndarray, hits: np.ndarray, target: float) -> float:
     s, h = scores[order], hits[order].astype(np.float64)
     # the candidate sets end where the score changes (ties enter together)
     ends = np.flatnonzero(np.append(s[1:] != s[:-1], True))
-    precision = np.cumsum(h)[ends] / (ends + 1)
+    n_hits = np.cumsum(h)[ends]
+    if confidence is None:
+        precision = n_hits / (ends + 1)
+    else:
+        precision = precision_lower_bound(n_hits, ends + 1, confidence)
     reaching = np.flatnonzero(precision >= target)
     if reaching.size == 0:
         return float("inf")
@@ -84,7 +153,9 @@ def _threshold_of(scores: np.ndarray, hits: np.ndarray, target: float) -> float:
 
 
 @_fill_doc
-def precision_threshold(y_true, y_score, *, target_precision=0.9, k=1, filter=None):
+def precision_threshold(
+    y_true, y_score, *, target_precision=0.9, k=1, confidence=None, filter=None
+):
     """The lowest threshold at which the accepted predictions reach a precision.
 
     With ``k=1``, a row's top-1 label is accepted when its score is above
@@ -103,6 +174,14 @@ def precision_threshold(y_true, y_score, *, target_precision=0.9, k=1, filter=No
         Precision to reach, in (0, 1].
     k : int, default=1
         Labels per row that may be accepted.
+    confidence : float or None, default=None
+        None: the accepted entries' precision must reach the target on these
+        rows (on new rows it then falls short about half the time). A level
+        in (0, 1), e.g. 0.95: the one-sided Clopper-Pearson lower bound of
+        that precision (:func:`precision_lower_bound`) must reach it, so
+        that new rows reach the target with about that probability; it
+        accepts fewer entries, the fewer the rows. With ``k > 1`` a row's
+        entries are not independent and the bound is approximate.
     %(filter)s
 
     Returns
@@ -125,8 +204,9 @@ def precision_threshold(y_true, y_score, *, target_precision=0.9, k=1, filter=No
     True
     """
     target = _check_target(target_precision)
+    confidence = _check_confidence(confidence)
     scores, hits, _ = _entries(y_true, y_score, _check_k(k), filter)
-    return _threshold_of(scores, hits, target)
+    return _threshold_of(scores, hits, target, confidence)
 
 
 @_fill_doc

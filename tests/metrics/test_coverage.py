@@ -13,6 +13,7 @@ from skxmc.metrics import (
     make_coverage_scorer,
     make_opis_scorer,
     opis,
+    precision_lower_bound,
     precision_threshold,
 )
 from skxmc.utils._testing import CentroidRanker
@@ -41,12 +42,26 @@ def _top1(Y, S):
     return out
 
 
-def _literal_threshold_value(entries, target):
-    """The lowest score v such that the entries scoring >= v reach the target."""
+def _literal_threshold_value(entries, target, confidence=None):
+    """The lowest score v such that the entries scoring >= v reach the target
+    (with ``confidence``: the exact binomial interval's lower end does)."""
+    from scipy.stats import binomtest
+
     best = math.inf
     for v in sorted({s for s, _ in entries}, reverse=True):
         accepted = [hit for s, hit in entries if s >= v]
-        if sum(accepted) / len(accepted) >= target:
+        if confidence is None:
+            precision = sum(accepted) / len(accepted)
+        elif sum(accepted) == 0:
+            precision = 0.0
+        else:
+            # the one-sided bound at c is the lower end of the two-sided
+            # Clopper-Pearson interval at 2c - 1
+            interval = binomtest(sum(accepted), len(accepted)).proportion_ci(
+                confidence_level=2 * confidence - 1, method="exact"
+            )
+            precision = interval.low
+        if precision >= target:
             best = v
     return best
 
@@ -80,6 +95,65 @@ def test_threshold_and_coverage_equal_the_literal_loop(seed, target, levels):
     else:
         assert result.precision == pytest.approx(precision)
         assert result.precision >= target
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("target", [0.5, 0.7, 0.9])
+@pytest.mark.parametrize("confidence", [0.6, 0.95])
+def test_confidence_threshold_equals_the_literal_binomial_loop(
+    seed, target, confidence
+):
+    Y, S = _case(seed, n=60, levels=6)
+    entries = _top1(Y, S)
+    v = _literal_threshold_value(entries, target, confidence)
+    tau = precision_threshold(Y, S, target_precision=target, confidence=confidence)
+    if v == math.inf:
+        assert tau == math.inf
+    else:
+        assert tau < v and all((s > tau) == (s >= v) for s, _ in entries)
+    # never more permissive than the plain rule
+    assert tau >= precision_threshold(Y, S, target_precision=target)
+
+
+def test_confidence_keeps_new_rows_at_the_target():
+    # rows whose top-1 is right with probability 0.6 + 0.4 * score: the
+    # plain rule, tuned on 400 rows, lands below 0.8 on new rows about a
+    # quarter of the time (55 of 200 with this seed); the 0.95 bound at most
+    # about one time in twenty (8 of 200)
+    rng = np.random.default_rng(0)
+
+    def rows(n):
+        score = rng.uniform(size=n)
+        right = rng.uniform(size=n) < 0.6 + 0.4 * score
+        Y = np.stack([right, ~right], axis=1).astype(int)
+        return Y, np.stack([score, np.full(n, -1.0)], axis=1)
+
+    below = {None: 0, 0.95: 0}
+    for _ in range(200):
+        Y_val, S_val = rows(400)
+        Y_new, S_new = rows(20000)
+        for confidence in below:
+            tau = precision_threshold(
+                Y_val, S_val, target_precision=0.8, confidence=confidence
+            )
+            reached = coverage_at_precision(Y_new, S_new, threshold=tau).precision
+            below[confidence] += not reached >= 0.8
+    assert below[None] >= 30
+    assert below[0.95] <= 20
+
+
+@pytest.mark.parametrize("bad", [0, 1, 1.5, -0.1, True, "0.9"])
+def test_bad_confidence(bad):
+    with pytest.raises(ValueError, match="confidence must be"):
+        precision_threshold(np.eye(2), np.eye(2), confidence=bad)
+
+
+def test_precision_lower_bound_is_below_the_precision_and_tightens():
+    bound = precision_lower_bound([8, 80, 800], [10, 100, 1000], 0.95)
+    assert np.all(bound < 0.8) and np.all(np.diff(bound) > 0)
+    assert precision_lower_bound(0, 5, 0.9) == 0.0
+    # all right: (1 - confidence) ** (1 / n), the literal formula
+    assert precision_lower_bound(10, 10, 0.9) == pytest.approx(0.1 ** (1 / 10))
 
 
 @pytest.mark.parametrize("seed", range(3))
