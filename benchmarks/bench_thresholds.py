@@ -249,8 +249,8 @@ def run_model(name: str, d: dict, args):
                 width = max(top_k if k is None else k, top_k)
                 # same held-out rows: the frozen fit never saw them
                 assert np.array_equal(clf.validation_indices_, val)
-                if (target, k, top_k, calibration) == (
-                    TARGETS[0], *KS[1], CALIBRATIONS[0]
+                if (target, k, top_k, calibration, args.confidence) == (
+                    TARGETS[0], *KS[1], CALIBRATIONS[0], None
                 ):  # fmt: skip
                     assert clf.threshold_ == first.threshold_
                 results.append(

@@ -120,7 +120,7 @@ def main() -> None:
         "--tfidf-only",
         action="store_true",
         help="no encoder: the TF-IDF alone (w=0), i.e. XR-Linear on "
-        "XR-Transformer's TF-IDF, on the test set",
+        "XR-Transformer's TF-IDF, on the validation rows and the test set",
     )
     parser.add_argument(
         "--skip-old-validation",
@@ -172,17 +172,6 @@ def main() -> None:
         print_table_row([*cells, f"{seconds:.1f}"])
         return m
 
-    if args.tfidf_only:
-        T_train, T_test = tfidf_of(texts_train, texts_test)
-        d_test = {
-            "Y_train": data.Y_train,
-            "Y_test": data.Y_test,
-            "filter_test": data.filter_test,
-        }
-        run("test", T_train, emb_train, data.Y_train, T_test, emb_test, d_test, 0.0)
-        print(f"# load average at end: {os.getloadavg()}")
-        return
-
     # validation: fit on 80% of the training rows, score the other 20%
     T_fit, T_val = tfidf_of(
         [texts_train[i] for i in fit_rows], [texts_train[i] for i in val]
@@ -193,8 +182,9 @@ def main() -> None:
         "filter_test": None,
     }
     selection = {}
-    weights = sorted({0.0, *args.weights})
-    for weight in ([] if args.skip_old_validation else [OLD]) + weights:
+    weights = [0.0] if args.tfidf_only else sorted({0.0, *args.weights})
+    old = [] if args.skip_old_validation or args.tfidf_only else [OLD]
+    for weight in old + weights:
         m = run(
             "validation", T_fit, emb_train[fit_rows], data.Y_train[fit_rows],
             T_val, emb_train[val], d_val, weight,
@@ -214,7 +204,7 @@ def main() -> None:
         "Y_test": data.Y_test,
         "filter_test": data.filter_test,
     }
-    for weight in dict.fromkeys((0.0, chosen, OLD)):
+    for weight in dict.fromkeys((0.0, chosen) + (() if args.tfidf_only else (OLD,))):
         run("test", T_train, emb_train, data.Y_train, T_test, emb_test, d_test, weight)
     print(f"# load average at end: {os.getloadavg()}")
 

@@ -197,7 +197,28 @@ plt.tight_layout()
 # 0.911 for 61.8% with the top-10 label sets. The same file has
 # :class:`~skxmc.DecafClassifier` (the best P@1): at target 0.8 its top-10
 # label sets reach 0.803 for 82.7% of the packages, and its held-out choice
-# (``k=1, top_k=1``) 0.7999 for 97.5%, just under the target.
+# (``k=1, top_k=1``) 0.7999 for 97.5%, just under the target: a threshold
+# whose held-out precision sits exactly at the target falls short on new rows
+# about half the time. ``confidence=0.95`` tunes on the lower confidence bound
+# of the held-out precision instead; with it DECAF's held-out choice reaches
+# 0.808 on the test packages and gives a label to 95.9% of them.
+#
+# The same tuning with that margin, on this sample:
+
+sure = TunedThresholdXMC(
+    XRLinearClassifier(label_embedding="pifa_text_concat"),
+    target_precision=0.8,
+    confidence=0.95,
+    random_state=0,
+)
+sure.fit(X_train, data.Y_train, label_info=LabelInfo(features=label_features))
+Y_sure = sure.predict(X_test)
+Y_sure = Y_sure - Y_sure.multiply(data.filter_test)
+print(
+    f"confidence=0.95: threshold {sure.threshold_:.3f}; predict() micro-precision "
+    f"{precision_score(Y_true, Y_sure, average='micro'):.3f}, a label for "
+    f"{(np.diff(Y_sure.tocsr().indptr) > 0).mean():.1%} of the test rows"
+)
 
 # %%
 # What the model predicts for one package
