@@ -12,7 +12,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from skxmc.base import BaseXMCClassifier
 from skxmc.indexing import LOSSES, NEGATIVE_SAMPLING, POST_PROCESSORS
-from skxmc.models._xr_transformer import MatcherParams, RankerParams, TreeParams
+from skxmc.models._xr_transformer import (
+    WEIGHT_THRESHOLDS,
+    MatcherParams,
+    RankerParams,
+    TreeParams,
+)
 from skxmc.nn._xr_transformer import MATCHER_LOSSES
 from skxmc.utils._validation import DEVICE_CONSTRAINT
 
@@ -130,9 +135,10 @@ class XRTransformerClassifier(TransformerMixin, BaseXMCClassifier):
         tree and a ranker per weight, fitted on the other rows) and keeps
         the best mean of P@1, P@3 and P@5 (the smallest weight on ties);
         the choice is ``embedding_weight_``. It costs four more ranker fits
-        on that share of the rows.
+        on that share of the rows (five with ``weight_threshold="auto"``).
     validation_fraction : float, default=0.2
-        Share of the training rows held out by ``embedding_weight="auto"``.
+        Share of the training rows held out by ``embedding_weight="auto"``
+        and ``weight_threshold="auto"``.
     tfidf_params : dict, default=None
         Keyword arguments of the internal
         :class:`~sklearn.feature_extraction.text.TfidfVectorizer` (defaults:
@@ -150,13 +156,18 @@ class XRTransformerClassifier(TransformerMixin, BaseXMCClassifier):
         Ranker solver stopping tolerance.
     bias : float, default=1.0
         Value of the ranker's constant feature (0 disables intercepts).
-    weight_threshold : float, default=0.001
-        Ranker weights with a smaller absolute value are dropped. XR-Linear's
-        default is 0.1; which of the two is better depends on the data (on
-        validation rows: 0.1 by 0.5 P@1 on LF-FOLDOC, 0.001 by 1.7 P@1 on a
-        480-row slice of the LF-DebianPackages sample;
-        ``benchmarks/results/xr_transformer_features_foldoc_cpu.txt``,
-        ``defaults_cpu.txt``), so the default is unchanged.
+    weight_threshold : float or "auto", default="auto"
+        Ranker weights with a smaller absolute value are dropped. ``"auto"``
+        tries 0.1 (XR-Linear's default) and 0.001 (PECOS XR-Transformer's) on
+        the validation rows of ``embedding_weight`` (with TF-IDF alone when
+        that is ``"auto"``, so that XR-Linear with its defaults on the same
+        TF-IDF is among the candidates), keeps the better (the larger on
+        ties), then tries the embedding weights at it; the choice is
+        ``weight_threshold_``. Neither value wins everywhere: on validation
+        rows 0.1 leads by 0.5 P@1 on LF-FOLDOC, 0.001 by 0.2 on
+        LF-DebianPackages
+        (``benchmarks/results/xr_transformer_features_foldoc_cpu.txt``). It
+        costs one ranker fit more than ``embedding_weight="auto"`` alone.
     beam_size : int, default=10
         Nodes kept per tree level during prediction and negative mining.
     post_processor : {"l3-hinge", "sigmoid"}, default="l3-hinge"
@@ -204,6 +215,9 @@ class XRTransformerClassifier(TransformerMixin, BaseXMCClassifier):
     embedding_weight_ : float
         Scale of the embedding block of the ranker's features
         (``embedding_weight`` with ``"auto"`` resolved).
+    weight_threshold_ : float
+        The ranker's weight threshold (``weight_threshold`` with ``"auto"``
+        resolved).
     model_ : XRTransformerModel
         The engine (:class:`skxmc.models.XRTransformerModel`); its ``ranker``
         is the :class:`~skxmc.indexing.XRLinearModel` on
@@ -312,7 +326,10 @@ class XRTransformerClassifier(TransformerMixin, BaseXMCClassifier):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="neither")],
         "bias": [Interval(Real, 0, None, closed="left")],
-        "weight_threshold": [Interval(Real, 0, None, closed="left")],
+        "weight_threshold": [
+            Interval(Real, 0, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
         "beam_size": [Interval(Integral, 1, None, closed="left")],
         "post_processor": [StrOptions(set(POST_PROCESSORS))],
         "inference_batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -353,7 +370,7 @@ class XRTransformerClassifier(TransformerMixin, BaseXMCClassifier):
         max_iter=100,
         tol=0.1,
         bias=1.0,
-        weight_threshold=0.001,
+        weight_threshold="auto",
         beam_size=10,
         post_processor="l3-hinge",
         inference_batch_size=128,
@@ -460,6 +477,7 @@ class XRTransformerClassifier(TransformerMixin, BaseXMCClassifier):
         self.n_epochs_ = model.n_epochs
         self.n_iter_ = max([1, *model.ranker.n_iter_])
         self.embedding_weight_ = model.embedding_weight
+        self.weight_threshold_ = model.weight_threshold
         self.fit_times_ = model.fit_times
         return self
 
@@ -492,12 +510,19 @@ class XRTransformerClassifier(TransformerMixin, BaseXMCClassifier):
                 max_iter=self.max_iter,
                 tol=self.tol,
                 bias=self.bias,
-                weight_threshold=self.weight_threshold,
+                **(
+                    {}
+                    if self.weight_threshold == "auto"
+                    else {"weight_threshold": self.weight_threshold}
+                ),
                 beam_size=self.beam_size,
                 post_processor=self.post_processor,
             ),
             "tfidf_params": self.tfidf_params,
             "embedding_weight": self.embedding_weight,
+            "weight_thresholds": (
+                WEIGHT_THRESHOLDS if self.weight_threshold == "auto" else None
+            ),
             "validation_fraction": self.validation_fraction,
             "n_jobs": self.n_jobs,
         }

@@ -288,15 +288,20 @@ def test_concat_features_keep_the_tfidf_block_as_xr_linear_sees_it():
     np.testing.assert_allclose(old, renormalised, rtol=1e-6)
 
 
-def test_ranker_and_tree_defaults_are_xr_linears_but_the_threshold():
+def test_ranker_and_tree_defaults_are_xr_linears_and_its_threshold_is_tried():
     """With embedding_weight=0 the ranker is XRLinearClassifier on the same
-    TF-IDF with every shared default equal but weight_threshold (0.001
-    against 0.1: the validation rows of two data sets disagree on which is
-    better, see the parameter's docstring)."""
+    TF-IDF with every shared default equal; the weight threshold is chosen on
+    validation rows between XR-Linear's 0.1 and PECOS's 0.001 (the validation
+    rows of two data sets disagree on which is better, see the parameter's
+    docstring), so XR-Linear with its defaults is always a candidate."""
     from dataclasses import asdict
 
     from skxmc import XRLinearClassifier
-    from skxmc.models._xr_transformer import RankerParams, TreeParams
+    from skxmc.models._xr_transformer import (
+        WEIGHT_THRESHOLDS,
+        RankerParams,
+        TreeParams,
+    )
 
     xrl = XRLinearClassifier().get_params()
     xrt = XRTransformerClassifier("any-encoder").get_params()
@@ -304,12 +309,56 @@ def test_ranker_and_tree_defaults_are_xr_linears_but_the_threshold():
     assert {"weight_threshold", "C", "max_leaf_size"} <= set(engine)
     for name in sorted(set(engine) - {"weight_threshold"}):
         assert xrt[name] == engine[name] == xrl[name], name
-    assert xrt["weight_threshold"] == engine["weight_threshold"] == 0.001
+    assert xrt["weight_threshold"] == "auto"
+    assert xrl["weight_threshold"] in WEIGHT_THRESHOLDS
+    assert engine["weight_threshold"] in WEIGHT_THRESHOLDS
+
+
+def test_auto_weight_threshold_is_the_best_on_validation_rows(fitted, data):
+    """Each threshold's score is a literal refit on the validation split; the
+    best is kept (the larger on ties), trained on all rows, and the TF-IDF-
+    alone score of the weights' grid is the chosen threshold's (not refitted)."""
+    from dataclasses import replace
+
+    from skxmc.models._xr_transformer import (
+        WEIGHT_THRESHOLDS,
+        _validation_score,
+        _validation_split,
+    )
+
+    (docs, Y), _ = data
+    model = fitted.model_
+    scores = model.weight_threshold_scores
+    assert list(scores) == list(WEIGHT_THRESHOLDS)
+    best = max(scores.values())
+    assert fitted.weight_threshold_ == max(t for t, v in scores.items() if v == best)
+    assert model.weight_threshold == fitted.weight_threshold_
+    assert model.embedding_weight_scores[0.0] == scores[fitted.weight_threshold_]
+    # the literal score of each threshold: tree and ranker on the kept rows
+    from sklearn.utils import check_random_state
+
+    seed = check_random_state(0).randint(np.iinfo(np.int32).max)  # the fit's seed
+    ranker_seed = int(np.random.default_rng(seed).integers(2**31 - 1, size=4)[3])
+    params = fitted._engine_params()
+    split = _validation_split(len(docs), fitted.validation_fraction, ranker_seed)
+    X = fitted.vectorizer_.transform(docs)
+    emb = np.zeros((len(docs), 4), np.float32)  # weight 0 never reads it
+    for threshold, score in scores.items():
+        ranker = replace(params["ranker"], weight_threshold=threshold)
+        literal = _validation_score(
+            X, emb, Y, params["tree"], ranker, 0.0, split, seed=ranker_seed, n_jobs=1
+        )
+        assert literal == pytest.approx(score)
+    # a model trained at a threshold keeps no smaller weight
+    for level in range(len(model.ranker.tree.n_nodes) - 1):
+        W, _ = model.ranker.weights(level)
+        if W.nnz:
+            assert np.abs(W.data).min() >= fitted.weight_threshold_ * 0.999
 
 
 def test_weight_zero_is_xr_linear_on_the_same_tfidf(tiny_bert, data):
     """embedding_weight=0: tree and ranker are XR-Linear's on the same TF-IDF."""
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
     from sklearn.preprocessing import normalize
 
@@ -327,9 +376,11 @@ def test_weight_zero_is_xr_linear_on_the_same_tfidf(tiny_bert, data):
         pifa_embedding(X, Y), branching_factor=2, max_leaf_size=2,
         random_state=int(seeds[0]), n_jobs=1,
     )  # fmt: skip
+    params = replace(
+        clf._engine_params()["ranker"], weight_threshold=clf.weight_threshold_
+    )
     ranker = XRLinearModel.train(
-        X, Y, tree, **asdict(clf._engine_params()["ranker"]), seed=int(seeds[3]),
-        n_jobs=1,
+        X, Y, tree, **asdict(params), seed=int(seeds[3]), n_jobs=1
     )  # fmt: skip
     X_test = normalize(clf.vectorizer_.transform(test_docs)).astype(np.float32)
     want = ranker.predict_topk(X_test, 5, beam_size=4, post_processor="l3-hinge")

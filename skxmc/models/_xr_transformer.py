@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -19,6 +19,7 @@ from skxmc.utils._validation import named_vocabulary_error
 
 __all__ = [
     "EMBEDDING_WEIGHTS",
+    "WEIGHT_THRESHOLDS",
     "MatcherParams",
     "RankerParams",
     "TreeParams",
@@ -27,6 +28,10 @@ __all__ = [
 
 #: Weights of the embedding block tried by ``embedding_weight="auto"``.
 EMBEDDING_WEIGHTS = (0.0, 0.25, 0.5, 1.0)
+#: Ranker weight thresholds tried by ``weight_thresholds``: XR-Linear's
+#: default, then PECOS XR-Transformer's (LF-FOLDOC's validation rows prefer
+#: the first, LF-DebianPackages' the second).
+WEIGHT_THRESHOLDS = (0.1, 0.001)
 
 
 @dataclass(frozen=True)
@@ -194,7 +199,13 @@ class XRTransformerModel:
     ----------
     embedding_weight_scores : dict
         With ``embedding_weight="auto"`` in :meth:`train`: the validation
-        score of every weight tried (mean of P@1, P@3 and P@5).
+        score of every weight tried (mean of P@1, P@3 and P@5), at the
+        ranker's weight threshold.
+    weight_threshold : float or None
+        The ranker's weight threshold (None: pickled before it was kept).
+    weight_threshold_scores : dict
+        With ``weight_thresholds`` in :meth:`train`: the validation score of
+        every threshold tried.
     matcher_tree : LabelTree or None
         The preliminary tree the encoder was fine-tuned on.
     matcher_weights : list of tuple of ndarray
@@ -209,8 +220,9 @@ class XRTransformerModel:
     fit_times : dict
         Seconds per stage: ``"tfidf"``, ``"preliminary_tree"``,
         ``"state_cache"`` (with frozen layers), ``"fine_tuning"``,
-        ``"encoding"``, ``"embedding_weight"`` (when chosen on validation
-        rows), ``"refined_tree"``, ``"ranker"``.
+        ``"encoding"``, ``"embedding_weight"`` (when the weight or the
+        threshold is chosen on validation rows), ``"refined_tree"``,
+        ``"ranker"``.
     """
 
     def __init__(
@@ -234,6 +246,8 @@ class XRTransformerModel:
         self.inference_batch_size = inference_batch_size
         self.embedding_weight = embedding_weight
         self.embedding_weight_scores: dict = {}
+        self.weight_threshold: float | None = None
+        self.weight_threshold_scores: dict = {}
         self.matcher_tree = None
         self.matcher_weights: list = []
         self.loss_curve: list = []
@@ -270,6 +284,7 @@ class XRTransformerModel:
         checkpoint=None,
         memory=None,
         embedding_weight: float | str = "auto",
+        weight_thresholds: tuple[float, ...] | None = None,
         validation_fraction: float = 0.2,
         n_jobs: int | None = None,
         verbose: int = 0,
@@ -310,8 +325,16 @@ class XRTransformerModel:
             validation split of the training rows (tree and ranker fitted on
             the others) and keeps the best mean of P@1, P@3 and P@5, the
             smallest weight on ties.
+        weight_thresholds : tuple of float or None, default=None
+            None: the ranker prunes at ``ranker.weight_threshold``. A tuple
+            (e.g. :data:`WEIGHT_THRESHOLDS`): each is tried on the same
+            validation rows, with TF-IDF alone when ``embedding_weight`` is
+            ``"auto"`` (else at the given weight), and the best is kept, the
+            largest on ties (the sparser ranker); ``"auto"`` weights are then
+            tried at that threshold. One ranker fit more per threshold.
         validation_fraction : float, default=0.2
-            Share of the training rows held out by ``embedding_weight="auto"``.
+            Share of the training rows held out by ``embedding_weight="auto"``
+            and ``weight_thresholds``.
         n_jobs : int, default=None
             Threads of the clustering and of the ranker.
         verbose : int, default=0
@@ -412,21 +435,15 @@ class XRTransformerModel:
         del cache
         times["encoding"] = time.perf_counter() - start
 
-        if embedding_weight == "auto":
+        if weight_thresholds is not None or embedding_weight == "auto":
             start = time.perf_counter()
-            scores = _validate_embedding_weights(
-                X_tfidf, emb, Y, tree, ranker,
-                seed=ranker_seed, fraction=validation_fraction, n_jobs=n_jobs,
+            ranker, embedding_weight = _choose_on_validation(
+                model, X_tfidf, emb, Y, tree, ranker, embedding_weight,
+                weight_thresholds, seed=ranker_seed, fraction=validation_fraction,
+                n_jobs=n_jobs, verbose=verbose,
             )  # fmt: skip
-            embedding_weight = max(scores, key=lambda w: (scores[w], -w))
-            model.embedding_weight_scores = scores
             times["embedding_weight"] = time.perf_counter() - start
-            _log(
-                "validation score per embedding weight: "
-                + ", ".join(f"{w:g}: {s:.4f}" for w, s in scores.items())
-                + f"; kept {embedding_weight:g}",
-                verbose=verbose,
-            )
+        model.weight_threshold = ranker.weight_threshold
         model.embedding_weight = float(embedding_weight)
         features = _concat_features(X_tfidf, emb, model.embedding_weight)
 
@@ -555,6 +572,8 @@ class XRTransformerModel:
     def __setstate__(self, state):
         state.setdefault("embedding_weight", None)  # pickled before issue 12
         state.setdefault("embedding_weight_scores", {})
+        state.setdefault("weight_threshold", None)
+        state.setdefault("weight_threshold_scores", {})
         self.__dict__.update(state)
         self._encoders = {}
 
@@ -576,41 +595,87 @@ def _concat_features(X_tfidf, emb, weight) -> sp.csr_matrix:
     return sp.hstack([normalize(X_tfidf), block], format="csr", dtype=np.float32)
 
 
-def _validate_embedding_weights(
-    X_tfidf, emb, Y, tree: TreeParams, ranker: RankerParams, *, seed, fraction,
-    n_jobs,
-) -> dict:  # fmt: skip
-    """Mean of P@1, P@3, P@5 on held-out training rows per embedding weight.
+def _choose_on_validation(
+    model, X_tfidf, emb, Y, tree: TreeParams, ranker: RankerParams,
+    embedding_weight, weight_thresholds, *, seed, fraction, n_jobs, verbose,
+) -> tuple[RankerParams, float]:  # fmt: skip
+    """The ranker's weight threshold and the embedding weight, chosen on
+    validation rows (see :meth:`XRTransformerModel.train`); the scores are
+    kept on ``model``. Returns the ranker parameters and the weight."""
+    split = _validation_split(Y.shape[0], fraction, seed)
+    if split is None:  # too few rows to compare: PECOS's weight and threshold
+        return ranker, 1.0 if embedding_weight == "auto" else float(embedding_weight)
 
-    The rows are split once (``fraction`` held out, seeded); for every weight
-    of :data:`EMBEDDING_WEIGHTS` a tree and a ranker are fitted on the other
-    rows and scored on the held-out ones. The TF-IDF's vocabulary and IDF
-    are those of all training rows.
-    """
+    def score(weight, params):
+        return _validation_score(
+            X_tfidf, emb, Y, tree, params, weight, split, seed=seed, n_jobs=n_jobs
+        )
+
+    at_zero = {}  # the TF-IDF-alone score of the chosen threshold, reused
+    if weight_thresholds is not None:
+        at = 0.0 if embedding_weight == "auto" else float(embedding_weight)
+        scores = {
+            float(t): score(at, replace(ranker, weight_threshold=float(t)))
+            for t in weight_thresholds
+        }
+        chosen = max(scores, key=lambda t: (scores[t], t))
+        ranker = replace(ranker, weight_threshold=chosen)
+        model.weight_threshold_scores = scores
+        if at == 0.0:
+            at_zero[0.0] = scores[chosen]
+        _log(
+            f"validation score per weight threshold (embedding weight {at:g}): "
+            + ", ".join(f"{t:g}: {v:.4f}" for t, v in scores.items())
+            + f"; kept {chosen:g}",
+            verbose=verbose,
+        )
+    if embedding_weight != "auto":
+        return ranker, float(embedding_weight)
+    scores = {
+        float(w): at_zero[w] if w in at_zero else score(w, ranker)
+        for w in EMBEDDING_WEIGHTS
+    }
+    model.embedding_weight_scores = scores
+    weight = max(scores, key=lambda w: (scores[w], -w))
+    _log(
+        "validation score per embedding weight: "
+        + ", ".join(f"{w:g}: {v:.4f}" for w, v in scores.items())
+        + f"; kept {weight:g}",
+        verbose=verbose,
+    )
+    return ranker, weight
+
+
+def _validation_split(n: int, fraction: float, seed: int):
+    """(held-out, kept) training rows, or None when too few to compare."""
+    n_val = round(fraction * n)
+    if n_val < 1 or n - n_val < 2:
+        return None
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[:n_val]), np.sort(order[n_val:])
+
+
+def _validation_score(
+    X_tfidf, emb, Y, tree: TreeParams, ranker: RankerParams, weight, split, *,
+    seed, n_jobs,
+) -> float:  # fmt: skip
+    """Mean of P@1, P@3, P@5 on the held-out rows of ``split`` of a tree and a
+    ranker fitted on its other rows, on ``[tfidf, weight * e]``. The TF-IDF's
+    vocabulary and IDF are those of all training rows."""
     from skxmc.metrics import precision_at_k
 
-    n = X_tfidf.shape[0]
-    n_val = round(fraction * n)
-    if n_val < 1 or n - n_val < 2:  # too few rows to compare: PECOS's weight
-        return {1.0: 0.0}
-    order = np.random.default_rng(seed).permutation(n)
-    held, kept = np.sort(order[:n_val]), np.sort(order[n_val:])
+    held, kept = split
     Y = sp.csr_matrix(Y)
-    scores = {}
-    for weight in EMBEDDING_WEIGHTS:
-        F = _concat_features(X_tfidf, emb, weight)
-        label_tree = _build_tree(pifa_embedding(F[kept], Y[kept]), tree, seed, n_jobs)
-        model = XRLinearModel.train(
-            F[kept], Y[kept], label_tree, **asdict(ranker), seed=seed, n_jobs=n_jobs
-        )
-        topk = model.predict_topk(
-            F[held], 5, beam_size=ranker.beam_size,
-            post_processor=ranker.post_processor, n_jobs=n_jobs,
-        )  # fmt: skip
-        scores[float(weight)] = float(
-            np.mean([precision_at_k(Y[held], topk, k=k) for k in (1, 3, 5)])
-        )
-    return scores
+    F = _concat_features(X_tfidf, emb, weight)
+    label_tree = _build_tree(pifa_embedding(F[kept], Y[kept]), tree, seed, n_jobs)
+    model = XRLinearModel.train(
+        F[kept], Y[kept], label_tree, **asdict(ranker), seed=seed, n_jobs=n_jobs
+    )
+    topk = model.predict_topk(
+        F[held], 5, beam_size=ranker.beam_size,
+        post_processor=ranker.post_processor, n_jobs=n_jobs,
+    )  # fmt: skip
+    return float(np.mean([precision_at_k(Y[held], topk, k=k) for k in (1, 3, 5)]))
 
 
 def _build_tree(Z, params: TreeParams, seed: int, n_jobs):
