@@ -5,17 +5,16 @@ from __future__ import annotations
 import os
 from numbers import Integral, Real
 
-from sklearn.base import TransformerMixin
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from skxmc.base import BaseXMCClassifier
+from skxmc.base import BaseXMCClassifier, _PretrainedEncoderMixin
 from skxmc.utils._validation import DEVICE_CONSTRAINT
 
 __all__ = ["EliasClassifier"]
 
 
-class EliasClassifier(TransformerMixin, BaseXMCClassifier):
+class EliasClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
     """Extreme multi-label classifier that learns its own label index (ELIAS).
 
     ELIAS [1]_ reads raw text. A transformer encoder ``phi`` (CLS or mean
@@ -446,18 +445,6 @@ class EliasClassifier(TransformerMixin, BaseXMCClassifier):
         self.fit_times_ = model.fit_times
         return self
 
-    def _encoder_options(self):
-        """``(pooling, trainable_layers)`` with ``"auto"`` resolved."""
-        from skxmc.nn._text_encoder import resolve_encoder_options
-        from skxmc.training import resolve_device
-
-        return resolve_encoder_options(
-            self.encoder,
-            self.pooling,
-            self.trainable_layers,
-            resolve_device(self.device, strict=False),
-        )
-
     def _config(self):
         """The engine's :class:`~skxmc.models.EliasConfig` (validates the
         per-stage parameters)."""
@@ -512,11 +499,6 @@ class EliasClassifier(TransformerMixin, BaseXMCClassifier):
         return values
 
     # -------------------------------------------------------------- predict
-    def _predict_device(self):
-        from skxmc.training import resolve_device
-
-        return resolve_device(self.device, strict=False)
-
     def _predict_topk(self, X, k):
         return self.model_.predict_topk(
             X,
@@ -527,12 +509,6 @@ class EliasClassifier(TransformerMixin, BaseXMCClassifier):
             rerank_weight=self.rerank_weight,
             batch_size=self.inference_batch_size,
         )
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        # transform() maps text to float32 embeddings: no input dtype to keep
-        tags.transformer_tags.preserves_dtype = []
-        return tags
 
     def transform(self, X):
         """Document embeddings of the fine-tuned encoder (pooled, no dropout).

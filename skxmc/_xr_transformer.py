@@ -6,11 +6,10 @@ import os
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import TransformerMixin
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from skxmc.base import BaseXMCClassifier
+from skxmc.base import BaseXMCClassifier, _PretrainedEncoderMixin
 from skxmc.indexing import LOSSES, NEGATIVE_SAMPLING, POST_PROCESSORS
 from skxmc.models._xr_transformer import (
     WEIGHT_THRESHOLDS,
@@ -24,7 +23,7 @@ from skxmc.utils._validation import DEVICE_CONSTRAINT
 __all__ = ["XRTransformerClassifier"]
 
 
-class XRTransformerClassifier(TransformerMixin, BaseXMCClassifier):
+class XRTransformerClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
     """Extreme multi-label classifier: a fine-tuned transformer + XR-Linear.
 
     XR-Transformer (PECOS) reads raw text. It (1) builds a preliminary label
@@ -481,18 +480,6 @@ class XRTransformerClassifier(TransformerMixin, BaseXMCClassifier):
         self.fit_times_ = model.fit_times
         return self
 
-    def _encoder_options(self):
-        """``(pooling, trainable_layers)`` with ``"auto"`` resolved."""
-        from skxmc.nn._text_encoder import resolve_encoder_options
-        from skxmc.training import resolve_device
-
-        return resolve_encoder_options(
-            self.encoder,
-            self.pooling,
-            self.trainable_layers,
-            resolve_device(self.device, strict=False),
-        )
-
     def _engine_params(self) -> dict:
         """The keyword arguments of :meth:`XRTransformerModel.train` that
         come from the parameters."""
@@ -565,11 +552,6 @@ class XRTransformerClassifier(TransformerMixin, BaseXMCClassifier):
         )
 
     # -------------------------------------------------------------- predict
-    def _predict_device(self):
-        from skxmc.training import resolve_device
-
-        return resolve_device(self.device, strict=False)
-
     def _predict_topk(self, X, k):
         return self.model_.predict_topk(
             X,
@@ -579,12 +561,6 @@ class XRTransformerClassifier(TransformerMixin, BaseXMCClassifier):
             post_processor=self.post_processor,
             n_jobs=self.n_jobs,
         )
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        # transform() maps text to float32 embeddings: no input dtype to keep
-        tags.transformer_tags.preserves_dtype = []
-        return tags
 
     def transform(self, X):
         """Fine-tuned document embeddings (pooled, L2-normalised).

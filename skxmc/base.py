@@ -12,7 +12,13 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin, _fit_context
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    MultiOutputMixin,
+    TransformerMixin,
+    _fit_context,
+)
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import (
@@ -413,6 +419,36 @@ class BaseXMCClassifier(
         tags.input_tags.sparse = self._accepts_numeric
         tags.input_tags.string = self._accepts_text
         tags.classifier_tags.multi_label = True
+        return tags
+
+
+class _PretrainedEncoderMixin(TransformerMixin):
+    """What the estimators that fine-tune a pretrained text encoder share
+    (:class:`~skxmc.EliasClassifier`, :class:`~skxmc.XRTransformerClassifier`):
+    ``pooling`` / ``trainable_layers`` with ``"auto"`` resolved, the device of
+    prediction, and a declared ``transform`` (text to float32 embeddings)."""
+
+    def _encoder_options(self):
+        """``(pooling, trainable_layers)`` with ``"auto"`` resolved."""
+        from skxmc.nn._text_encoder import resolve_encoder_options
+        from skxmc.training import resolve_device
+
+        return resolve_encoder_options(
+            self.encoder,
+            self.pooling,
+            self.trainable_layers,
+            resolve_device(self.device, strict=False),
+        )
+
+    def _predict_device(self):
+        from skxmc.training import resolve_device
+
+        return resolve_device(self.device, strict=False)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # transform() maps text to float32 embeddings: no input dtype to keep
+        tags.transformer_tags.preserves_dtype = []
         return tags
 
 
