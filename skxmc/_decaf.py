@@ -52,7 +52,8 @@ class _BaseDecaf(BaseXMCClassifier):
             )
         device = resolve_device(self.device)
         X, Z = self._fit_features(X, label_info)
-        data = {"X": X, "Y": Y, "label_features": Z}
+        tokens = self._token_embeddings(X.shape[1], seed)
+        data = {"X": X, "Y": Y, "label_features": Z, "token_init": tokens}
         if label_graph is not None:
             data["label_graph"] = label_graph.given
         store = self._open_checkpoint(data)
@@ -67,12 +68,48 @@ class _BaseDecaf(BaseXMCClassifier):
             device=device,
             label_graph=label_graph,
             checkpoint=store,
+            token_embeddings=tokens,
             verbose=self.verbose,
         )
         self.loss_curve_ = list(self.model_.loss_curve_)
         self.n_iter_ = self.model_.n_iter_
         self.fit_times_ = dict(self.model_.fit_times)
         return self
+
+    def _token_embeddings(self, n_features: int, seed: int):
+        """``token_init`` as an (n_features, embedding_dim) array, or None."""
+        init = self.token_init
+        if init is None:
+            return None
+        if isinstance(init, (str, os.PathLike)):
+            if self.vectorizer_ is None:
+                raise ValueError(
+                    "token_init as an encoder folder needs raw text input (its "
+                    "terms are the internal TF-IDF vocabulary); with numeric X "
+                    "pass an array of shape (n_features, embedding_dim)."
+                )
+            from skxmc.nn._text_encoder import static_term_embeddings
+
+            values = static_term_embeddings(
+                init,
+                self.vectorizer_.get_feature_names_out(),
+                n_components=self.embedding_dim,
+                random_state=seed,
+            )
+            if values.shape[1] != self.embedding_dim:
+                raise ValueError(
+                    f"token_init: the encoder gives {values.shape[1]} dimensions "
+                    f"for {values.shape[0]} terms, fewer than embedding_dim="
+                    f"{self.embedding_dim}; lower embedding_dim."
+                )
+            return values
+        values = np.asarray(init, dtype=np.float32)
+        if values.shape != (n_features, self.embedding_dim):
+            raise ValueError(
+                f"token_init must have shape (n_features, embedding_dim) = "
+                f"({n_features}, {self.embedding_dim}), got {values.shape}."
+            )
+        return values
 
     def _engine_config(self):
         """The engine's :class:`~skxmc.models.DecafConfig` from the parameters."""
@@ -382,6 +419,17 @@ class DecafClassifier(_BaseDecaf):
         [0, 1].
     max_features : int, default=None
         Vocabulary size of the internal TF-IDF vectorizer (raw-text input).
+    token_init : None, str, path-like or array-like, default=None
+        Initial token embeddings of the bag-of-words encoder, which the
+        label-text classifiers share. None: random. A local
+        transformers / sentence-transformers folder (e.g. the packaged
+        all-MiniLM-L6-v2): every term of the internal TF-IDF vocabulary is
+        encoded alone by that frozen encoder, reduced to ``embedding_dim`` by
+        PCA and scaled to unit norm (a model2vec-style distillation,
+        :func:`~skxmc.nn.static_term_embeddings`), so the model
+        starts from the encoder's semantics at bag-of-words cost; needs raw
+        text input. An array of shape (n_features, embedding_dim): those
+        vectors (numeric input: one row per feature column).
     max_label_tokens : int, default=None
         If set, keep only the ``max_label_tokens`` largest TF-IDF entries of
         every label's (and cluster's) features: label vectors get cheaper to
@@ -496,6 +544,7 @@ class DecafClassifier(_BaseDecaf):
         "rerank_size": [Interval(Integral, 1, None, closed="left")],
         "propensity_tilt": [Interval(Real, 0, None, closed="left")],
         "max_features": [Interval(Integral, 1, None, closed="left"), None],
+        "token_init": [None, str, os.PathLike, "array-like"],
         "max_label_tokens": [Interval(Integral, 1, None, closed="left"), None],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -524,6 +573,7 @@ class DecafClassifier(_BaseDecaf):
         rerank_size=100,
         propensity_tilt=0.0,
         max_features=None,
+        token_init=None,
         max_label_tokens=None,
         early_stopping=False,
         validation_fraction=0.1,
@@ -552,6 +602,7 @@ class DecafClassifier(_BaseDecaf):
         self.rerank_size = rerank_size
         self.propensity_tilt = propensity_tilt
         self.max_features = max_features
+        self.token_init = token_init
         self.max_label_tokens = max_label_tokens
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction

@@ -90,6 +90,17 @@ class EclareClassifier(_BaseDecaf):
         Labels with more positive documents do not walk (self-loop only).
     max_features : int, default=None
         Vocabulary size of the internal TF-IDF vectorizer (raw-text input).
+    token_init : None, str, path-like or array-like, default=None
+        Initial token embeddings of the bag-of-words encoder, which the
+        label-text classifiers share. None: random. A local
+        transformers / sentence-transformers folder (e.g. the packaged
+        all-MiniLM-L6-v2): every term of the internal TF-IDF vocabulary is
+        encoded alone by that frozen encoder, reduced to ``embedding_dim`` by
+        PCA and scaled to unit norm (a model2vec-style distillation,
+        :func:`~skxmc.nn.static_term_embeddings`), so the model
+        starts from the encoder's semantics at bag-of-words cost; needs raw
+        text input. An array of shape (n_features, embedding_dim): those
+        vectors (numeric input: one row per feature column).
     max_label_tokens : int, default=None
         Keep only this many largest TF-IDF entries per label.
     early_stopping : bool, default=False
@@ -213,6 +224,7 @@ class EclareClassifier(_BaseDecaf):
         n_neighbors=10,
         max_label_frequency=500,
         max_features=None,
+        token_init=None,
         max_label_tokens=None,
         early_stopping=False,
         validation_fraction=0.1,
@@ -241,6 +253,7 @@ class EclareClassifier(_BaseDecaf):
         self.rerank_size = rerank_size
         self.propensity_tilt = propensity_tilt
         self.max_features = max_features
+        self.token_init = token_init
         self.max_label_tokens = max_label_tokens
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction

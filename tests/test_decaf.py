@@ -592,3 +592,67 @@ def test_add_labels_rejects_bad_label_features(data):
     assert clf.n_labels_ == 30 and clf.classes_.dtype.kind == "i"
     clf.add_labels(Z[:1])
     assert clf.n_labels_ == 31 and clf.classes_.dtype.kind == "i"
+
+
+# ----------------------------------------------------- pretrained token init
+def test_token_init_array_is_the_starting_table(data):
+    """The encoder's table starts from token_init (a learning rate too small
+    to move it leaves it there) and the other weights are drawn as without."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vocabulary = TfidfVectorizer().fit(data["text"][:240] + data["label_text"])
+    n_features = len(vocabulary.vocabulary_)  # the estimator's vocabulary
+    init = np.random.default_rng(1).normal(size=(n_features, 16)).astype(np.float32)
+    still = DecafClassifier(**{**TINY, "learning_rate": 1e-12}, token_init=init)
+    still.fit(data["text"][:240], data["Y"][:240], label_info=data["info"])
+    table = still.network_.encoder.embedding.weight.detach().numpy()
+    np.testing.assert_allclose(table, init, atol=1e-6)
+    random = DecafClassifier(**{**TINY, "learning_rate": 1e-12}).fit(
+        data["text"][:240], data["Y"][:240], label_info=data["info"]
+    )
+    assert not np.allclose(random.network_.encoder.embedding.weight.detach(), init)
+    for name in ("encoder.transform.linear.weight",):
+        np.testing.assert_allclose(
+            still.network_.state_dict()[name],
+            random.network_.state_dict()[name],
+            atol=1e-8,
+        )
+
+
+def test_token_init_from_an_encoder_folder(data, tmp_path):
+    from skxmc.nn._text_encoder import static_term_embeddings
+    from skxmc.utils._testing import save_tiny_bert
+
+    words = sorted({w for t in data["text"][:240] for w in t.split()})[:300]
+    folder = save_tiny_bert(tmp_path / "bert", words)
+    clf = DecafClassifier(**TINY, token_init=folder)
+    clf.fit(data["text"][:240], data["Y"][:240], label_info=data["info"])
+    plain = DecafClassifier(**TINY).fit(
+        data["text"][:240], data["Y"][:240], label_info=data["info"]
+    )
+    # the table it started from: the static embeddings of the vocabulary
+    seed = int(np.random.RandomState(0).randint(np.iinfo(np.int32).max))
+    expected = static_term_embeddings(
+        folder, clf.vectorizer_.get_feature_names_out(), n_components=16,
+        random_state=seed,
+    )  # fmt: skip
+    assert expected.shape == (len(clf.vectorizer_.vocabulary_), 16)
+    np.testing.assert_allclose(np.linalg.norm(expected, axis=1), 1, rtol=1e-5)
+    assert not np.array_equal(
+        clf.predict_topk(data["text"][240:], k=3)[1],
+        plain.predict_topk(data["text"][240:], k=3)[1],
+    )
+
+
+def test_token_init_errors(data, tmp_path):
+    X = sp.random(40, 30, density=0.2, format="csr", random_state=0)
+    Y = data["Y"][:40]
+    Z = sp.random(Y.shape[1], 30, density=0.2, format="csr", random_state=1)
+    with pytest.raises(ValueError, match="needs raw text input"):
+        DecafClassifier(**TINY, token_init=str(tmp_path)).fit(
+            X, Y, label_info=LabelInfo(features=Z)
+        )
+    with pytest.raises(ValueError, match=r"shape \(n_features, embedding_dim\)"):
+        DecafClassifier(**TINY, token_init=np.zeros((29, 16))).fit(
+            X, Y, label_info=LabelInfo(features=Z)
+        )

@@ -209,6 +209,7 @@ class DecafModel:
         device: str | torch.device = "cpu",
         label_graph: LabelGraphComponent | None = None,
         checkpoint: CheckpointStore | None = None,
+        token_embeddings=None,
         verbose: int = 0,
     ) -> DecafModel:
         """Cluster the labels, train the network and fit the scoring.
@@ -231,6 +232,11 @@ class DecafModel:
             ECLARE's label graph.
         checkpoint : CheckpointStore or None, default=None
             Saved after every epoch; a saved fit resumes.
+        token_embeddings : ndarray of shape (n_features, embedding_dim), default=None
+            Initial token embeddings of the bag-of-words encoder (shared by
+            the label-text classifiers), e.g.
+            :func:`~skxmc.nn.static_term_embeddings` of the
+            feature names; None draws them at random.
         verbose : int, default=0
             Progress bars and per-epoch losses.
 
@@ -247,11 +253,12 @@ class DecafModel:
             seed=seed,
             device=torch.device(device),
             checkpoint=checkpoint,
+            token_embeddings=token_embeddings,
             verbose=verbose,
         )
         return model
 
-    def _fit(self, X, Y, Z, *, seed, device, checkpoint, verbose):
+    def _fit(self, X, Y, Z, *, seed, device, checkpoint, token_embeddings, verbose):
         config, scoring = self.config, self.config.scoring
         rows = np.arange(X.shape[0])
         val_rows = fusion_rows = None
@@ -313,6 +320,8 @@ class DecafModel:
         self._ann = None
         with seeded_torch(seed, device):
             self.network_ = self._make_network(X.shape[1], Z, cluster_features)
+            if token_embeddings is not None:
+                self._set_token_embeddings(token_embeddings, X.shape[1])
             self.network_.to(device)
             self.network_.clusters.init_free_vectors()
             self._train(
@@ -360,6 +369,21 @@ class DecafModel:
                 features, candidates, Y[fusion_rows]
             )
             self._stage_done("fusion", start, verbose)
+
+    def _set_token_embeddings(self, token_embeddings, n_features: int) -> None:
+        """Copy the initial token embeddings into the encoder's table (after
+        the seeded random draws, so the other weights are the same)."""
+        table = self.network_.encoder.embedding.weight
+        values = np.asarray(token_embeddings, dtype=np.float32)
+        if values.shape != tuple(table.shape):
+            raise ValueError(
+                f"token embeddings must have shape (n_features, embedding_dim) = "
+                f"({n_features}, {table.shape[1]}), got {values.shape}."
+            )
+        if not np.isfinite(values).all():
+            raise ValueError("token embeddings must be finite.")
+        with torch.no_grad():
+            table.copy_(torch.from_numpy(values))
 
     def _stage_done(self, stage: str, start: float, verbose: int) -> float:
         """Record (and with ``verbose`` log) a fit stage's seconds."""

@@ -30,7 +30,7 @@ from skxmc.nn._losses import (
     tcm_loss,
     triplet_loss,
 )
-from skxmc.nn._text_encoder import StateCache, TextEncoder
+from skxmc.nn._text_encoder import StateCache, TextEncoder, static_term_embeddings
 
 __all__ = [
     "DUAL_ENCODER_LOSSES",
@@ -53,4 +53,5 @@ __all__ = [
     "gather_rows",
     "score_pairs",
     "shortlist_bce_loss",
+    "static_term_embeddings",
 ]

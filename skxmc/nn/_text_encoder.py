@@ -49,6 +49,7 @@ __all__ = [
     "read_pooling",
     "resolve_encoder_options",
     "resolve_trainable_layers",
+    "static_term_embeddings",
 ]
 
 #: Top layers fine-tuned on the CPU under ``trainable_layers="auto"``.
@@ -636,3 +637,85 @@ class StateCache:
         state["states"] = np.asarray(self.states)  # a memmap pickles as its data
         state["_folder"] = None
         return state
+
+
+def static_term_embeddings(
+    encoder,
+    terms: Sequence[str],
+    *,
+    n_components: int | None = None,
+    pooling: str = "auto",
+    max_length: int = 8,
+    batch_size: int = 1024,
+    device=None,
+    memory=None,
+    random_state=None,
+) -> np.ndarray:
+    """One static vector per vocabulary term from a pretrained text encoder.
+
+    Each term (a word or an n-gram of a bag-of-words vocabulary) is encoded
+    alone by the frozen encoder and pooled, as model2vec distils a sentence
+    encoder into a static one; the vectors are reduced to ``n_components``
+    by PCA and scaled to unit norm. A bag-of-words model initialised with
+    them (``DecafClassifier(token_init=...)``) starts from the encoder's
+    semantics at bag-of-words cost.
+
+    Parameters
+    ----------
+    encoder : str or path-like
+        A local transformers / sentence-transformers folder.
+    terms : sequence of str
+        The vocabulary, in the column order of the features.
+    n_components : int or None, default=None
+        PCA dimensions (at most the encoder's hidden size and the number of
+        terms); None keeps the pooled vectors as they are.
+    pooling : {"auto", "cls", "mean"}, default="auto"
+        Pooling; ``"auto"`` reads a sentence-transformers folder's.
+    max_length : int, default=8
+        Tokens per term (special tokens included).
+    batch_size : int, default=1024
+        Terms per forward pass.
+    device : torch.device or str, default=None
+        Where the forward passes run (default: the CPU).
+    memory : str, path-like, joblib.Memory or None, default=None
+        Caches the pooled vectors across calls (as ``cache_states``).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the PCA's solver.
+
+    Returns
+    -------
+    embeddings : ndarray of shape (n_terms, n_components or hidden_size)
+        Unit-norm rows, float32 (a term whose vector is 0 keeps 0).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from skxmc.nn import static_term_embeddings
+    >>> from skxmc.utils._testing import save_tiny_bert
+    >>> folder = save_tiny_bert(tempfile.mkdtemp(), ["apt", "package", "kernel"])
+    >>> E = static_term_embeddings(folder, ["apt", "kernel", "apt package"],
+    ...                            n_components=2, random_state=0)
+    >>> E.shape
+    (3, 2)
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import normalize
+
+    from skxmc.nn._transformer import load_encoder, tokenize
+
+    model, tokenizer = load_encoder(encoder)
+    if pooling == "auto":
+        pooling = read_pooling(encoder) or "cls"
+    frozen = TextEncoder(model, pooling=pooling, trainable_layers=0)
+    cache = frozen.cache_states(
+        tokenize(tokenizer, list(terms), max_length),
+        pad_id=tokenizer.pad_token_id or 0,
+        batch_size=batch_size,
+        device=device,
+        memory=memory,
+    )
+    vectors = frozen.encode_cached(cache, batch_size=batch_size, device=device)
+    if n_components is not None:
+        n_components = min(int(n_components), *vectors.shape)
+        vectors = PCA(n_components, random_state=random_state).fit_transform(vectors)
+    return normalize(vectors).astype(np.float32)
