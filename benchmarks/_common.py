@@ -32,7 +32,7 @@ def tfidf_features(d: dict) -> dict:
 
     ``X_train``, ``X_test`` and ``label_features``: 1-2 grams, sublinear tf,
     min_df=2, at most 200,000 features, fitted on the train documents and the
-    label texts.
+    label texts; ``feature_names``: the terms of the columns.
     """
     vectorizer = TfidfVectorizer(
         sublinear_tf=True,
@@ -47,6 +47,7 @@ def tfidf_features(d: dict) -> dict:
         "X_train": vectorizer.transform(d["text_train"]),
         "X_test": vectorizer.transform(d["text_test"]),
         "label_features": vectorizer.transform(d["label_text"]),
+        "feature_names": vectorizer.get_feature_names_out(),
     }
 
 
