@@ -31,9 +31,11 @@ from numba import njit
 from tqdm.auto import tqdm
 
 from skxmc.indexing._beam import (
+    _FEW_ROWS,
     POST_PROCESSORS,
     TreeScorer,
     _add_children_products,
+    _add_products_by_feature,
     post_process,
 )
 from skxmc.indexing._linear import LOSSES, fit_level, normalize_rows
@@ -120,6 +122,44 @@ def _label_level_raw(
         n_done = 0
         for e in range(x0, x1):
             dense[x_indices[e]] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def _label_level_raw_by_feature(
+    x_indptr, x_indices, x_data, labels, first_label, parent_of, ch_indptr,
+    ch_indices, w_bias, lvl, fe_indptr, fe_node, fe_slot, fe_val, max_children,
+    mark, sums, out,
+):  # fmt: skip
+    """:func:`_label_level_raw` with the children of all the row's parents
+    scored in one feature-major pass
+    (:func:`~skxmc.indexing._beam._add_products_by_feature`): the same float64
+    sums, in the same feature order, so the same result to the bit. ``mark``
+    (one slot per node, -1) is left as it was."""
+    stride = max(max_children, 1)
+    parents = np.empty(labels.shape[1], dtype=np.int64)
+    acc = np.empty(labels.shape[1] * stride, dtype=np.float64)
+    for i in range(x_indptr.shape[0] - 1):
+        n_parents = 0
+        for j in range(labels.shape[1]):
+            p = parent_of[first_label + labels[i, j]]
+            if mark[p] < 0:
+                mark[p] = n_parents
+                parents[n_parents] = p
+                n_parents += 1
+        acc[: n_parents * stride] = 0.0
+        _add_products_by_feature(
+            i, x_indptr, x_indices, x_data, lvl, fe_indptr, fe_node, fe_slot, fe_val,
+            mark, stride, acc,
+        )  # fmt: skip
+        for b in range(n_parents):
+            p = parents[b]
+            c0 = ch_indptr[p]
+            for slot in range(ch_indptr[p + 1] - c0):
+                sums[ch_indices[c0 + slot] - first_label] = acc[b * stride + slot]
+            mark[p] = -1
+        for j in range(labels.shape[1]):
+            node = first_label + labels[i, j]
+            out[i, j] = np.float32(sums[labels[i, j]]) + w_bias[node]
 
 
 def _topk_csr(indices: np.ndarray, n_cols: int) -> sp.csr_matrix:
@@ -550,6 +590,16 @@ class XRLinearModel:
             )
             self._parent_of = parent_of
         out = np.empty(labels.shape, dtype=np.float32)
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        if X.shape[0] <= _FEW_ROWS:
+            # a few rows: the children of all their parents in one pass
+            _label_level_raw_by_feature(
+                X.indptr, X.indices, X.data, labels, int(scorer.offsets[depth]),
+                parent_of, scorer.ch_indptr, scorer.ch_indices, scorer.w_bias,
+                depth - 1, *scorer._by_feature(), scorer.max_children,
+                scorer._node_marks(), np.empty(self.n_labels, dtype=np.float64), out,
+            )  # fmt: skip
+            return out
         _label_level_raw(
             X.indptr, X.indices, X.data, scorer._dense_buffer(),
             np.ascontiguousarray(labels, dtype=np.int64), int(scorer.offsets[depth]),
