@@ -123,32 +123,38 @@ def _tree_ensemble_sum(
 
 
 @njit(cache=True, nogil=True)
-def _tree_ensemble_sum_finite(X, roots, depth, feature, threshold, step_left,
-                              step_right, value, baseline):  # fmt: skip
+def _tree_ensemble_sum_finite(X, roots, feature, threshold, children, not_leaf,
+                              value, baseline):  # fmt: skip
     """:func:`_tree_ensemble_sum` for NaN-free ``X``, without data-dependent
-    branches: every row takes ``depth[t]`` steps down tree ``t``, a leaf
-    stepping to itself (``step_left = step_right = leaf``), and each step
-    picks the child with a select rather than a jump. The rows of a step are
-    independent, so the processor overlaps them; mispredicted branches were
-    most of the branchy walk's time. Same leaves, same sums."""
+    branches on the split: the rows still inside tree ``t`` take one step
+    together, each picking its child ``children[2 * node + (x > threshold)]``
+    (left for ``x <= threshold``, as sklearn), and those that reach a leaf
+    leave the list of active rows (a branch-free compaction). The rows of a
+    step are independent, so the processor overlaps them; mispredicted
+    branches were most of the branchy walk's time, and rows that reached
+    their leaf no longer step. Same leaves, same sums."""
     n = X.shape[0]
     out = np.empty(n, dtype=np.float64)
     node = np.empty(n, dtype=np.int64)
+    active = np.empty(n, dtype=np.int64)
     for i in range(n):
         out[i] = 0.0 + baseline
     for t in range(roots.shape[0]):
+        root = roots[t]
         for i in range(n):
-            node[i] = roots[t]
-        for _ in range(depth[t]):
-            moving = 0
-            for i in range(n):
+            node[i] = root
+            active[i] = i
+        n_active = n if not_leaf[root] else 0
+        while n_active > 0:
+            kept = 0
+            for a in range(n_active):
+                i = active[a]
                 nd = node[i]
-                left_side = X[i, feature[nd]] <= threshold[nd]
-                child = step_left[nd] if left_side else step_right[nd]
-                moving += child != nd
+                child = children[2 * nd + (X[i, feature[nd]] > threshold[nd])]
                 node[i] = child
-            if moving == 0:  # every row has reached its leaf
-                break
+                active[kept] = i
+                kept += not_leaf[child]
+            n_active = kept
         for i in range(n):
             out[i] += value[node[i]]
     return out
@@ -219,15 +225,14 @@ class _FlatTrees:
         self.missing_left = table["missing_go_to_left"].astype(np.bool_)
         self.is_leaf = table["is_leaf"].astype(np.bool_)
         self.value = table["value"].astype(np.float64)
-        # the branch-free walk: leaves step to themselves, on feature 0
+        # the branch-free walk: children[2 * node + went_right]; leaves (never
+        # stepped from) point to themselves, on feature 0
         node_ids = np.arange(len(table), dtype=np.int64)
-        self.step_left = np.where(self.is_leaf, node_ids, self.left)
-        self.step_right = np.where(self.is_leaf, node_ids, self.right)
+        self.children = np.empty(2 * len(table), dtype=np.int64)
+        self.children[0::2] = np.where(self.is_leaf, node_ids, self.left)
+        self.children[1::2] = np.where(self.is_leaf, node_ids, self.right)
         self.step_feature = np.where(self.is_leaf, 0, self.feature)
-        self.depth = np.array(
-            [int(n["depth"][n["is_leaf"].astype(bool)].max()) for n in nodes],
-            dtype=np.int64,
-        )
+        self.not_leaf = (~self.is_leaf).astype(np.int64)
         self.baseline = float(np.asarray(classifier._baseline_prediction).ravel()[0])
         self.n_features = int(classifier.n_features_in_)
         self._loss = classifier._loss
@@ -262,8 +267,8 @@ class _FlatTrees:
             )  # fmt: skip
         else:
             raw = _tree_ensemble_sum_finite(
-                X, self.roots, self.depth, self.step_feature, self.threshold,
-                self.step_left, self.step_right, self.value, self.baseline,
+                X, self.roots, self.step_feature, self.threshold, self.children,
+                self.not_leaf, self.value, self.baseline,
             )  # fmt: skip
         return self._loss.predict_proba(raw[:, None])[:, 1]
 

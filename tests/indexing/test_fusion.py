@@ -183,17 +183,26 @@ def test_flat_trees_equal_sklearn_predict_proba_exactly():
     clf = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(X, y)
     assert _FlatTrees.supports(clf)
     X_test = rng.normal(size=(200, 4))
-    X_test[:20] = X[:20]  # values equal to the split thresholds' neighbours
+    # values equal to the split thresholds' neighbours (NaN-free: X has NaN)
+    X_test[:20] = np.where(np.isnan(X[:20]), 0.0, X[:20])
     root = clf._predictors[0][0].nodes[0]
     X_test[20:30, root["feature_idx"]] = root["num_threshold"]  # on a threshold
     flat = _FlatTrees(clf)
     # the branch-free walk (no NaN), then the branchy one (NaN)
+    assert not np.isnan(X_test).any()
     np.testing.assert_array_equal(
         flat.predict_proba(X_test), clf.predict_proba(X_test)[:, 1]
     )
     X_test[rng.random(X_test.shape) < 0.1] = np.nan
     np.testing.assert_array_equal(
         flat.predict_proba(X_test), clf.predict_proba(X_test)[:, 1]
+    )
+    # trees that are a single leaf (nothing to split on): no step at all
+    stumps = HistGradientBoostingClassifier(max_iter=3).fit(np.ones((50, 2)), y[:50])
+    assert all(p[0].nodes["is_leaf"][0] for p in stumps._predictors)
+    np.testing.assert_array_equal(
+        _FlatTrees(stumps).predict_proba(np.zeros((5, 2))),
+        stumps.predict_proba(np.zeros((5, 2)))[:, 1],
     )
     categorical = HistGradientBoostingClassifier(
         max_iter=3, categorical_features=[0]
