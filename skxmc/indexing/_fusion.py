@@ -18,12 +18,15 @@ from numba import njit
 from threadpoolctl import threadpool_limits
 
 from skxmc.utils._sparse import _csr_entries_in
+from skxmc.utils._threads import map_row_chunks
 
 __all__ = ["ScoreFusion", "candidate_relevance"]
 
-#: Pairs below which the classifier predicts on one thread (and, for a
-#: supported classifier, through the flattened trees of ``_FlatTrees``).
+#: Pairs below which an unsupported classifier (see ``_FlatTrees``) predicts
+#: on one thread.
 _SMALL_INPUT = 20_000
+#: Pairs per thread at least, for the flattened trees.
+_MIN_CHUNK = 4096
 #: Rows up to which the within-row ranks come from the compiled kernel.
 _FEW_ROWS = 16
 
@@ -253,23 +256,33 @@ class _FlatTrees:
             )
         )
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Probability of the positive class of every row of ``X`` (float64)."""
+    def predict_proba(self, X: np.ndarray, n_jobs: int | None = None) -> np.ndarray:
+        """Probability of the positive class of every row of ``X`` (float64),
+        in row chunks on ``n_jobs`` threads for large ``X`` (None: all cores;
+        see :func:`~skxmc.utils._threads.map_row_chunks`)."""
         X = np.ascontiguousarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(
                 f"X must have shape (n, {self.n_features}), got {X.shape}."
             )
-        if np.isnan(X).any():
-            raw = _tree_ensemble_sum(
-                X, self.roots, self.feature, self.threshold, self.left, self.right,
-                self.missing_left, self.is_leaf, self.value, self.baseline,
-            )  # fmt: skip
-        else:
-            raw = _tree_ensemble_sum_finite(
-                X, self.roots, self.step_feature, self.threshold, self.children,
-                self.not_leaf, self.value, self.baseline,
-            )  # fmt: skip
+        raw = np.empty(X.shape[0], dtype=np.float64)
+
+        def rows(start, stop):
+            # rows are independent: chunks on threads give the serial sums
+            block = X[start:stop]
+            if np.isnan(block).any():
+                raw[start:stop] = _tree_ensemble_sum(
+                    block, self.roots, self.feature, self.threshold, self.left,
+                    self.right, self.missing_left, self.is_leaf, self.value,
+                    self.baseline,
+                )  # fmt: skip
+            else:
+                raw[start:stop] = _tree_ensemble_sum_finite(
+                    block, self.roots, self.step_feature, self.threshold,
+                    self.children, self.not_leaf, self.value, self.baseline,
+                )  # fmt: skip
+
+        map_row_chunks(rows, X.shape[0], n_jobs, min_rows=_MIN_CHUNK)
         return self._loss.predict_proba(raw[:, None])[:, 1]
 
 
@@ -471,9 +484,12 @@ class ScoreFusion:
         out = np.full(valid.shape, -np.inf, dtype=np.float32)
         if valid.any():
             pairs = matrix[valid]
-            if pairs.shape[0] < _SMALL_INPUT and self._flat_trees() is not None:
+            if self._flat_trees() is not None:
                 # sklearn's predict costs a validation, an OpenMP start-up per
-                # tree and threadpool_limits' library scan (~3 ms a query)
+                # tree and threadpool_limits' library scan (~3 ms a query);
+                # for many pairs its OpenMP threads wait on busy cores (a
+                # batch block of 64k pairs: 1.8 s on two busy cores, 0.18 s
+                # for the flat trees on two threads)
                 out[valid] = self._flat_trees().predict_proba(pairs)
             else:
                 # OpenMP start-up per tree dominates small inputs (a single

@@ -197,6 +197,14 @@ def test_flat_trees_equal_sklearn_predict_proba_exactly():
     np.testing.assert_array_equal(
         flat.predict_proba(X_test), clf.predict_proba(X_test)[:, 1]
     )
+    # many rows: chunks on threads, NaN in some chunks only
+    X_big = rng.normal(size=(9000, 4))
+    X_big[:50, 1] = np.nan
+    expected = clf.predict_proba(X_big)[:, 1]
+    for n_jobs in (1, 2):
+        np.testing.assert_array_equal(
+            flat.predict_proba(X_big, n_jobs=n_jobs), expected
+        )
     # trees that are a single leaf (nothing to split on): no step at all
     stumps = HistGradientBoostingClassifier(max_iter=3).fit(np.ones((50, 2)), y[:50])
     assert all(p[0].nodes["is_leaf"][0] for p in stumps._predictors)
