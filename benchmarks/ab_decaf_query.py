@@ -1,0 +1,140 @@
+"""Single-query latency of two versions of skxmc, interleaved (an A/B test).
+
+Each version runs in its own process (``PYTHONPATH`` set to its source tree)
+with the same pickled model and test rows; the processes take turns, a
+round of ``--round`` queries each, so that both see the same load on shared
+cores. Prints, per version, the median and 90th percentile of the wall time
+of one ``predict_topk`` call (one row), and checks that both return the same
+top ``k`` for every query::
+
+    python benchmarks/ab_decaf_query.py /work/models/decaf_runD_v2.pkl \\
+        --a /tmp/base --b . --features-cache /work/models/debian_X_test.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+
+def worker(model: str, cache: str, k: int, tilt: float, aside: str) -> None:
+    """Answer ``[start, stop)`` requests on stdin with the query times."""
+    import pickle
+
+    import scipy.sparse as sp
+
+    import skxmc
+
+    if aside == "off":
+        from skxmc.utils import _threads
+
+        _threads.ASIDE_ENABLED = False
+
+    with open(model, "rb") as f:
+        clf = pickle.load(f)
+    clf.set_params(propensity_tilt=tilt)
+    X = sp.load_npz(cache).tocsr()
+    rows = {}
+    for i in range(5):  # caches, numba loading
+        clf.predict_topk(X[i], k=k)
+    print(json.dumps({"ready": skxmc.__file__}), flush=True)
+    for line in sys.stdin:
+        start, stop = json.loads(line)
+        times, ids = [], []
+        for i in range(start, stop):
+            row = rows.setdefault(i, X[i])
+            begin = time.perf_counter()
+            _, labels = clf.predict_topk(row, k=k)
+            times.append(1000 * (time.perf_counter() - begin))
+            ids.append(labels[0].tolist())
+        print(json.dumps({"times": times, "ids": ids}), flush=True)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="pickle written by bench_decaf.py --save")
+    parser.add_argument("--a", required=True, help="source tree of version A")
+    parser.add_argument("--b", required=True, help="source tree of version B")
+    parser.add_argument("--features-cache", required=True, help=".npz of X_test")
+    parser.add_argument("--n-queries", type=int, default=400)
+    parser.add_argument("--first-row", type=int, default=5)
+    parser.add_argument("--round", type=int, default=20, help="queries per turn")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--tilt", type=float, default=0.0)
+    for name in ("a", "b"):
+        parser.add_argument(
+            f"--aside-{name}",
+            choices=("on", "off"),
+            default="on",
+            help=f"version {name.upper()}'s helper thread of single queries",
+        )
+    parser.add_argument("--aside", default="on", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args.model, args.features_cache, args.k, args.tilt, args.aside)
+        return
+
+    print(f"# date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}")
+    print(
+        f"# machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPU "
+        f"cores, load average {os.getloadavg()[0]:.2f} at start"
+    )
+    print(f"# command: python {' '.join(sys.argv)}")
+    procs = {}
+    for name, tree, aside in (("A", args.a, args.aside_a), ("B", args.b, args.aside_b)):
+        env = dict(os.environ, PYTHONPATH=str(Path(tree).resolve()))
+        procs[name] = subprocess.Popen(
+            [sys.executable, __file__, args.model, "--a", args.a, "--b", args.b,
+             "--features-cache", args.features_cache, "--k", str(args.k),
+             "--tilt", str(args.tilt), "--aside", aside, "--worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+    for name, proc in procs.items():
+        ready = json.loads(proc.stdout.readline())
+        aside = args.aside_a if name == "A" else args.aside_b
+        print(f"# {name}: {ready['ready']}, helper thread {aside}")
+    times = {name: [] for name in procs}
+    ids = {name: [] for name in procs}
+    loads = []
+    stop = args.first_row + args.n_queries
+    for start in range(args.first_row, stop, args.round):
+        end = min(start + args.round, stop)
+        loads.append(os.getloadavg()[0])
+        for name, proc in procs.items():  # turns: A then B on the same rows
+            proc.stdin.write(json.dumps([start, end]) + "\n")
+            proc.stdin.flush()
+            answer = json.loads(proc.stdout.readline())
+            times[name] += answer["times"]
+            ids[name] += answer["ids"]
+    for proc in procs.values():
+        proc.stdin.close()
+        proc.wait()
+    same = sum(a == b for a, b in zip(ids["A"], ids["B"]))
+    print(
+        f"# {args.n_queries} single queries (rows {args.first_row}-{stop - 1}), "
+        f"turns of {args.round}; load average during the run: median "
+        f"{np.median(loads):.2f}, max {max(loads):.2f}"
+    )
+    print("| version | median ms | p90 ms | mean ms |")
+    print("|---|---|---|---|")
+    for name in procs:
+        values = np.asarray(times[name])
+        print(
+            f"| {name} | {np.median(values):.2f} | {np.percentile(values, 90):.2f} "
+            f"| {values.mean():.2f} |"
+        )
+    print(f"# same top-{args.k} labels in {same} of {len(ids['A'])} queries")
+
+
+if __name__ == "__main__":
+    main()
