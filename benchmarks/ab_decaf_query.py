@@ -4,8 +4,9 @@ Each version runs in its own process (``PYTHONPATH`` set to its source tree)
 with the same pickled model and test rows; the processes take turns, a
 round of ``--round`` queries each, so that both see the same load on shared
 cores. Prints, per version, the median and 90th percentile of the wall time
-of one ``predict_topk`` call (one row), and checks that both return the same
-top ``k`` for every query::
+of one ``predict_topk`` call (one row; with ``--batch``, the time per row of
+a call on ``--round`` rows), and checks that both return the same top ``k``
+for every row::
 
     python benchmarks/ab_decaf_query.py /work/models/decaf_runD_v2.pkl \\
         --a /tmp/base --b . --features-cache /work/models/debian_X_test.npz
@@ -48,8 +49,14 @@ def worker(model: str, cache: str, k: int, tilt: float, aside: str) -> None:
         clf.predict_topk(X[i], k=k)
     print(json.dumps({"ready": skxmc.__file__}), flush=True)
     for line in sys.stdin:
-        start, stop = json.loads(line)
+        start, stop, batch = json.loads(line)
         times, ids = [], []
+        if batch:  # one call for all the rows: ms per row
+            begin = time.perf_counter()
+            _, labels = clf.predict_topk(X[start:stop], k=k)
+            times.append(1000 * (time.perf_counter() - begin) / (stop - start))
+            print(json.dumps({"times": times, "ids": labels.tolist()}), flush=True)
+            continue
         for i in range(start, stop):
             row = rows.setdefault(i, X[i])
             begin = time.perf_counter()
@@ -68,6 +75,12 @@ def main(argv=None) -> None:
     parser.add_argument("--n-queries", type=int, default=400)
     parser.add_argument("--first-row", type=int, default=5)
     parser.add_argument("--round", type=int, default=20, help="queries per turn")
+    parser.add_argument(
+        "--batch",
+        action="store_true",
+        help="each turn answers its --round rows in one predict_topk call "
+        "(times are then ms per row of each call)",
+    )
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--tilt", type=float, default=0.0)
     for name in ("a", "b"):
@@ -111,7 +124,7 @@ def main(argv=None) -> None:
         end = min(start + args.round, stop)
         loads.append(os.getloadavg()[0])
         for name, proc in procs.items():  # turns: A then B on the same rows
-            proc.stdin.write(json.dumps([start, end]) + "\n")
+            proc.stdin.write(json.dumps([start, end, args.batch]) + "\n")
             proc.stdin.flush()
             answer = json.loads(proc.stdout.readline())
             times[name] += answer["times"]
@@ -120,11 +133,14 @@ def main(argv=None) -> None:
         proc.stdin.close()
         proc.wait()
     same = sum(a == b for a, b in zip(ids["A"], ids["B"]))
+    what = "rows in batches" if args.batch else "single queries"
     print(
-        f"# {args.n_queries} single queries (rows {args.first_row}-{stop - 1}), "
+        f"# {args.n_queries} {what} (rows {args.first_row}-{stop - 1}), "
         f"turns of {args.round}; load average during the run: median "
         f"{np.median(loads):.2f}, max {max(loads):.2f}"
     )
+    if args.batch:
+        print("# batch: ms per row of each predict_topk call of --round rows")
     print("| version | median ms | p90 ms | mean ms |")
     print("|---|---|---|---|")
     for name in procs:
@@ -133,7 +149,7 @@ def main(argv=None) -> None:
             f"| {name} | {np.median(values):.2f} | {np.percentile(values, 90):.2f} "
             f"| {values.mean():.2f} |"
         )
-    print(f"# same top-{args.k} labels in {same} of {len(ids['A'])} queries")
+    print(f"# same top-{args.k} labels in {same} of {len(ids['A'])} rows")
 
 
 if __name__ == "__main__":
