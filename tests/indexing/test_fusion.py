@@ -253,3 +253,29 @@ def test_fast_predict_of_few_rows_equals_the_sklearn_path(monkeypatch):
     before = fusion._flat_trees()
     fusion.fit(features[:100], candidates[:100], Y[:100])
     assert fusion._flat_trees() is not before
+
+
+@pytest.mark.parametrize("aside", [True, False])
+def test_single_query_split_over_the_helper_thread_changes_nothing(monkeypatch, aside):
+    # a few rows send half their pairs to the helper thread (run_aside)
+    from skxmc.utils import _threads
+
+    monkeypatch.setattr(_threads, "ASIDE_ENABLED", aside)
+    features, candidates, Y, _ = _trust_problem(400, seed=0)
+    fusion = ScoreFusion(random_state=0).fit(features, candidates, Y)
+    # one row of 200 candidates (odd halves included) and many rows
+    rng = np.random.default_rng(2)
+    one = rng.random((1, 201, 2))
+    ids = rng.permutation(201)[None]
+    ids[0, -7:] = -1
+    many = np.repeat(one, 20, axis=0)
+    single = fusion.predict(one, ids)
+    batch = fusion.predict(many, np.repeat(ids, 20, axis=0))
+    np.testing.assert_array_equal(single[0], batch[0])
+    expected = fusion.classifier_.predict_proba(fusion._pair_matrix(one, ids)[0][0])
+    valid = ids[0] >= 0
+    nominated = fusion._pair_matrix(one, ids)[2][0]
+    np.testing.assert_array_equal(
+        single[0][nominated], expected[nominated, 1].astype(np.float32)
+    )
+    assert np.isneginf(single[0][~valid]).all()
