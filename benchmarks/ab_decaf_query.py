@@ -36,12 +36,11 @@ def worker(
     import scipy.sparse as sp
 
     import skxmc
-    from skxmc.utils import _threads
 
     if aside == "off":
+        from skxmc.utils import _threads
+
         _threads.ASIDE_ENABLED = False
-    elif aside == "always" and hasattr(_threads, "ASIDE_ONLY_SPARE_CORE"):
-        _threads.ASIDE_ONLY_SPARE_CORE = False  # whatever the load
 
     with open(model, "rb") as f:
         clf = pickle.load(f)
@@ -99,10 +98,9 @@ def main(argv=None) -> None:
     for name in ("a", "b"):
         parser.add_argument(
             f"--aside-{name}",
-            choices=("on", "off", "always"),
+            choices=("on", "off"),
             default="on",
-            help=f"version {name.upper()}'s helper thread of single queries "
-            "(on: the code's own policy; always: even on busy cores)",
+            help=f"version {name.upper()}'s helper thread of single queries",
         )
     parser.add_argument("--aside", default="on", help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from contextlib import contextmanager
 from numbers import Integral
 
@@ -55,15 +54,6 @@ def torch_threads(n_threads: int | None):
 #: Whether :func:`run_aside` may use its helper thread (False: every call
 #: runs at once in the caller's thread, e.g. for a per-stage profile).
 ASIDE_ENABLED = True
-#: Whether :func:`run_aside` uses its helper thread only while the machine
-#: has a spare core: a 1-minute load average below ``cpu_count - 0.5``
-#: (read at most once a second). On busy shared cores the main thread waits
-#: for a helper that is not scheduled: a Run D DECAF query took 7.4 ms with
-#: the helper and 5.0 ms without on two cores at load 5 (4.4 against 3.9 ms,
-#: fastest of three runs, at load 7); on idle cores the helper saved ~0.3 ms.
-ASIDE_ONLY_SPARE_CORE = True
-
-_load_check = [float("-inf"), True]  # [time of the last reading, spare core]
 
 _aside_lock = threading.Lock()
 _aside_executor = None
@@ -98,8 +88,7 @@ def run_aside(fn, *args, enabled: bool = True):
     other); give it only work that releases the GIL (numba ``nogil``
     kernels), and never call ``run_aside`` from inside such work (it would
     wait for itself). With ``enabled=False`` (or ``ASIDE_ENABLED`` False, or
-    one core, or no spare core: see ``ASIDE_ONLY_SPARE_CORE``) the call runs
-    at once in the caller's thread.
+    one core) the call runs at once in the caller's thread.
 
     Examples
     --------
@@ -110,8 +99,6 @@ def run_aside(fn, *args, enabled: bool = True):
     global _aside_executor
     if not (enabled and ASIDE_ENABLED and (os.cpu_count() or 1) > 1):
         return _Done(fn(*args))
-    if ASIDE_ONLY_SPARE_CORE and not _spare_core():
-        return _Done(fn(*args))
     if _aside_executor is None:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -121,19 +108,6 @@ def run_aside(fn, *args, enabled: bool = True):
                     max_workers=1, thread_name_prefix="skxmc-aside"
                 )
     return _aside_executor.submit(fn, *args)
-
-
-def _spare_core() -> bool:
-    """Whether the 1-minute load average leaves a core spare (see
-    ``ASIDE_ONLY_SPARE_CORE``); read at most once a second."""
-    now = time.monotonic()
-    if now - _load_check[0] >= 1.0:
-        try:
-            load = os.getloadavg()[0]
-        except (AttributeError, OSError):  # no load average: assume spare
-            load = 0.0
-        _load_check[:] = [now, load < (os.cpu_count() or 1) - 0.5]
-    return _load_check[1]
 
 
 def effective_n_jobs(n_jobs: int | None) -> int:

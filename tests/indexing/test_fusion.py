@@ -261,7 +261,6 @@ def test_single_query_split_over_the_helper_thread_changes_nothing(monkeypatch, 
     from skxmc.utils import _threads
 
     monkeypatch.setattr(_threads, "ASIDE_ENABLED", aside)
-    monkeypatch.setattr(_threads, "ASIDE_ONLY_SPARE_CORE", False)  # any load
     features, candidates, Y, _ = _trust_problem(400, seed=0)
     fusion = ScoreFusion(random_state=0).fit(features, candidates, Y)
     # one row of 200 candidates (odd halves included) and many rows

@@ -210,8 +210,6 @@ def test_single_queries_with_and_without_the_helper_thread(data, eclare, monkeyp
     )
     queries = data["text"][160:180]
     threads = torch.get_num_threads()
-    # the helper thread whatever the load of the machine running the tests
-    monkeypatch.setattr(_threads, "ASIDE_ONLY_SPARE_CORE", False)
     aside = [clf.predict_topk([q], k=5) for q in queries]
     assert torch.get_num_threads() == threads  # restored after each query
     calls = []
