@@ -14,6 +14,9 @@ scoring every label's full path. Ties are broken by lower node index.
 
 The kernels are numba, parallel over rows, and scatter each query into a
 dense per-thread buffer so that a node costs one pass over its stored weights.
+A few rows (single queries) are searched on a feature-major copy of the
+weights instead, built on first use: each level's beam is scored in one
+sequential pass over the entries of the query's features, with the same sums.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ __all__ = ["POST_PROCESSORS", "TreeScorer", "beam_search", "post_process"]
 #: Score transforms understood by the beam search.
 POST_PROCESSORS = ("l3-hinge", "sigmoid")
 _POST_CODE = {"l3-hinge": 0, "sigmoid": 1}
+#: Rows up to which a search scores each level's beam feature-major
+#: (:func:`_beam_rows_by_feature`) rather than node by node.
+_FEW_ROWS = 4
 
 
 def post_process(scores, post_processor: str = "l3-hinge") -> np.ndarray:
@@ -207,6 +213,87 @@ def _beam_rows(
             dense[x_indices[e]] = 0.0
 
 
+@njit(nogil=True, cache=True)
+def _add_products_by_feature(
+    i, x_indptr, x_indices, x_data, lvl, fe_indptr, fe_node, fe_slot, fe_val, mark,
+    stride, acc,
+):  # fmt: skip
+    """Add ``X[i] . W[child]`` to ``acc[mark[p] * stride + slot]`` for every
+    child of every marked node ``p`` of level ``lvl`` (``mark[p] >= 0``).
+
+    The weights of the children of level ``lvl``'s nodes are read
+    feature-major: ``fe_indptr[lvl, f]`` to ``fe_indptr[lvl, f + 1]`` are the
+    entries of feature ``f`` (node, child slot, weight), so one sequential
+    pass over the query's features visits every marked node's weights. Row
+    ``i`` must have sorted, distinct indices: each child's products are then
+    added in increasing feature order, as :func:`_add_children_products`
+    adds them (the same sums to the bit).
+    """
+    for e in range(x_indptr[i], x_indptr[i + 1]):
+        v = x_data[e]
+        if v == 0.0:
+            continue
+        f = x_indices[e]
+        for q in range(fe_indptr[lvl, f], fe_indptr[lvl, f + 1]):
+            b = mark[fe_node[q]]
+            if b >= 0:
+                acc[b * stride + fe_slot[q]] += fe_val[q] * v
+
+
+@njit(nogil=True, cache=True)
+def _beam_rows_by_feature(
+    start, stop, x_indptr, x_indices, x_data, ch_indptr, ch_indices, w_bias,
+    fe_indptr, fe_node, fe_slot, fe_val, n_levels, beam, k, post, max_children,
+    mark, out_scores, out_nodes,
+):  # fmt: skip
+    """:func:`_beam_rows` with the children of a level's beam scored together
+    by :func:`_add_products_by_feature` (rows with sorted, distinct indices):
+    the same scores to the bit, the same pushes, so the same result.
+    ``mark`` (one slot per node, -1) is left as it was."""
+    width_max = max(beam, k)
+    stride = max(max_children, 1)
+    acc = np.empty(width_max * stride, dtype=np.float64)
+    cur_s = np.empty(width_max, dtype=np.float64)
+    cur_n = np.empty(width_max, dtype=np.int64)
+    nxt_s = np.empty(width_max, dtype=np.float64)
+    nxt_n = np.empty(width_max, dtype=np.int64)
+    for i in range(start, stop):
+        cur_s[0] = 1.0
+        cur_n[0] = 0
+        width = 1
+        for lvl in range(n_levels):
+            keep = k if lvl == n_levels - 1 else beam
+            for b in range(width):
+                p = cur_n[b]
+                mark[p] = b
+                c0 = ch_indptr[p]
+                for s in range(ch_indptr[p + 1] - c0):
+                    acc[b * stride + s] = w_bias[ch_indices[c0 + s]]
+            _add_products_by_feature(
+                i, x_indptr, x_indices, x_data, lvl, fe_indptr, fe_node, fe_slot,
+                fe_val, mark, stride, acc,
+            )  # fmt: skip
+            size = 0
+            for b in range(width):
+                p = cur_n[b]
+                mark[p] = -1
+                ps = cur_s[b]
+                c0 = ch_indptr[p]
+                for s in range(ch_indptr[p + 1] - c0):
+                    size = _push(
+                        nxt_s, nxt_n, size, keep,
+                        ps * _post(acc[b * stride + s], post), ch_indices[c0 + s],
+                    )  # fmt: skip
+            cur_s, nxt_s = nxt_s, cur_s
+            cur_n, nxt_n = nxt_n, cur_n
+            width = size
+            if width == 0:
+                break
+        for a in range(width):
+            out_scores[i, a] = cur_s[a]
+            out_nodes[i, a] = cur_n[a]
+
+
 @njit(parallel=True, cache=True)
 def _beam_parallel(
     x_indptr, x_indices, x_data, n_features, ch_indptr, ch_indices, w_bias,
@@ -320,9 +407,62 @@ class TreeScorer:
             buffer = local.dense = np.zeros(self.n_features, dtype=np.float32)
         return buffer
 
+    def _node_marks(self) -> np.ndarray:
+        """A ``-1``-filled int64 array of one slot per node, owned by the
+        calling thread (the kernels that mark nodes leave it as they found
+        it)."""
+        local = self.__dict__.get("_thread_local")
+        if local is None:
+            local = self.__dict__.setdefault("_thread_local", threading.local())
+        marks = getattr(local, "marks", None)
+        if marks is None:
+            marks = local.marks = np.full(int(self.offsets[-1]), -1, dtype=np.int64)
+        return marks
+
+    def _by_feature(self) -> tuple[np.ndarray, ...]:
+        """The weights of every level, feature-major: ``(fe_indptr, fe_node,
+        fe_slot, fe_val)``; the weights of feature ``f`` of the children of
+        level ``t``'s nodes are the entries ``fe_indptr[t, f]`` to
+        ``fe_indptr[t, f + 1]`` (by node, then child): the node, the child's
+        slot among its siblings and the weight. A second copy of the weights
+        (about 10 bytes an entry), built once and not pickled."""
+        cached = self.__dict__.get("_feature_major")
+        if cached is not None:
+            return cached
+        n_entries = self.cval.shape[0]
+        run_node = np.repeat(
+            np.arange(int(self.offsets[-1]), dtype=np.int32),
+            np.diff(self.chunk_indptr),
+        )
+        run_length = np.diff(self.centry_ptr)
+        entry_feature = np.repeat(self.cfeat, run_length)
+        entry_node = np.repeat(run_node, run_length)
+        fe_indptr = np.empty((self.n_levels, self.n_features + 1), dtype=np.int64)
+        slot_dtype = np.int16 if self.max_children < 2**15 else np.int32
+        fe_node = np.empty(n_entries, dtype=np.int32)
+        fe_slot = np.empty(n_entries, dtype=slot_dtype)
+        fe_val = np.empty(n_entries, dtype=np.float32)
+        for t in range(self.n_levels):
+            a = int(self.centry_ptr[self.chunk_indptr[self.offsets[t]]])
+            b = int(self.centry_ptr[self.chunk_indptr[self.offsets[t + 1]]])
+            features = entry_feature[a:b]
+            # entries are stored by (node, feature, child): a stable sort by
+            # feature lists each feature's entries by node and child
+            order = np.argsort(features, kind="stable") + a
+            counts = np.bincount(features, minlength=self.n_features)
+            fe_indptr[t, 0] = a
+            np.cumsum(counts, out=fe_indptr[t, 1:])
+            fe_indptr[t, 1:] += a
+            fe_node[a:b] = entry_node[order]
+            fe_slot[a:b] = self.cslot[order]
+            fe_val[a:b] = self.cval[order]
+        cached = self._feature_major = (fe_indptr, fe_node, fe_slot, fe_val)
+        return cached
+
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_thread_local", None)
+        state.pop("_feature_major", None)
         return state
 
     def level_weights(self, t: int) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -412,7 +552,16 @@ class TreeScorer:
             int(beam_size), int(k), _POST_CODE[post_processor], self.max_children,
         )  # fmt: skip
         n_threads = effective_n_jobs(n_jobs)
-        if n <= 4 or n_threads == 1:
+        if n <= _FEW_ROWS:
+            # a few rows: every beam node's children in one pass over the
+            # query's features (X is canonical here)
+            _beam_rows_by_feature(
+                0, n, X.indptr, X.indices, X.data, self.ch_indptr, self.ch_indices,
+                self.w_bias, *self._by_feature(), n_levels, int(beam_size), int(k),
+                _POST_CODE[post_processor], self.max_children, self._node_marks(),
+                out_scores, out_nodes,
+            )  # fmt: skip
+        elif n_threads == 1:
             dense = self._dense_buffer()
             _beam_rows(
                 0, n, X.indptr, X.indices, X.data, *model, dense, out_scores,

@@ -18,12 +18,17 @@ from numba import njit
 from threadpoolctl import threadpool_limits
 
 from skxmc.utils._sparse import _csr_entries_in
+from skxmc.utils._threads import map_row_chunks, run_aside
 
 __all__ = ["ScoreFusion", "candidate_relevance"]
 
-#: Pairs below which the classifier predicts on one thread (and, for a
-#: supported classifier, through the flattened trees of ``_FlatTrees``).
+#: Pairs below which an unsupported classifier (see ``_FlatTrees``) predicts
+#: on one thread.
 _SMALL_INPUT = 20_000
+#: Pairs per thread at least, for the flattened trees.
+_MIN_CHUNK = 4096
+#: Pairs of a few rows from which half go to the helper thread.
+_MIN_ASIDE = 64
 #: Rows up to which the within-row ranks come from the compiled kernel.
 _FEW_ROWS = 16
 
@@ -123,32 +128,38 @@ def _tree_ensemble_sum(
 
 
 @njit(cache=True, nogil=True)
-def _tree_ensemble_sum_finite(X, roots, depth, feature, threshold, step_left,
-                              step_right, value, baseline):  # fmt: skip
+def _tree_ensemble_sum_finite(X, roots, feature, threshold, children, not_leaf,
+                              value, baseline):  # fmt: skip
     """:func:`_tree_ensemble_sum` for NaN-free ``X``, without data-dependent
-    branches: every row takes ``depth[t]`` steps down tree ``t``, a leaf
-    stepping to itself (``step_left = step_right = leaf``), and each step
-    picks the child with a select rather than a jump. The rows of a step are
-    independent, so the processor overlaps them; mispredicted branches were
-    most of the branchy walk's time. Same leaves, same sums."""
+    branches on the split: the rows still inside tree ``t`` take one step
+    together, each picking its child ``children[2 * node + (x > threshold)]``
+    (left for ``x <= threshold``, as sklearn), and those that reach a leaf
+    leave the list of active rows (a branch-free compaction). The rows of a
+    step are independent, so the processor overlaps them; mispredicted
+    branches were most of the branchy walk's time, and rows that reached
+    their leaf no longer step. Same leaves, same sums."""
     n = X.shape[0]
     out = np.empty(n, dtype=np.float64)
     node = np.empty(n, dtype=np.int64)
+    active = np.empty(n, dtype=np.int64)
     for i in range(n):
         out[i] = 0.0 + baseline
     for t in range(roots.shape[0]):
+        root = roots[t]
         for i in range(n):
-            node[i] = roots[t]
-        for _ in range(depth[t]):
-            moving = 0
-            for i in range(n):
+            node[i] = root
+            active[i] = i
+        n_active = n if not_leaf[root] else 0
+        while n_active > 0:
+            kept = 0
+            for a in range(n_active):
+                i = active[a]
                 nd = node[i]
-                left_side = X[i, feature[nd]] <= threshold[nd]
-                child = step_left[nd] if left_side else step_right[nd]
-                moving += child != nd
+                child = children[2 * nd + (X[i, feature[nd]] > threshold[nd])]
                 node[i] = child
-            if moving == 0:  # every row has reached its leaf
-                break
+                active[kept] = i
+                kept += not_leaf[child]
+            n_active = kept
         for i in range(n):
             out[i] += value[node[i]]
     return out
@@ -219,15 +230,14 @@ class _FlatTrees:
         self.missing_left = table["missing_go_to_left"].astype(np.bool_)
         self.is_leaf = table["is_leaf"].astype(np.bool_)
         self.value = table["value"].astype(np.float64)
-        # the branch-free walk: leaves step to themselves, on feature 0
+        # the branch-free walk: children[2 * node + went_right]; leaves (never
+        # stepped from) point to themselves, on feature 0
         node_ids = np.arange(len(table), dtype=np.int64)
-        self.step_left = np.where(self.is_leaf, node_ids, self.left)
-        self.step_right = np.where(self.is_leaf, node_ids, self.right)
+        self.children = np.empty(2 * len(table), dtype=np.int64)
+        self.children[0::2] = np.where(self.is_leaf, node_ids, self.left)
+        self.children[1::2] = np.where(self.is_leaf, node_ids, self.right)
         self.step_feature = np.where(self.is_leaf, 0, self.feature)
-        self.depth = np.array(
-            [int(n["depth"][n["is_leaf"].astype(bool)].max()) for n in nodes],
-            dtype=np.int64,
-        )
+        self.not_leaf = (~self.is_leaf).astype(np.int64)
         self.baseline = float(np.asarray(classifier._baseline_prediction).ravel()[0])
         self.n_features = int(classifier.n_features_in_)
         self._loss = classifier._loss
@@ -248,23 +258,33 @@ class _FlatTrees:
             )
         )
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Probability of the positive class of every row of ``X`` (float64)."""
+    def predict_proba(self, X: np.ndarray, n_jobs: int | None = None) -> np.ndarray:
+        """Probability of the positive class of every row of ``X`` (float64),
+        in row chunks on ``n_jobs`` threads for large ``X`` (None: all cores;
+        see :func:`~skxmc.utils._threads.map_row_chunks`)."""
         X = np.ascontiguousarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(
                 f"X must have shape (n, {self.n_features}), got {X.shape}."
             )
-        if np.isnan(X).any():
-            raw = _tree_ensemble_sum(
-                X, self.roots, self.feature, self.threshold, self.left, self.right,
-                self.missing_left, self.is_leaf, self.value, self.baseline,
-            )  # fmt: skip
-        else:
-            raw = _tree_ensemble_sum_finite(
-                X, self.roots, self.depth, self.step_feature, self.threshold,
-                self.step_left, self.step_right, self.value, self.baseline,
-            )  # fmt: skip
+        raw = np.empty(X.shape[0], dtype=np.float64)
+
+        def rows(start, stop):
+            # rows are independent: chunks on threads give the serial sums
+            block = X[start:stop]
+            if np.isnan(block).any():
+                raw[start:stop] = _tree_ensemble_sum(
+                    block, self.roots, self.feature, self.threshold, self.left,
+                    self.right, self.missing_left, self.is_leaf, self.value,
+                    self.baseline,
+                )  # fmt: skip
+            else:
+                raw[start:stop] = _tree_ensemble_sum_finite(
+                    block, self.roots, self.step_feature, self.threshold,
+                    self.children, self.not_leaf, self.value, self.baseline,
+                )  # fmt: skip
+
+        map_row_chunks(rows, X.shape[0], n_jobs, min_rows=_MIN_CHUNK)
         return self._loss.predict_proba(raw[:, None])[:, 1]
 
 
@@ -466,10 +486,15 @@ class ScoreFusion:
         out = np.full(valid.shape, -np.inf, dtype=np.float32)
         if valid.any():
             pairs = matrix[valid]
-            if pairs.shape[0] < _SMALL_INPUT and self._flat_trees() is not None:
+            if self._flat_trees() is not None:
                 # sklearn's predict costs a validation, an OpenMP start-up per
-                # tree and threadpool_limits' library scan (~3 ms a query)
-                out[valid] = self._flat_trees().predict_proba(pairs)
+                # tree and threadpool_limits' library scan (~3 ms a query);
+                # for many pairs its OpenMP threads wait on busy cores (a
+                # batch block of 64k pairs: 1.8 s on two busy cores, 0.18 s
+                # for the flat trees on two threads)
+                out[valid] = self._flat_proba(
+                    pairs, few_rows=matrix.shape[0] <= _FEW_ROWS
+                )
             else:
                 # OpenMP start-up per tree dominates small inputs (a single
                 # query: ~3 ms on one thread, up to ~90 ms on busy cores)
@@ -485,6 +510,19 @@ class ScoreFusion:
             rows, cols = np.nonzero(others)
             out[rows, cols] = out[rows, cols] * floor[rows]
         return out
+
+    def _flat_proba(self, pairs: np.ndarray, few_rows: bool) -> np.ndarray:
+        """The flattened trees' probabilities of ``pairs``; for the pairs of a
+        few rows (a single query), half of them on the helper thread of
+        :func:`~skxmc.utils._threads.run_aside` (rows are independent: the
+        same values)."""
+        flat = self._flat_trees()
+        if not few_rows or pairs.shape[0] < _MIN_ASIDE:
+            return flat.predict_proba(pairs)
+        half = pairs.shape[0] // 2
+        second = run_aside(flat.predict_proba, pairs[half:], 1)
+        first = flat.predict_proba(pairs[:half], 1)
+        return np.concatenate([first, second.result()])
 
     def _flat_trees(self):
         """The classifier's trees as a :class:`_FlatTrees` (None if unsupported),

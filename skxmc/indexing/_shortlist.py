@@ -13,7 +13,12 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 from sklearn.utils import check_random_state
 
-from skxmc.utils._sparse import csr_product_topk, csr_row_topk, l2_normalize_csr
+from skxmc.utils._sparse import (
+    csr_product_topk,
+    csr_row_topk,
+    dense_long_rows,
+    l2_normalize_csr,
+)
 
 __all__ = ["LabelShortlist"]
 
@@ -125,6 +130,7 @@ class LabelShortlist:
         self.labels_ = Z
         self.n_labels_ = Z.shape[0]
         self.__dict__.pop("_transposed", None)  # of a previous fit
+        self.__dict__.pop("_dense", None)
         self.index_ = None
         if self.method == "ann":
             from pynndescent import NNDescent
@@ -247,7 +253,9 @@ class LabelShortlist:
             raise ValueError(
                 f"X has {X.shape[1]} features, the labels have {self.labels_.shape[1]}."
             )
-        return csr_product_topk(X, self._labels_transposed(), k)
+        return csr_product_topk(
+            X, self._labels_transposed(), k, dense_rows=self._dense_rows()
+        )
 
     def _labels_transposed(self):
         """``labels_.T``, kept as CSR: a CSR @ CSR.T product would convert the
@@ -260,9 +268,21 @@ class LabelShortlist:
             self._transposed = transposed
         return transposed
 
+    def _dense_rows(self):
+        """The features stored by many labels, as dense rows of the
+        transposed labels (see :func:`~skxmc.utils._sparse.dense_long_rows`;
+        built once, not pickled; None for dense labels)."""
+        cached = self.__dict__.get("_dense")
+        if cached is None or cached[0] is not self.labels_:
+            ZT = self._labels_transposed()
+            rows = dense_long_rows(ZT) if sp.issparse(ZT) else None
+            cached = self._dense = (self.labels_, rows)
+        return cached[1]
+
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_transposed", None)
+        state.pop("_dense", None)
         return state
 
     def _exact(self, X: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -294,7 +314,9 @@ class LabelShortlist:
         the ``k``-th place, where ``np.argpartition`` picks among the tied
         labels) take the dense path, so every row is the dense path's own.
         """
-        scores, indices = csr_product_topk(X, ZT, k + 1, n_jobs=self.n_jobs)
+        scores, indices = csr_product_topk(
+            X, ZT, k + 1, n_jobs=self.n_jobs, dense_rows=self._dense_rows()
+        )
         kth, after = scores[:, k - 1], scores[:, k]
         redo = np.flatnonzero(~((kth > 0) & (after < kth)))
         scores, indices = scores[:, :k].copy(), indices[:, :k].copy()

@@ -31,9 +31,11 @@ from numba import njit
 from tqdm.auto import tqdm
 
 from skxmc.indexing._beam import (
+    _FEW_ROWS,
     POST_PROCESSORS,
     TreeScorer,
     _add_children_products,
+    _add_products_by_feature,
     post_process,
 )
 from skxmc.indexing._linear import LOSSES, fit_level, normalize_rows
@@ -120,6 +122,64 @@ def _label_level_raw(
         n_done = 0
         for e in range(x0, x1):
             dense[x_indices[e]] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def _path_raw_by_feature(
+    x_indptr, x_indices, x_data, labels, ancestors, offsets, parent_of, slot_of,
+    w_bias, fe_indptr, fe_node, fe_slot, fe_val, max_children, mark, raw,
+):  # fmt: skip
+    """Raw scores of every level's ancestor of each label of a few rows:
+    ``raw[d, i, j]`` is the score of the level ``d + 1`` ancestor of
+    ``labels[i, j]`` (the label itself at the last level).
+
+    At each level the children of all the ancestors' parents are scored in
+    one feature-major pass
+    (:func:`~skxmc.indexing._beam._add_products_by_feature`): each node's
+    products in increasing feature order (rows with sorted, distinct
+    indices), summed as the batch kernels sum them -- in float32 plus the
+    float32 bias at the upper levels (:func:`_level_pair_raw`), in float64
+    then rounded to float32 plus the bias at the label level
+    (:func:`_label_level_raw`) -- so the same scores to the bit. ``mark``
+    (one slot per node, -1) is left as it was.
+    """
+    depth = ancestors.shape[1]
+    m = labels.shape[1]
+    stride = max(max_children, 1)
+    parents = np.empty(m, dtype=np.int64)
+    acc32 = np.empty(m * stride, dtype=np.float32)
+    acc64 = np.empty(m * stride, dtype=np.float64)
+    for i in range(x_indptr.shape[0] - 1):
+        for d in range(depth):
+            n_parents = 0
+            for j in range(m):
+                p = parent_of[offsets[d + 1] + ancestors[labels[i, j], d]]
+                if mark[p] < 0:
+                    mark[p] = n_parents
+                    parents[n_parents] = p
+                    n_parents += 1
+            last = d == depth - 1
+            if last:
+                acc64[: n_parents * stride] = 0.0
+                _add_products_by_feature(
+                    i, x_indptr, x_indices, x_data, d, fe_indptr, fe_node, fe_slot,
+                    fe_val, mark, stride, acc64,
+                )  # fmt: skip
+            else:
+                acc32[: n_parents * stride] = 0.0
+                _add_products_by_feature(
+                    i, x_indptr, x_indices, x_data, d, fe_indptr, fe_node, fe_slot,
+                    fe_val, mark, stride, acc32,
+                )  # fmt: skip
+            for j in range(m):
+                node = offsets[d + 1] + ancestors[labels[i, j], d]
+                pos = mark[parent_of[node]] * stride + slot_of[node]
+                if last:
+                    raw[d, i, j] = np.float32(acc64[pos]) + w_bias[node]
+                else:
+                    raw[d, i, j] = acc32[pos] + w_bias[node]
+            for b in range(n_parents):
+                mark[parents[b]] = -1
 
 
 def _topk_csr(indices: np.ndarray, n_cols: int) -> sp.csr_matrix:
@@ -512,6 +572,12 @@ class XRLinearModel:
         valid = labels >= 0
         safe = np.where(valid, labels, 0)
         out = np.ones(labels.shape, dtype=np.float64)
+        if X.shape[0] <= _FEW_ROWS and X.has_canonical_format:
+            # a few rows: every level's nodes in one feature-major pass each
+            for raw in self._path_raw(X, safe):
+                out *= post_process(raw, post_processor)
+            out[~valid] = 0.0
+            return out.astype(np.float32)
         for start in range(0, X.shape[0], block_size):
             rows = slice(start, start + block_size)
             X_block, ids = X[rows], safe[rows]
@@ -561,9 +627,40 @@ class XRLinearModel:
         )  # fmt: skip
         return out
 
+    def _path_raw(self, X: sp.csr_matrix, labels: np.ndarray) -> np.ndarray:
+        """The raw scores of the path of every label, shape ``(n_levels,
+        n_rows, m)``: the float32 scores the batch path gives each level's
+        ancestor (to the bit); ``X`` few rows with sorted, distinct indices
+        per row (see :func:`_path_raw_by_feature`)."""
+        scorer = self.scorer
+        tree_nodes = self.__dict__.get("_tree_nodes")
+        if tree_nodes is None:
+            # every node's parent and its slot among the parent's children
+            # (global node ids)
+            parent_of = np.zeros(int(scorer.offsets[-1]), dtype=np.int64)
+            for d in range(1, self.tree.n_levels + 1):
+                parent_of[scorer.offsets[d] : scorer.offsets[d + 1]] = scorer.offsets[
+                    d - 1
+                ] + self.tree.parents(d)
+            counts = np.diff(scorer.ch_indptr)
+            slot_of = np.zeros(int(scorer.offsets[-1]), dtype=np.int64)
+            slot_of[scorer.ch_indices] = np.arange(scorer.ch_indices.shape[0]) - (
+                np.repeat(scorer.ch_indptr[:-1], counts)
+            )
+            tree_nodes = self._tree_nodes = (self.tree.ancestors(), parent_of, slot_of)
+        ancestors, parent_of, slot_of = tree_nodes
+        raw = np.empty((self.tree.n_levels, *labels.shape), dtype=np.float32)
+        _path_raw_by_feature(
+            X.indptr, X.indices, X.data, np.ascontiguousarray(labels, dtype=np.int64),
+            ancestors, scorer.offsets, parent_of, slot_of, scorer.w_bias,
+            *scorer._by_feature(), scorer.max_children, scorer._node_marks(), raw,
+        )  # fmt: skip
+        return raw
+
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_level_weights", None)
         state.pop("_parent_of", None)
         state.pop("_ancestors", None)
+        state.pop("_tree_nodes", None)
         return state

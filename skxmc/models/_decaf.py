@@ -659,13 +659,16 @@ class DecafModel:
                     meta = torch.sigmoid(x @ Wc.T + bc)
                     top = torch.topk(meta, beam, dim=1).indices
                     shortlist = table[top].reshape(stop - start, -1)
-                    extra = self._extra_candidates(
-                        shortlist.cpu().numpy(),
-                        torch.gather(meta, 1, cluster_of[shortlist.clamp_min(0)])
-                        .cpu()
-                        .numpy(),
-                        scoring,
-                    )
+                    extra = []
+                    if self.label_graph is not None and scoring.graph_shortlist_size:
+                        # (ECLARE) not computed for nothing in DECAF's queries
+                        extra = self._extra_candidates(
+                            shortlist.cpu().numpy(),
+                            torch.gather(meta, 1, cluster_of[shortlist.clamp_min(0)])
+                            .cpu()
+                            .numpy(),
+                            scoring,
+                        )
                     if text_ids is not None:
                         extra.append(text_ids.result())
                     if rerank_ids is not None:

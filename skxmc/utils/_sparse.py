@@ -333,6 +333,68 @@ def _product_topk_kernel(
 
 
 @njit(cache=True, nogil=True)
+def _product_topk_dense_kernel(
+    x_indptr, x_indices, x_data, b_indptr, b_indices, b_data, dense_slot, dense,
+    acc, seen, touched, heap_s, heap_c, out_s, out_c,
+):  # fmt: skip
+    """:func:`_product_topk_kernel` with the long rows of ``B`` also given
+    dense: row ``f`` of ``B`` is ``dense[dense_slot[f]]`` where
+    ``dense_slot[f] >= 0``.
+
+    A dense row is added to every column, in one sequential pass; its
+    columns that ``B`` does not store add ``x * 0 = 0``, which leaves every
+    sum as it was (rows of ``X`` with a non-finite entry go to
+    :func:`_product_topk_kernel`), so each column's sum is the plain
+    kernel's, summed in the same order. Columns whose sum is 0 do not
+    compete in either kernel, so the top ``k`` is the same to the bit.
+    """
+    k = out_s.shape[1]
+    n_cols = acc.shape[0]
+    for i in range(x_indptr.shape[0] - 1):
+        x0 = x_indptr[i]
+        x1 = x_indptr[i + 1]
+        finite = True
+        any_dense = False
+        for e in range(x0, x1):
+            if not np.isfinite(x_data[e]):
+                finite = False
+            if dense_slot[x_indices[e]] >= 0:
+                any_dense = True
+        if not (finite and any_dense):
+            _product_topk_kernel(
+                x_indptr[i : i + 2], x_indices, x_data, b_indptr, b_indices, b_data,
+                acc, seen, touched, heap_s, heap_c, out_s[i : i + 1], out_c[i : i + 1],
+            )  # fmt: skip
+            continue
+        for e in range(x0, x1):
+            v = x_data[e]
+            f = x_indices[e]
+            slot = dense_slot[f]
+            if slot >= 0:
+                row = dense[slot]
+                for c in range(n_cols):
+                    acc[c] += v * row[c]
+            else:
+                for q in range(b_indptr[f], b_indptr[f + 1]):
+                    c = b_indices[q]
+                    acc[c] += v * b_data[q]
+        size = 0
+        for c in range(n_cols):
+            score = acc[c]
+            if score == 0.0:
+                continue
+            acc[c] = 0.0
+            if size < k:
+                _insert(heap_s, heap_c, size, score, c)
+                size += 1
+            elif _worse(heap_s[0], heap_c[0], score, c):
+                heap_s[0] = score
+                heap_c[0] = c
+                _sift_down(heap_s, heap_c, size, 0)
+        _emit(heap_s, heap_c, size, out_s[i], out_c[i])
+
+
+@njit(cache=True, nogil=True)
 def _first_row_with_duplicates(indices, marks):
     """First row of a 2-D index array naming a column twice, or -1.
 
@@ -706,7 +768,7 @@ def l2_normalize_csr(X) -> sp.csr_matrix:
     return out
 
 
-def csr_product_topk(X, B, k, *, buffers=None, n_jobs=None):
+def csr_product_topk(X, B, k, *, buffers=None, n_jobs=None, dense_rows=None):
     """``csr_row_topk(X @ B, k)`` for CSR matrices, without forming ``X @ B``.
 
     Equal to it to the bit for float32 matrices (the same sums as scipy's
@@ -731,6 +793,13 @@ def csr_product_topk(X, B, k, *, buffers=None, n_jobs=None):
         :func:`~skxmc.utils._threads.map_row_chunks`; None: all cores); a few
         hundred rows or fewer run in the calling thread. Every row is
         computed alone, so the result does not depend on it.
+    dense_rows : tuple, default=None
+        ``(slot, dense)``: rows of ``B`` also kept dense, row ``f`` being
+        ``dense[slot[f]]`` where ``slot[f] >= 0`` (int64 ``slot`` of
+        ``n_inner`` entries, float32 ``dense`` of ``n_cols`` columns; see
+        :func:`dense_long_rows`). A dense row is added in one sequential pass
+        instead of a scattered one (several times faster for rows that store
+        a good share of the columns); the same result to the bit.
 
     Returns
     -------
@@ -757,20 +826,83 @@ def csr_product_topk(X, B, k, *, buffers=None, n_jobs=None):
         raise ValueError("csr_product_topk expects float32 matrices.")
     out_s, out_c = _padded_output(X.shape[0], k)
 
+    if dense_rows is not None:
+        slot, dense = dense_rows
+        if (
+            slot.shape != (B.shape[0],)
+            or dense.ndim != 2
+            or (dense.shape[1] != B.shape[1])
+        ):
+            raise ValueError(
+                f"dense_rows must hold a slot per row of B ({B.shape[0]}) and rows "
+                f"of {B.shape[1]} columns, got {slot.shape} and {dense.shape}."
+            )
+
     def rows(start, stop, buffers=buffers):
         if buffers is None:
             buffers = _work_buffers(B.shape[1])  # the running thread's own
-        _product_topk_kernel(
-            X.indptr[start : stop + 1], X.indices, X.data, B.indptr, B.indices,
-            B.data, *buffers, np.empty(k, dtype=np.float32),
-            np.empty(k, dtype=np.int64), out_s[start:stop], out_c[start:stop],
-        )  # fmt: skip
+        heaps = np.empty(k, dtype=np.float32), np.empty(k, dtype=np.int64)
+        if dense_rows is None:
+            _product_topk_kernel(
+                X.indptr[start : stop + 1], X.indices, X.data, B.indptr, B.indices,
+                B.data, *buffers, *heaps, out_s[start:stop], out_c[start:stop],
+            )  # fmt: skip
+        else:
+            _product_topk_dense_kernel(
+                X.indptr[start : stop + 1], X.indices, X.data, B.indptr, B.indices,
+                B.data, *dense_rows, *buffers, *heaps, out_s[start:stop],
+                out_c[start:stop],
+            )  # fmt: skip
 
     if buffers is not None:
         rows(0, X.shape[0])
     else:
         map_row_chunks(rows, X.shape[0], n_jobs)
     return out_s, out_c
+
+
+def dense_long_rows(B, *, min_share=0.125, max_bytes=2**25):
+    """The rows of a CSR matrix worth keeping dense for :func:`csr_product_topk`.
+
+    Parameters
+    ----------
+    B : csr_matrix of shape (n_rows, n_cols), dtype float32
+        The right factor of the products.
+    min_share : float, default=0.125
+        Rows storing at least this share of the columns are kept dense.
+    max_bytes : int, default=2**25
+        Memory of the dense rows at most (the longest rows first).
+
+    Returns
+    -------
+    dense_rows : tuple or None
+        ``(slot, dense)`` as :func:`csr_product_topk` takes it (int64 ``slot``
+        of shape ``(n_rows,)``, -1 for a sparse row; float32 ``dense`` of shape
+        ``(n_dense, n_cols)``), or None when no row qualifies.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from skxmc.utils._sparse import dense_long_rows
+    >>> B = sp.csr_matrix(np.array([[1, 2, 3, 4], [0, 0, 5, 0]], dtype=np.float32))
+    >>> slot, dense = dense_long_rows(B, min_share=0.5)
+    >>> slot
+    array([ 0, -1])
+    >>> dense
+    array([[1., 2., 3., 4.]], dtype=float32)
+    """
+    n_rows, n_cols = B.shape
+    lengths = np.diff(B.indptr)
+    long_rows = np.flatnonzero(lengths >= max(1, min_share * n_cols))
+    long_rows = long_rows[np.argsort(-lengths[long_rows], kind="stable")]
+    long_rows = np.sort(long_rows[: max_bytes // max(1, 4 * n_cols)])
+    if long_rows.size == 0:
+        return None
+    slot = np.full(n_rows, -1, dtype=np.int64)
+    slot[long_rows] = np.arange(long_rows.size)
+    dense = np.asarray(B[long_rows].toarray(), dtype=np.float32)
+    return slot, dense
 
 
 _LOCAL = threading.local()

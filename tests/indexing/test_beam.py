@@ -162,3 +162,30 @@ def test_errors():
         scorer.search(np.ones((1, 20)), n_levels=9)
     with pytest.raises(ValueError, match="shape"):
         TreeScorer(tree, [W[0].T, *W[1:]], b)
+
+
+@pytest.mark.parametrize("post", ["l3-hinge", "sigmoid"])
+def test_single_rows_equal_the_node_by_node_search_to_the_bit(post):
+    # a few rows are scored feature-major (_beam_rows_by_feature), many rows
+    # node by node (_beam_rows): the same sums, so the same answer to the bit
+    tree, W, b = _random_model(70, 10, 3, 300, 11)
+    scorer = TreeScorer(tree, W, b)
+    X = sp.random(30, 300, density=0.06, random_state=11, format="csr")
+    X = X.tolil()
+    X[3, :] = 0  # an empty row
+    X[4, 7] = 0.0  # an explicitly stored zero
+    X = X.tocsr()
+    X.data[X.indptr[4]] = 0.0
+    for beam_size, k in ((1, 3), (3, 7), (40, 70)):
+        s_all, i_all = scorer.search(
+            X, beam_size=beam_size, k=k, post_processor=post, n_jobs=1
+        )
+        for i in range(X.shape[0]):
+            s, ids = scorer.search(X[i], beam_size=beam_size, k=k, post_processor=post)
+            np.testing.assert_array_equal(ids[0], i_all[i])
+            np.testing.assert_array_equal(s[0], s_all[i])
+    # four rows at once take the feature-major path as well
+    s4, i4 = scorer.search(X[5:9], beam_size=3, k=7, post_processor=post)
+    s_all, i_all = scorer.search(X, beam_size=3, k=7, post_processor=post, n_jobs=1)
+    np.testing.assert_array_equal(i4, i_all[5:9])
+    np.testing.assert_array_equal(s4, s_all[5:9])

@@ -183,17 +183,34 @@ def test_flat_trees_equal_sklearn_predict_proba_exactly():
     clf = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(X, y)
     assert _FlatTrees.supports(clf)
     X_test = rng.normal(size=(200, 4))
-    X_test[:20] = X[:20]  # values equal to the split thresholds' neighbours
+    # values equal to the split thresholds' neighbours (NaN-free: X has NaN)
+    X_test[:20] = np.where(np.isnan(X[:20]), 0.0, X[:20])
     root = clf._predictors[0][0].nodes[0]
     X_test[20:30, root["feature_idx"]] = root["num_threshold"]  # on a threshold
     flat = _FlatTrees(clf)
     # the branch-free walk (no NaN), then the branchy one (NaN)
+    assert not np.isnan(X_test).any()
     np.testing.assert_array_equal(
         flat.predict_proba(X_test), clf.predict_proba(X_test)[:, 1]
     )
     X_test[rng.random(X_test.shape) < 0.1] = np.nan
     np.testing.assert_array_equal(
         flat.predict_proba(X_test), clf.predict_proba(X_test)[:, 1]
+    )
+    # many rows: chunks on threads, NaN in some chunks only
+    X_big = rng.normal(size=(9000, 4))
+    X_big[:50, 1] = np.nan
+    expected = clf.predict_proba(X_big)[:, 1]
+    for n_jobs in (1, 2):
+        np.testing.assert_array_equal(
+            flat.predict_proba(X_big, n_jobs=n_jobs), expected
+        )
+    # trees that are a single leaf (nothing to split on): no step at all
+    stumps = HistGradientBoostingClassifier(max_iter=3).fit(np.ones((50, 2)), y[:50])
+    assert all(p[0].nodes["is_leaf"][0] for p in stumps._predictors)
+    np.testing.assert_array_equal(
+        _FlatTrees(stumps).predict_proba(np.zeros((5, 2))),
+        stumps.predict_proba(np.zeros((5, 2)))[:, 1],
     )
     categorical = HistGradientBoostingClassifier(
         max_iter=3, categorical_features=[0]
@@ -236,3 +253,29 @@ def test_fast_predict_of_few_rows_equals_the_sklearn_path(monkeypatch):
     before = fusion._flat_trees()
     fusion.fit(features[:100], candidates[:100], Y[:100])
     assert fusion._flat_trees() is not before
+
+
+@pytest.mark.parametrize("aside", [True, False])
+def test_single_query_split_over_the_helper_thread_changes_nothing(monkeypatch, aside):
+    # a few rows send half their pairs to the helper thread (run_aside)
+    from skxmc.utils import _threads
+
+    monkeypatch.setattr(_threads, "ASIDE_ENABLED", aside)
+    features, candidates, Y, _ = _trust_problem(400, seed=0)
+    fusion = ScoreFusion(random_state=0).fit(features, candidates, Y)
+    # one row of 200 candidates (odd halves included) and many rows
+    rng = np.random.default_rng(2)
+    one = rng.random((1, 201, 2))
+    ids = rng.permutation(201)[None]
+    ids[0, -7:] = -1
+    many = np.repeat(one, 20, axis=0)
+    single = fusion.predict(one, ids)
+    batch = fusion.predict(many, np.repeat(ids, 20, axis=0))
+    np.testing.assert_array_equal(single[0], batch[0])
+    expected = fusion.classifier_.predict_proba(fusion._pair_matrix(one, ids)[0][0])
+    valid = ids[0] >= 0
+    nominated = fusion._pair_matrix(one, ids)[2][0]
+    np.testing.assert_array_equal(
+        single[0][nominated], expected[nominated, 1].astype(np.float32)
+    )
+    assert np.isneginf(single[0][~valid]).all()

@@ -208,3 +208,17 @@ def test_errors(problem):
     Y_before = Y.copy()
     XRLinearModel.train(X, sp.csr_matrix(Y * 3), tree)  # non-binary values
     assert (Y != Y_before).nnz == 0
+
+
+def test_score_pairs_of_single_rows_equal_the_batch_to_the_bit(problem):
+    # a few rows are scored feature-major, blocks of rows parent by parent
+    X, Y, tree = problem
+    model = XRLinearModel.train(X, Y, tree, C=2.0, seed=0)
+    rng = np.random.default_rng(3)
+    labels = rng.integers(-1, Y.shape[1], size=(X.shape[0], 11))
+    batch = model.score_pairs(X, labels)
+    for i in range(X.shape[0]):
+        np.testing.assert_array_equal(
+            model.score_pairs(X[i], labels[i : i + 1])[0], batch[i]
+        )
+    np.testing.assert_array_equal(model.score_pairs(X[2:6], labels[2:6]), batch[2:6])

@@ -404,3 +404,67 @@ def test_csr_product_topk_is_the_same_on_threads():
     expected = csr_row_topk(sp.csr_matrix(X @ B), 7)
     np.testing.assert_array_equal(threaded[0], expected[0])
     np.testing.assert_array_equal(threaded[1], expected[1])
+
+
+def test_csr_product_topk_with_dense_rows_equals_the_plain_kernel_to_the_bit():
+    """Long rows of B added densely: scipy's sums and top k, cancelling sums,
+    ties, unsorted and duplicated query entries and non-finite rows included."""
+    from skxmc.utils._sparse import csr_product_topk, dense_long_rows
+
+    rng = np.random.default_rng(6)
+    n_inner, n_cols = 60, 300
+    # a few long rows of B (dense candidates) among short ones
+    density = np.r_[np.full(6, 0.6), np.full(n_inner - 6, 0.02)]
+    rows = [sp.random(1, n_cols, density=d, random_state=rng) for d in density]
+    B = sp.vstack(rows).tocsr().astype(np.float32)
+    B.data = rng.normal(size=B.nnz).astype(np.float32)
+    B[0, 5], B[7, 5] = 0.5, -0.5  # a column that cancels to exactly 0
+    B[0, 6] = B[7, 8] = 0.25  # and a tie
+    B.sum_duplicates()
+    X = sp.random(40, n_inner, density=0.15, random_state=rng, format="csr")
+    X = X.astype(np.float32)
+    X.data = rng.normal(size=X.nnz).astype(np.float32)
+    X = X.tolil()
+    X[0] = 0  # empty
+    X[1] = 0
+    X[1, 0] = X[1, 7] = 1.0  # the cancelling column, through a dense row
+    X[2] = 0
+    X[2, 10] = 2.0  # sparse rows only
+    X[3, 1] = np.inf  # a non-finite entry: the plain kernel's answer
+    X = X.tocsr()
+    dense_rows = dense_long_rows(B, min_share=0.3)
+    assert dense_rows is not None and dense_rows[1].shape[0] == 6
+    # unsorted indices with a duplicate: scipy's order of the entries kept
+    order = [np.r_[X.indices[a:b][::-1], X.indices[a:b][:1]] for a, b in
+             zip(X.indptr[:-1], X.indptr[1:])]  # fmt: skip
+    values = [np.r_[X.data[a:b][::-1], X.data[a:b][:1]] for a, b in
+              zip(X.indptr[:-1], X.indptr[1:])]  # fmt: skip
+    shuffled = sp.csr_matrix(
+        (np.concatenate(values), np.concatenate(order),
+         np.cumsum([0] + [len(o) for o in order])),
+        shape=X.shape,
+    )  # fmt: skip
+    buffers = (
+        np.zeros(n_cols, np.float32),
+        np.zeros(n_cols, bool),
+        np.empty(n_cols, np.int64),
+    )
+    for queries in (X, shuffled):
+        for k in (1, 5, n_cols + 3):
+            plain = csr_product_topk(queries, B, k)
+            got = csr_product_topk(
+                queries, B, k, dense_rows=dense_rows, buffers=buffers
+            )
+            np.testing.assert_array_equal(got[0], plain[0])
+            np.testing.assert_array_equal(got[1], plain[1])
+            assert not buffers[0].any() and not buffers[1].any()  # left zeroed
+    finite = np.isfinite(X.toarray()).all(axis=1)
+    expected = csr_row_topk(X[finite] @ B, 9)
+    got = csr_product_topk(X[finite], B, 9, dense_rows=dense_rows)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+    assert 5 not in csr_product_topk(X[1], B, 9, dense_rows=dense_rows)[1]
+    assert dense_long_rows(B, min_share=0.9) is None
+    assert dense_long_rows(B, min_share=0.3, max_bytes=4 * n_cols * 2)[1].shape[0] == 2
+    with pytest.raises(ValueError, match="dense_rows"):
+        csr_product_topk(X, B, 3, dense_rows=(dense_rows[0][:-1], dense_rows[1]))
