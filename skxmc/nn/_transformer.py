@@ -270,7 +270,7 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[np.ndarra
     before tokenising. The estimators accept such text (as the TF-IDF
     vectorizers do), so this keeps every text estimator on the same input.
 
-    The texts go to the tokenizer :data:`TOKENIZE_CHUNK` at a time (the same
+    The texts go to the tokenizer ``TOKENIZE_CHUNK`` at a time (the same
     ids as one call over all of them), so the memory left behind by its
     transient output does not grow with the corpus.
 
