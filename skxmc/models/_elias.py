@@ -529,24 +529,26 @@ loss_curve, fit_times
         net = self.network_on(device)
         pad_id = self.tokenizer.pad_token_id or 0
 
+        # every batch is written into outputs allocated once: per-batch result
+        # arrays kept until a final concatenation sat between the batches'
+        # freed temporaries and kept that memory resident (issue 15)
+        n = len(token_ids)
+        dim = int(net.encoder.config.hidden_size)
+        scores = np.empty((n, k), np.float32)
+        labels = np.empty((n, k), np.int64)
+        embeddings = np.empty((n if with_embeddings else 0, dim), np.float32)
+
         def run(start, stop):
             with torch.inference_mode():
                 emb = _embed_rows(net, token_ids, cache, start, stop, pad_id, device)
-                scores, labels = net.predict(emb, beam_size, shortlist_size, k)
-            out = (scores.cpu().numpy(), labels.cpu().numpy())
-            return (*out, emb.cpu().numpy()) if with_embeddings else out
+                top_scores, top_labels = net.predict(emb, beam_size, shortlist_size, k)
+            scores[start:stop] = top_scores.cpu().numpy()
+            labels[start:stop] = top_labels.cpu().numpy()
+            if with_embeddings:
+                embeddings[start:stop] = emb.cpu().numpy()
 
-        parts, _ = map_batches_with_oom_backoff(run, len(token_ids), batch_size)
-        if not parts:
-            dim = int(net.encoder.config.hidden_size)
-            empty = (np.zeros((0, k), np.float32), np.zeros((0, k), np.int64))
-            return (
-                (*empty, np.zeros((0, dim), np.float32)) if with_embeddings else empty
-            )
-        scores, labels, *emb = (
-            np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))
-        )
-        return (scores.astype(np.float32), labels.astype(np.int64), *emb)
+        map_batches_with_oom_backoff(run, n, batch_size)
+        return (scores, labels, embeddings) if with_embeddings else (scores, labels)
 
     def transform(
         self,
@@ -754,19 +756,21 @@ def _cluster_scores_matrix(
     was_training = net.training
     net.eval()
 
+    values = np.empty((n, b), np.float32)  # filled batch by batch (elias_topk)
+    cols = np.empty((n, b), np.int64)
+
     def run(start, stop):
         with torch.inference_mode():
             emb = _embed_rows(net, token_ids, cache, start, stop, pad_id, device)
             scores = net.cluster_scores(emb)
             top = scores.topk(b, dim=1)
-        return top.values.cpu().numpy(), top.indices.cpu().numpy()
+        values[start:stop] = top.values.cpu().numpy()
+        cols[start:stop] = top.indices.cpu().numpy()
 
     try:
-        parts, _ = map_batches_with_oom_backoff(run, n, batch_size)
+        map_batches_with_oom_backoff(run, n, batch_size)
     finally:
         net.train(was_training)
-    values = np.concatenate([p[0] for p in parts]).astype(np.float32)
-    cols = np.concatenate([p[1] for p in parts]).astype(np.int64)
     indptr = np.arange(0, n * b + 1, b)
     return sp.csr_matrix(
         (values.ravel(), cols.ravel(), indptr), shape=(n, net.n_clusters)

@@ -14,6 +14,7 @@ import pickle
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,13 @@ __all__ = [
 
 #: Pooling methods understood by :func:`pool`.
 POOLINGS = ("cls", "mean")
+
+#: Texts per tokenizer call in :func:`tokenize`. One call's transient output
+#: (Python lists of ids, the fast tokenizer's encodings: ~5 KB per 24-token
+#: text) is freed in pieces the allocator keeps resident, so one call over a
+#: whole corpus left ~0.47 GB of RSS behind per 10^5 texts (for 26 MB of ids);
+#: calls of this many texts bound it.
+TOKENIZE_CHUNK = 4096
 
 
 def load_encoder(name_or_path):
@@ -262,6 +270,10 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[np.ndarra
     before tokenising. The estimators accept such text (as the TF-IDF
     vectorizers do), so this keeps every text estimator on the same input.
 
+    The texts go to the tokenizer ``TOKENIZE_CHUNK`` at a time (the same
+    ids as one call over all of them), so the memory left behind by its
+    transient output does not grow with the corpus.
+
     Examples
     --------
     >>> import tempfile
@@ -281,17 +293,21 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[np.ndarra
             "can encode (its config.max_position_embeddings); a longer text "
             f"would crash inside the model. Use max_length <= {limit}."
         )
-    if len(texts) == 0:
-        return []
-    encoded = tokenizer(
-        [_without_surrogates(text) for text in texts],
-        truncation=True,
-        max_length=max_length,
-        padding=False,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-    )["input_ids"]
-    return [np.asarray(ids, dtype=np.int64) for ids in encoded]
+    ids: list[np.ndarray] = []
+    remaining = iter(texts)
+    while chunk := [
+        _without_surrogates(text) for text in islice(remaining, TOKENIZE_CHUNK)
+    ]:
+        encoded = tokenizer(
+            chunk,
+            truncation=True,
+            max_length=max_length,
+            padding=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
+        ids.extend(np.asarray(row, dtype=np.int64) for row in encoded)
+    return ids
 
 
 _SURROGATES = re.compile("[\ud800-\udfff]")

@@ -200,3 +200,84 @@ def test_the_network_stays_on_its_device_between_calls(tiny_bert, data):
     cpu = model.predict_topk(test_docs, 3, device="cpu")
     np.testing.assert_array_equal(cpu[1][:, 0], first[1][:, 0])
     assert pickle.loads(pickle.dumps(model))._device_cache is None
+
+
+def _batch_oracle(net, token_ids, pad_id, batch_size, fn):
+    """``fn(emb)`` of every batch of ``token_ids``, concatenated (the old code)."""
+    from skxmc.nn._transformer import collate
+
+    parts = []
+    with torch.inference_mode():
+        for start in range(0, len(token_ids), batch_size):
+            ids, mask = collate(token_ids[start : start + batch_size], pad_id)
+            parts.append([t.numpy() for t in fn(net.embed(ids, mask).float())])
+    return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "out_of_memory", "batches_of"),
+    [(5, False, 5), (5, True, 2), (64, False, 64)],
+)
+def test_batched_outputs_written_in_place_equal_the_concatenated_batches(
+    trained, data, batch_size, out_of_memory, batches_of, monkeypatch
+):
+    # issue 15: elias_topk and the cluster-score matrix M fill arrays
+    # allocated once instead of concatenating per-batch results (which kept
+    # memory resident); the numbers must be those of each batch, exactly,
+    # also when a batch is retried after an out-of-memory error
+    import skxmc.models._elias as engine
+    from skxmc.nn._transformer import tokenize
+
+    _, (docs, _) = data
+    net = trained.network.eval()
+    pad_id = trained.tokenizer.pad_token_id or 0
+    token_ids = tokenize(trained.tokenizer, docs, trained.config.max_length)
+    config = trained.config
+
+    def predict(emb):
+        return (*net.predict(emb, config.beam_size, config.shortlist_size, 4), emb)
+
+    def top_clusters(emb):
+        top = net.cluster_scores(emb).topk(config.beam_size, dim=1)
+        return top.values, top.indices
+
+    embed, failed = engine._embed, []
+
+    def embed_once_out_of_memory(net, input_ids, mask):
+        if out_of_memory and len(input_ids) == 5 and not failed:
+            failed.append(True)
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return embed(net, input_ids, mask)
+
+    monkeypatch.setattr(engine, "_embed", embed_once_out_of_memory)
+    scores, labels, emb = trained.elias_topk(
+        token_ids, 4, batch_size=batch_size, with_embeddings=True
+    )
+    assert failed == ([True] if out_of_memory else [])  # then batches of 2
+    expected = _batch_oracle(net, token_ids, pad_id, batches_of, predict)
+    for got, want in zip((scores, labels, emb), expected, strict=True):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(
+        trained.elias_topk(token_ids, 4, batch_size=batches_of)[1], labels
+    )
+
+    M = engine._cluster_scores_matrix(
+        net, token_ids, config.beam_size, batches_of, pad_id, torch.device("cpu")
+    )
+    values, cols = _batch_oracle(net, token_ids, pad_id, batches_of, top_clusters)
+    assert M.shape == (len(docs), net.n_clusters) and M.dtype == np.float32
+    np.testing.assert_array_equal(M.indices.reshape(cols.shape), cols)
+    np.testing.assert_array_equal(M.data.reshape(values.shape), values)
+
+
+def test_batched_outputs_of_no_documents_are_empty(trained):
+    scores, labels, emb = trained.elias_topk([], 3, with_embeddings=True)
+    hidden = trained.network.encoder.config.hidden_size
+    assert (scores.shape, labels.shape, emb.shape) == ((0, 3), (0, 3), (0, hidden))
+    assert (scores.dtype, labels.dtype, emb.dtype) == (
+        np.float32,
+        np.int64,
+        np.float32,
+    )
+    assert trained.elias_topk([], 3)[0].shape == (0, 3)
