@@ -745,7 +745,10 @@ class _Reader:
                 "('_skxmc_cpu_state'); skxmc.load never unpickles."
             )
         if issubclass(cls, BaseXMCClassifier):
+            from skxmc.base import fill_missing_params
+
             BaseEstimator.__setstate__(obj, state)  # skip the pickle branch
+            fill_missing_params(obj)
         elif hasattr(cls, "__setstate__"):
             obj.__setstate__(state)
         else:

@@ -406,6 +406,7 @@ class BaseXMCClassifier(
         if "_skxmc_cpu_state" in state:
             state = pickle.loads(state["_skxmc_cpu_state"])
         super().__setstate__(state)
+        fill_missing_params(self)
 
     #: Attributes that hold device copies of fitted state (dropped on pickling,
     #: rebuilt on demand).
@@ -450,6 +451,27 @@ class _PretrainedEncoderMixin(TransformerMixin):
         # transform() maps text to float32 embeddings: no input dtype to keep
         tags.transformer_tags.preserves_dtype = []
         return tags
+
+
+def fill_missing_params(estimator) -> None:
+    """Give the parameters a saved model lacks their defaults.
+
+    A model saved before a parameter was added has no attribute for it, and
+    ``get_params`` (hence ``clone``, ``set_params``, ``repr``) would raise.
+    Every parameter added keeps the old behaviour at its default, and a
+    fitted model's predictions depend on its fitted attributes only.
+    """
+    import inspect
+
+    for name, parameter in inspect.signature(
+        type(estimator).__init__
+    ).parameters.items():
+        if (
+            name != "self"
+            and parameter.default is not inspect.Parameter.empty
+            and name not in estimator.__dict__
+        ):
+            setattr(estimator, name, parameter.default)
 
 
 def _topk_to_csr(

@@ -339,3 +339,18 @@ def test_pipeline_round_trip(tmp_path):
         loaded.predict(data.X_test).toarray(), pipe.predict(data.X_test).toarray()
     )
     _assert_same_predictions(pipe[-1], loaded[-1], loaded[0].transform(data.X_test))
+
+
+def test_a_model_saved_before_a_parameter_existed_gets_its_default():
+    """A pickle of an older version lacks a parameter added since (here
+    DecafClassifier's token_init): it loads with the default, and get_params /
+    clone work (they raised AttributeError)."""
+    from sklearn.base import clone
+
+    from skxmc import DecafClassifier
+
+    old = DecafClassifier(embedding_dim=8)
+    del old.token_init  # what a model pickled before the parameter holds
+    loaded = pickle.loads(pickle.dumps(old))
+    assert loaded.get_params()["token_init"] is None
+    assert clone(loaded).embedding_dim == 8
