@@ -27,6 +27,24 @@ _TEXT_KEYS = LF_KEYS[:3]
 _MATRIX_KEYS = LF_KEYS[3:]
 
 
+#: DECAF "Run D" of results/decaf_cpu.txt (2+2 epochs on 2 CPU cores): the
+#: settings of every benchmark that fits DECAF / ECLARE at its best.
+DECAF_RUN_D = {
+    "embedding_dim": 256,
+    "n_epochs": 2,
+    "batch_size": 512,
+    "learning_rate": 0.02,
+    "max_leaf_size": 8,
+    "beam_size": 32,
+    "text_shortlist_size": 50,
+    "max_label_tokens": 32,
+    "fusion": "learned",
+    "fusion_fraction": 0.1,
+    "reranker": "xr-linear",
+    "rerank_size": 50,
+}
+
+
 def tfidf_features(d: dict) -> dict:
     """``d`` plus the BENCHMARKS.md TF-IDF of its documents and label texts.
 

@@ -38,6 +38,7 @@ from skxmc import DecafClassifier, LabelInfo
 from skxmc.nn import static_term_embeddings
 
 from _common import (  # isort: skip (benchmarks/ is the script's own folder)
+    DECAF_RUN_D,
     METRIC_COLUMNS,
     SHARED,
     load_benchmark_data,
@@ -48,20 +49,7 @@ from _common import (  # isort: skip (benchmarks/ is the script's own folder)
 )
 
 ENCODER = SHARED / "models" / "all-MiniLM-L6-v2-fp16"
-RUN_D = {
-    "embedding_dim": 256,
-    "n_epochs": 2,
-    "batch_size": 512,
-    "learning_rate": 0.02,
-    "max_leaf_size": 8,
-    "beam_size": 32,
-    "text_shortlist_size": 50,
-    "max_label_tokens": 32,
-    "fusion": "learned",
-    "reranker": "xr-linear",
-    "rerank_size": 50,
-    "random_state": 0,
-}
+RUN_D = {**DECAF_RUN_D, "random_state": 0}
 K = 10
 
 

@@ -74,6 +74,7 @@ from skxmc import LabelInfo, TunedThresholdXMC
 from skxmc.metrics import coverage_at_precision, precision_lower_bound
 
 from _common import (  # isort: skip (benchmarks/ is the script's own folder)
+    DECAF_RUN_D,
     load_benchmark_data,
     print_table_header,
     print_table_row,
@@ -114,20 +115,7 @@ def make_estimator(name: str, args):
 
     # Run D of benchmarks/results/decaf_cpu.txt
     return DecafClassifier(
-        embedding_dim=256,
-        n_epochs=2,
-        batch_size=512,
-        learning_rate=0.02,
-        max_leaf_size=8,
-        beam_size=32,
-        text_shortlist_size=50,
-        max_label_tokens=32,
-        fusion="learned",
-        reranker="xr-linear",
-        rerank_size=50,
-        top_k=TOP_K,
-        verbose=args.verbose,
-        random_state=0,
+        **DECAF_RUN_D, top_k=TOP_K, verbose=args.verbose, random_state=0
     )
 
 

@@ -122,6 +122,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from _common import (  # noqa: E402  isort: skip (benchmarks/ is the script's own folder)
+    DECAF_RUN_D,
     METRIC_COLUMNS,
     SHARED,
     lf_fingerprint,
@@ -142,20 +143,7 @@ WHEELS = ["pynndescent"]  # pure-python dependencies the GPU image lacks
 K = 10
 
 # DECAF "Run D" of results/decaf_cpu.txt, with the 5+5 epochs a GPU affords.
-RUN_D = {
-    "embedding_dim": 256,
-    "n_epochs": 5,
-    "batch_size": 512,
-    "learning_rate": 0.02,
-    "max_leaf_size": 8,
-    "beam_size": 32,
-    "text_shortlist_size": 50,
-    "max_label_tokens": 32,
-    "fusion": "learned",
-    "fusion_fraction": 0.1,
-    "reranker": "xr-linear",
-    "rerank_size": 50,
-}
+RUN_D = {**DECAF_RUN_D, "n_epochs": 5}
 TILTS = [{"propensity_tilt": 0.0}, {"propensity_tilt": 0.3}]
 TEXT = {"max_length": 64, "pooling": "mean"}
 
