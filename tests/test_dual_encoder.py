@@ -4,6 +4,7 @@ zero-shot labels, the loss options."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.model_selection import GridSearchCV, KFold
@@ -83,8 +84,9 @@ def test_mined_negatives_are_the_first_non_gold_candidates(data, n_rows, n_label
 
 def test_every_row_with_a_label_is_trained_once_per_epoch(bert, docs):
     from skxmc.models import DualEncoderConfig
-    from skxmc.models._dual_encoder import _EpochSampler
+    from skxmc.models._dual_encoder import _EpochSampler, _Texts
     from skxmc.nn import DualEncoderLoss, DualEncoderNetwork
+    from skxmc.nn._text_encoder import TextEncoder
     from skxmc.nn._transformer import load_encoder, tokenize
 
     train, Y, _, _ = docs
@@ -95,10 +97,12 @@ def test_every_row_with_a_label_is_trained_once_per_epoch(bert, docs):
     net = DualEncoderNetwork(encoder, DualEncoderLoss(32))
     config = DualEncoderConfig(batch_size=16, cluster_size=4, n_hard_negatives=2)
     rows = np.flatnonzero(np.diff(Y.indptr) > 0)
+    texts_of = _Texts(
+        net, TextEncoder(encoder), tokenizer, tokenize(tokenizer, train, 16),
+        tokenize(tokenizer, LABEL_TEXT, 8), config, torch.device("cpu"),
+    )  # fmt: skip
     sampler = _EpochSampler(
-        net, tokenizer, tokenize(tokenizer, train, 16),
-        tokenize(tokenizer, LABEL_TEXT, 8), Y, rows, config, 0, 0, "cpu", {},
-        lambda m: None,
+        net, texts_of, Y, rows, config, 0, 0, {}, lambda m: None
     )  # fmt: skip
     lengths = set()
     for epoch in range(3):
@@ -177,3 +181,103 @@ def test_grid_search_over_the_loss_and_a_tuned_threshold(bert, docs):
         _clf(bert, n_epochs=1), target_precision=0.7, random_state=0, top_k=3
     ).fit(train, Y, label_info=info)
     assert tuned.predict(train[:4]).shape == (4, 8)
+
+
+@pytest.fixture(scope="module")
+def bert2(tmp_path_factory):
+    """Two layers and no dropout: a cached and an uncached step see the same
+    network."""
+    return save_tiny_bert(
+        tmp_path_factory.mktemp("bert2"), KEYWORD_VOCABULARY, hidden_size=32,
+        num_hidden_layers=2, dropout=0.0,
+    )  # fmt: skip
+
+
+def test_cached_step_equals_the_full_forward_with_frozen_lower_layers(bert2, docs):
+    """Oracle: the loss and gradients of a step from the cached states of the
+    frozen layer equal those of the full forward pass (float16 cache)."""
+    from skxmc.models import DualEncoderConfig
+    from skxmc.models._dual_encoder import _batch_loss, _EpochSampler, _Texts
+    from skxmc.nn import DualEncoderLoss, DualEncoderNetwork
+    from skxmc.nn._text_encoder import TextEncoder
+    from skxmc.nn._transformer import load_encoder, tokenize
+
+    train, Y, _, _ = docs
+    encoder, tokenizer = load_encoder(bert2)
+    config = DualEncoderConfig(batch_size=16, cluster_size=4, loss="alc+tcm")
+    net = DualEncoderNetwork(
+        encoder, DualEncoderLoss(32, loss="alc+tcm",
+                                 generator=torch.Generator().manual_seed(0)),
+    )  # fmt: skip
+    text_encoder = TextEncoder(encoder, pooling="mean", trainable_layers=1)
+    ids = tokenize(tokenizer, train, 16), tokenize(tokenizer, LABEL_TEXT, 8)
+    cpu = torch.device("cpu")
+    cached = _Texts(net, text_encoder, tokenizer, *ids, config, cpu)
+    cached.cache(None, need_queries=True)
+    full = _Texts(net, text_encoder, tokenizer, *ids, config, cpu)
+    rows = np.flatnonzero(np.diff(Y.indptr) > 0)
+    sampler = _EpochSampler(net, cached, Y, rows, config, 0, 0, {}, print)
+    batch = sampler.batches(0)[0]
+    trained = [p for p in net.parameters() if p.requires_grad]
+    frozen = list(encoder.embeddings.parameters())
+    assert trained and all(not p.requires_grad for p in frozen)
+    net.train()
+    results = []
+    for texts_of in (cached, full):
+        net.zero_grad()
+        loss = _batch_loss(net, batch, sampler, texts_of, Y, cpu)
+        loss.backward()
+        # (the unused BERT pooler gets no gradient, on either path)
+        grads = [None if p.grad is None else p.grad.clone() for p in trained]
+        results.append((loss.item(), grads))
+    (loss_c, grad_c), (loss_f, grad_f) = results
+    assert loss_c == pytest.approx(loss_f, rel=2e-3)
+    assert sum(g is not None for g in grad_f) > 10
+    for g_c, g_f in zip(grad_c, grad_f):
+        assert (g_c is None) == (g_f is None)
+        if g_f is not None:
+            torch.testing.assert_close(g_c, g_f, rtol=2e-2, atol=2e-3)
+    # the refresh and the final label embeddings read the cache too
+    np.testing.assert_allclose(cached.labels(), full.labels(), atol=3e-3)
+
+
+def test_partial_fine_tuning_trains_only_the_top_layers(bert2, docs):
+    from skxmc.nn._transformer import load_encoder
+
+    train, Y, _test, _ = docs
+    pretrained, _ = load_encoder(bert2)
+    clf = _clf(bert2, trainable_layers=1, n_epochs=2).fit(
+        train, Y, label_info=LabelInfo(text=LABEL_TEXT)
+    )
+    assert clf.trainable_layers_ == 1
+    assert set(clf.fit_times_) >= {"state_cache", "train"}
+    before = dict(pretrained.named_parameters())
+    after = dict(clf.network_.encoder.named_parameters())
+    moved = {n for n in before if not torch.equal(before[n], after[n])}
+    assert moved and all(n.startswith("encoder.layer.1.") for n in moved)
+    # every parameter trains again in a later fine-tuning of this network
+    assert all(p.requires_grad for p in clf.network_.parameters())
+    # label embeddings (cached states) = the fitted network's full forward
+    full = clf.model_.transform(LABEL_TEXT, max_length=8)
+    np.testing.assert_allclose(clf.label_embeddings_, full, atol=3e-3)
+
+
+def test_no_trainable_layer_is_the_zero_shot_encoder(bert2, docs):
+    train, Y, test, _ = docs
+    info = LabelInfo(text=LABEL_TEXT)
+    frozen = _clf(bert2, trainable_layers=0).fit(train, Y, label_info=info)
+    zero_shot = _clf(bert2, n_epochs=0).fit(train, Y, label_info=info)
+    assert frozen.loss_curve_ == []
+    np.testing.assert_allclose(
+        frozen.label_embeddings_, zero_shot.label_embeddings_, atol=1e-5
+    )
+    _s1, i1 = frozen.predict_topk(test, 3)
+    _s2, i2 = zero_shot.predict_topk(test, 3)
+    np.testing.assert_array_equal(i1, i2)
+
+
+def test_auto_trainable_layers_follow_the_device(bert2, docs):
+    train, Y, _, _ = docs
+    clf = _clf(bert2, n_epochs=1).fit(train, Y, label_info=LabelInfo(text=LABEL_TEXT))
+    # "auto" on the CPU: 2, i.e. every layer of this 2-layer encoder
+    assert clf.trainable_layers_ == 2

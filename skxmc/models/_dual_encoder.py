@@ -7,8 +7,12 @@ query as its positive and mines hard negatives from a
 :class:`~skxmc.indexing.LabelShortlist` (exact or pynndescent) of the label
 embeddings, refreshed every ``refresh_every`` epochs together with the
 cluster-based mini-batches (queries grouped by balanced 2-means on their
-embeddings, so in-batch negatives are hard too). Plain arrays in, plain
-arrays out.
+embeddings, so in-batch negatives are hard too). With ``trainable_layers=k``
+only the top ``k`` transformer layers train: the output of the frozen layers
+on every query and label text is computed once per fit
+(:meth:`~skxmc.nn._text_encoder.TextEncoder.cache_states`) and each step,
+refresh and the final label embeddings run the top layers on it. Plain
+arrays in, plain arrays out.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ class DualEncoderConfig:
     ----------
     max_length, label_max_length, pooling : int, int, str
         Tokens per query and per label text; ``"cls"`` or ``"mean"`` pooling.
+    trainable_layers : int or None
+        Top transformer layers trained (None: all; 0: none, the pretrained
+        embeddings are used as they are).
     loss, base_loss, margin, temperature : str, str, float, float
         The objective (:class:`~skxmc.nn.DualEncoderLoss`).
     tcm_weight, tcm_margins, beta_ql, beta_qb : float, tuple, float, float
@@ -55,6 +62,7 @@ class DualEncoderConfig:
     max_length: int = 32
     label_max_length: int = 32
     pooling: str = "mean"
+    trainable_layers: int | None = None
     loss: str = "contrastive"
     base_loss: str = "triplet"
     margin: float = 0.3
@@ -156,6 +164,7 @@ class DualEncoderModel:
         config: DualEncoderConfig,
         seed: int,
         device: str | torch.device = "cpu",
+        memory=None,
         verbose: int = 0,
         log: Callable[[str], None] | None = None,
     ) -> DualEncoderModel:
@@ -178,6 +187,9 @@ class DualEncoderModel:
             dropout (global RNGs untouched).
         device : str or torch.device, default="cpu"
             Where the network trains.
+        memory : str, path-like, joblib.Memory or None, default=None
+            Keeps the frozen layers' states across fits
+            (:meth:`~skxmc.nn._text_encoder.TextEncoder.cache_states`).
         verbose : int, default=0
             Progress bars and one log line per epoch.
         log : callable, default=None
@@ -188,6 +200,7 @@ class DualEncoderModel:
         model : DualEncoderModel
         """
         from skxmc.nn import DualEncoderLoss, DualEncoderNetwork
+        from skxmc.nn._text_encoder import TextEncoder
         from skxmc.nn._transformer import tokenize
         from skxmc.training import Trainer, seeded_torch
 
@@ -216,24 +229,36 @@ class DualEncoderModel:
             generator=torch.Generator().manual_seed(torch_seed),
         )
         net = DualEncoderNetwork(encoder, objective, pooling=config.pooling)
-        pad_id = tokenizer.pad_token_id or 0
+        # freezes the embeddings and the layers below the trained ones
+        text_encoder = TextEncoder(
+            encoder, pooling=config.pooling, trainable_layers=config.trainable_layers
+        )
+        trained = [p for p in encoder.parameters() if p.requires_grad]
         trainable = np.flatnonzero(np.diff(Y.indptr) > 0)  # rows with a label
-        sampler = _EpochSampler(
-            net, tokenizer, query_ids, label_ids, Y, trainable, config,
-            batch_seed, index_seed, device, times, log,
-        )  # fmt: skip
+        train = config.n_epochs > 0 and trainable.size > 0 and len(trained) > 0
         loss_curve: list[float] = []
         with seeded_torch(torch_seed, device):
             net.to(device)
             try:
-                if config.n_epochs > 0 and trainable.size:
+                texts_of = _Texts(net, text_encoder, tokenizer, query_ids,
+                                  label_ids, config, device)  # fmt: skip
+                if text_encoder.caches:
+                    start = time.perf_counter()
+                    texts_of.cache(memory, need_queries=train)
+                    times["state_cache"] = time.perf_counter() - start
+                    log(
+                        f"cached the output of {text_encoder.n_frozen} frozen "
+                        f"layers in {times['state_cache']:.1f}s"
+                    )
+                if train:
+                    sampler = _EpochSampler(
+                        net, texts_of, Y, trainable, config, batch_seed,
+                        index_seed, times, log,
+                    )  # fmt: skip
                     trainer = Trainer(
                         net,
                         [
-                            {
-                                "params": list(net.encoder.parameters()),
-                                "lr": config.learning_rate,
-                            },
+                            {"params": trained, "lr": config.learning_rate},
                             {
                                 "params": list(net.objective.parameters()),
                                 "lr": config.head_learning_rate,
@@ -249,9 +274,7 @@ class DualEncoderModel:
                     )
 
                     def loss_fn(rows):
-                        return _batch_loss(
-                            net, rows, sampler, query_ids, label_ids, Y, pad_id, device
-                        )
+                        return _batch_loss(net, rows, sampler, texts_of, Y, device)
 
                     start = time.perf_counter()
                     state = trainer.fit(
@@ -263,11 +286,15 @@ class DualEncoderModel:
                     loss_curve = [float(h["loss"]) for h in state.history]
                 net.eval()
                 start = time.perf_counter()
-                label_embeddings = _encode(net, tokenizer, label_ids, config, device)
+                label_embeddings = texts_of.labels()
                 times["label_embeddings"] = time.perf_counter() - start
             except BaseException:
                 net.cpu()
                 raise
+            finally:
+                # a later fine-tuning of this network (or a refit) trains it all
+                for p in encoder.parameters():
+                    p.requires_grad_(True)
         model = cls(
             net if device.type == "cpu" else copy.deepcopy(net).cpu(),
             tokenizer,
@@ -381,6 +408,67 @@ def _encode(net, tokenizer, token_ids, config, device) -> np.ndarray:
     )
 
 
+class _Texts:
+    """The training queries and label texts, and their embeddings by the
+    current network: through the cached states of the frozen layers when
+    some are frozen, else through the full forward pass."""
+
+    def __init__(
+        self, net, text_encoder, tokenizer, query_ids, label_ids, config, device
+    ):
+        self.net, self.text_encoder, self.tokenizer = net, text_encoder, tokenizer
+        self.query_ids, self.label_ids = query_ids, label_ids
+        self.config, self.device = config, device
+        self.pad_id = tokenizer.pad_token_id or 0
+        self.query_cache = self.label_cache = None
+
+    def cache(self, memory, *, need_queries: bool) -> None:
+        options = {
+            "pad_id": self.pad_id,
+            "batch_size": self.config.inference_batch_size,
+            "device": self.device,
+            "memory": memory,
+        }
+        if need_queries:
+            self.query_cache = self.text_encoder.cache_states(self.query_ids, **options)
+        self.label_cache = self.text_encoder.cache_states(self.label_ids, **options)
+
+    def _all(self, cache, token_ids, rows=None) -> np.ndarray:
+        from sklearn.preprocessing import normalize
+
+        if cache is None:
+            ids = token_ids if rows is None else [token_ids[r] for r in rows]
+            return _encode(self.net, self.tokenizer, ids, self.config, self.device)
+        emb = self.text_encoder.encode_cached(
+            cache, batch_size=self.config.inference_batch_size, device=self.device
+        )
+        return normalize(emb if rows is None else emb[rows])
+
+    def queries(self, rows) -> np.ndarray:
+        """Unit embeddings of the training queries ``rows`` (no gradient)."""
+        return self._all(self.query_cache, self.query_ids, rows)
+
+    def labels(self) -> np.ndarray:
+        """Unit embeddings of every label text (no gradient)."""
+        return self._all(self.label_cache, self.label_ids)
+
+    def embed_queries(self, rows) -> torch.Tensor:
+        """Pooled embeddings of queries ``rows``, with gradient."""
+        return self._embed(self.query_cache, self.query_ids, rows)
+
+    def embed_labels(self, labels) -> torch.Tensor:
+        """Pooled embeddings of label texts ``labels``, with gradient."""
+        return self._embed(self.label_cache, self.label_ids, labels)
+
+    def _embed(self, cache, token_ids, rows) -> torch.Tensor:
+        from skxmc.nn._transformer import collate
+
+        if cache is not None:
+            return self.text_encoder.forward_cached(cache, rows, self.device)
+        ids, mask = collate([token_ids[r] for r in rows], self.pad_id, self.device)
+        return self.net.embed(ids, mask)
+
+
 class _EpochSampler:
     """Per-epoch batches, positives and hard negatives (``make_batches``).
 
@@ -395,14 +483,12 @@ class _EpochSampler:
     """
 
     def __init__(
-        self, net, tokenizer, query_ids, label_ids, Y, rows, config, seed,
-        index_seed, device, times, log,
+        self, net, texts_of, Y, rows, config, seed, index_seed, times, log,
     ):  # fmt: skip
-        self.net, self.tokenizer = net, tokenizer
-        self.query_ids, self.label_ids = query_ids, label_ids
+        self.net, self.texts_of = net, texts_of
         self.Y, self.rows, self.config = Y, rows, config
         self.seed, self.index_seed = seed, index_seed
-        self.device, self.times, self.log = device, times, log
+        self.times, self.log = times, log
         self._epoch: int | None = None
         self._batches: list[np.ndarray] = []
         self._groups: list[np.ndarray] | None = None
@@ -442,14 +528,9 @@ class _EpochSampler:
         was_training = self.net.training
         self.net.eval()
         try:
-            Q = _encode(self.net, self.tokenizer, [self.query_ids[r] for r in rows],
-                        config, self.device)  # fmt: skip
+            Q = self.texts_of.queries(rows)
             need_labels = config.n_hard_negatives > 0
-            L = (
-                _encode(self.net, self.tokenizer, self.label_ids, config, self.device)
-                if need_labels
-                else None
-            )
+            L = self.texts_of.labels() if need_labels else None
         finally:
             self.net.train(was_training)
         rng = np.random.default_rng([self.seed, epoch, 1])
@@ -501,19 +582,15 @@ def _first_non_gold(candidates, Y_rows, n_hard: int, rng) -> np.ndarray:
     return out
 
 
-def _batch_loss(net, rows, sampler, query_ids, label_ids, Y, pad_id, device):
+def _batch_loss(net, rows, sampler, texts_of, Y, device):
     """The objective on the queries ``rows``: their positives, their hard
     negatives and every other query's positive and negatives (in-batch)."""
-    from skxmc.nn._transformer import collate
-
     rows = np.asarray(rows)
     positive = sampler.positive[rows]
     labels = np.unique(np.concatenate([positive, sampler.hard[rows].ravel()]))
     gold = torch.from_numpy(Y[rows][:, labels].toarray() > 0).to(device)
     positive_col = torch.from_numpy(np.searchsorted(labels, positive)).to(device)
-    q_ids, q_mask = collate([query_ids[r] for r in rows], pad_id, device)
-    l_ids, l_mask = collate([label_ids[j] for j in labels], pad_id, device)
-    h_q = net.embed(q_ids, q_mask)
-    h_l = net.embed(l_ids, l_mask)
+    h_q = texts_of.embed_queries(rows)
+    h_l = texts_of.embed_labels(labels)
     with torch.autocast(device.type, enabled=False):
         return net.objective(h_q.float(), h_l.float(), positive_col, gold)
