@@ -98,10 +98,13 @@ def load_benchmark_data(name: str, bundle=None) -> dict:
 
     ``name`` is "debian" (LF-DebianPackages, with raw and label text; read
     from ``bundle`` when given, see :func:`load_lf_debian`), "debian-sample"
-    (the sample shipped with skxmc), "bibtex" or "delicious".
+    (the sample shipped with skxmc), "foldoc" (LF-FOLDOC), "bibtex" or
+    "delicious".
     """
     if name == "debian":
         return tfidf_features(load_lf_debian(bundle))
+    if name == "foldoc":
+        return tfidf_features(_lf_keys(load_xc_repo(SHARED / "data" / "LF-FOLDOC")))
     if name == "debian-sample":
         return tfidf_features(load_debian_sample())
     folder = {"bibtex": "Bibtex", "delicious": "Delicious"}[name]

@@ -1,4 +1,4 @@
-"""XRTransformerClassifier vs XRLinearClassifier on LF-DebianPackages.
+"""XRTransformerClassifier vs XRLinearClassifier on LF-DebianPackages or LF-FOLDOC.
 
 Same machine, same run, same metrics code (skxmc.metrics, LF filter protocol,
 PSP with A=0.55, B=1.5). XR-Transformer fine-tunes all-MiniLM-L6-v2 (fp16
@@ -7,6 +7,13 @@ truncated to 64 tokens; XR-Linear reads the BENCHMARKS.md TF-IDF. Meant for a
 GPU machine::
 
     python benchmarks/bench_xr_transformer.py
+
+The full data on 2 CPU cores with the estimator's CPU defaults (top 2 layers
+over cached states, 1 epoch per level; ``--epochs`` defaults to 3, a GPU
+schedule)::
+
+    python benchmarks/bench_xr_transformer.py --device cpu --epochs 1
+    python benchmarks/bench_xr_transformer.py --device cpu --epochs 1 --data foldoc
 
 A CPU smoke run on a subset::
 
@@ -17,6 +24,8 @@ A CPU smoke run on a subset::
 from __future__ import annotations
 
 import argparse
+import datetime
+import os
 import time
 
 import numpy as np
@@ -81,6 +90,9 @@ def run_xr_transformer(d: dict, args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--encoder", default=str(ENCODER))
+    parser.add_argument(
+        "--data", default="debian", choices=["debian", "foldoc"], help="LF data set"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--pooling", default="mean", choices=["cls", "mean"])
     parser.add_argument("--epochs", type=int, default=3)
@@ -100,10 +112,13 @@ def main() -> None:
     if args.steps is not None and len(args.steps) == 1:
         args.steps = args.steps[0]
 
+    print(f"# date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"# load average at start: {os.getloadavg()}")
     print(machine_line())
-    d = subset(load_benchmark_data("debian"), args.max_train, args.max_test)
+    d = subset(load_benchmark_data(args.data), args.max_train, args.max_test)
+    name = {"debian": "LF-DebianPackages", "foldoc": "LF-FOLDOC"}[args.data]
     print(
-        f"# LF-DebianPackages: {d['Y_train'].shape[0]} train, "
+        f"# {name}: {d['Y_train'].shape[0]} train, "
         f"{d['Y_test'].shape[0]} test, {d['Y_train'].shape[1]} labels; "
         f"encoder {args.encoder}, max_length 64, device {args.device}",
         flush=True,
@@ -123,6 +138,7 @@ def main() -> None:
         cells += [f"{r['fit_s']:.1f}", f"{1000 * r['predict_s'] / n_test:.3f}"]
         print_table_row(cells)
     np.testing.assert_equal(n_test, r["topk"][1].shape[0])
+    print(f"# load average at end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,16 @@ step cannot eat the others' time:
    limit is stopped (its Python stack is dumped into its log first) and its
    row says "timed out".
 
+Steps run only when named in ``--only`` (together they outlast one call):
+``dual_encoder`` (DualEncoderClassifier with TCM, every layer fine-tuned, 3
+epochs, 64 tokens) and the encoder options at the schedule a CPU affords,
+previewed on the GPU: ``elias_cpu`` and ``xr_transformer_cpu``
+(``trainable_layers=2``, the CPU value of ``"auto"``) and
+``dual_encoder_cpu`` (top layer only, 2 epochs). Cached-state fine-tuning is
+the same computation on either device, so their accuracy is the CPU's; their
+times are not (``bench_alc.py``, ``bench_xr_transformer.py`` and
+``bench_elias.py`` time them on a CPU).
+
 Output (``--out DIR``): ``gpu_suite.md`` (the tables, with date, machine,
 versions and command; also printed), ``pytest_gpu.txt``, one ``MODEL.log``
 per model (its verbose output, each line stamped with the seconds since the
@@ -146,6 +156,14 @@ K = 10
 RUN_D = {**DECAF_RUN_D, "n_epochs": 5}
 TILTS = [{"propensity_tilt": 0.0}, {"propensity_tilt": 0.3}]
 TEXT = {"max_length": 64, "pooling": "mean"}
+DUAL_ENCODER = {
+    "max_length": 64,
+    "label_max_length": 64,
+    "loss": "tcm",
+    "batch_size": 64,
+    "learning_rate": 5e-5,
+    "inference_batch_size": 512,
+}
 
 # Per model: constructor parameters, prediction settings evaluated on the one
 # fit, one-row calls timed, time limit (s). --smoke overrides some of them.
@@ -176,7 +194,42 @@ PLAN = {
         "n_single": 50,
         "limit": 110,
     },
+    # The dual encoder with TCM (results/alc_gpu_h100.txt: P@1 43.02, PSP@1
+    # 44.42 on an H100 in 101 s).
+    "dual_encoder": {
+        "params": {**DUAL_ENCODER, "n_epochs": 3},
+        "settings": [{}],
+        "n_single": 50,
+        "limit": 180,
+    },
+    # The encoder options: each text model with the schedule a CPU affords,
+    # previewed on the GPU (same code, same accuracy on a CPU, hours faster).
+    "elias_cpu": {
+        "params": {
+            **TEXT,
+            "n_epochs": (3, 3),
+            "batch_size": 128,
+            "trainable_layers": 2,
+        },
+        "settings": [{}],
+        "n_single": 50,
+        "limit": 150,
+    },
+    "xr_transformer_cpu": {
+        "params": {**TEXT, "trainable_layers": 2},
+        "settings": [{}],
+        "n_single": 50,
+        "limit": 300,
+    },
+    "dual_encoder_cpu": {
+        "params": {**DUAL_ENCODER, "n_epochs": 2, "trainable_layers": 1},
+        "settings": [{}],
+        "n_single": 50,
+        "limit": 180,
+    },
 }
+#: run without --only; the others only when named (they outlast 9 minutes)
+DEFAULT_STEPS = ["tests", "decaf", "eclare", "elias", "xr_transformer"]
 PYTEST_LIMIT = 60
 BUDGET = 540
 # --smoke: the first rows of the sample, 1 epoch per stage, a tiny BERT.
@@ -186,6 +239,10 @@ SMOKE = {
     "eclare": {"params": {"n_epochs": 1, "embedding_dim": 64}},
     "elias": {"params": {"n_epochs": (1, 1), "batch_size": 64}},
     "xr_transformer": {"params": {}},
+    "dual_encoder": {"params": {"n_epochs": 1, "max_length": 32}},
+    "elias_cpu": {"params": {"n_epochs": (1, 1), "batch_size": 64}},
+    "xr_transformer_cpu": {"params": {}},
+    "dual_encoder_cpu": {"params": {"n_epochs": 1, "max_length": 32}},
 }
 SMOKE_N_SINGLE = 3
 SMOKE_LIMIT = 200
@@ -197,7 +254,12 @@ NAMES = {
     "eclare": "EclareClassifier",
     "elias": "EliasClassifier",
     "xr_transformer": "XRTransformerClassifier",
+    "dual_encoder": "DualEncoderClassifier",
+    "elias_cpu": "EliasClassifier (CPU schedule)",
+    "xr_transformer_cpu": "XRTransformerClassifier (CPU schedule)",
+    "dual_encoder_cpu": "DualEncoderClassifier (CPU schedule)",
 }
+BOW_MODELS = ("decaf", "eclare")  # the others read text with the encoder
 
 
 def plan_for(name: str, smoke: bool) -> dict:
@@ -399,20 +461,20 @@ def run_model(name: str, work: Path, encoder: str, smoke: bool) -> None:
     plan = plan_for(name, smoke)
     with open(work / "data.pkl", "rb") as f:
         d = pickle.load(f)
-    text_model = name in ("elias", "xr_transformer")
+    text_model = name not in BOW_MODELS
     if smoke:
         d = subset(d, *SMOKE_ROWS)
     cuda = torch.cuda.is_available() and not smoke
     device = "cuda" if cuda else "cpu"
     print(f"{name}: {plan}, device {device}", flush=True)
-    estimator = getattr(skxmc, NAMES[name])
+    estimator = getattr(skxmc, NAMES[name].split()[0])
     params = {**plan["params"], "top_k": K, "device": device, "random_state": 0}
     clf = estimator(encoder, **params) if text_model else estimator(**params)
     clf.set_params(verbose=1)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    if name == "elias":
+    if name.startswith("elias"):
         clf.fit(list(d["text_train"]), d["Y_train"])
     elif text_model:
         clf.fit(
@@ -778,8 +840,8 @@ def main(argv=None) -> int:
         "--only",
         nargs="+",
         choices=["tests", *PLAN],
-        default=["tests", *PLAN],
-        help="steps to run (default: all)",
+        default=DEFAULT_STEPS,
+        help=f"steps to run (default: {' '.join(DEFAULT_STEPS)})",
     )
     parser.add_argument(
         "--budget", type=float, default=None, help="seconds in all (540; smoke 1000)"
