@@ -143,6 +143,16 @@ def run(loss: str, d: dict, fit_rows, val_rows, args) -> list[list[str]]:
     )
     columns = ("P@1", "P@5", "PSP@1", "PSP@5")
     cells = [loss] + [f"{100 * report[m]:.2f}" for m in columns]
+    # the held-out rows, by which settings (epochs, loss weights) are chosen
+    held_out = xmc_report(
+        d["Y_train"][val_rows], val, k=(1, 5), inv_propensity=d["inv_p_fit"],
+        filter=d["filter_val"],
+    )  # fmt: skip
+    print(
+        f"# {loss}: held-out rows "
+        + ", ".join(f"{m} {100 * held_out[m]:.2f}" for m in columns),
+        flush=True,
+    )
     for target in TARGETS:
         tau = precision_threshold(
             d["Y_train"][val_rows], val, target_precision=target, filter=d["filter_val"]
