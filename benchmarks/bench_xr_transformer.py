@@ -9,11 +9,11 @@ GPU machine::
     python benchmarks/bench_xr_transformer.py
 
 The full data on 2 CPU cores with the estimator's CPU defaults (top 2 layers
-over cached states, 1 epoch per level; ``--epochs`` defaults to 3, a GPU
-schedule)::
+over cached states, 1 epoch per level; ``--epochs`` is the estimator's
+``n_epochs``, 1 unless given)::
 
-    python benchmarks/bench_xr_transformer.py --device cpu --epochs 1
-    python benchmarks/bench_xr_transformer.py --device cpu --epochs 1 --data foldoc
+    python benchmarks/bench_xr_transformer.py --device cpu
+    python benchmarks/bench_xr_transformer.py --device cpu --data foldoc
 
 A CPU smoke run on a subset::
 
@@ -95,7 +95,9 @@ def main() -> None:
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--pooling", default="mean", choices=["cls", "mean"])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument(
+        "--epochs", type=int, default=1, help="per level (the estimator's default)"
+    )
     parser.add_argument(
         "--steps", type=int, nargs="*", default=None, help="steps per level"
     )
