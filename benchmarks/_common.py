@@ -200,7 +200,7 @@ def subset(d: dict, max_train: int | None, max_test: int | None) -> dict:
     """The first ``max_train`` / ``max_test`` rows of a benchmark data set."""
     d = dict(d)
     if max_train is not None:
-        for key in ("X_train", "Y_train", "text_train"):
+        for key in ("X_train", "Y_train", "text_train", "filter_train"):
             if d.get(key) is not None:
                 d[key] = d[key][:max_train]
     if max_test is not None:

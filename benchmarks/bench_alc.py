@@ -60,6 +60,7 @@ from skxmc.metrics import (
 
 from _common import (  # isort: skip (benchmarks/ is the script's own folder)
     SHARED,
+    _lf_keys,
     load_debian_sample,
     load_lf_debian,
     machine_line,
@@ -241,12 +242,12 @@ def main():
     # labels of the test rows only: kept, reachable through their text
     warnings.simplefilter("ignore", XMCDataWarning)
     if args.full or args.bundle:
-        d = subset(load_lf_debian(args.bundle), args.max_train, args.max_test)
-        if not args.bundle:  # the bundle holds no training filter
-            filter_train = load_xc_repo(
-                SHARED / "data" / "LF-DebianPackages"
-            ).filter_train
-            d["filter_train"] = filter_train[: len(d["text_train"])]
+        if args.bundle:  # the bundle holds no training filter
+            d = load_lf_debian(args.bundle)
+        else:
+            data = load_xc_repo(SHARED / "data" / "LF-DebianPackages")
+            d = {**_lf_keys(data), "filter_train": data.filter_train}
+        d = subset(d, args.max_train, args.max_test)
         if args.bundle and args.encoder == str(ENCODER):
             from gpu_suite import unpack_bundle
 
