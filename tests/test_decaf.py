@@ -16,6 +16,7 @@ from skxmc import DecafClassifier, LabelInfo
 from skxmc.datasets import make_xmc_classification
 from skxmc.exceptions import XMCDataWarning
 from skxmc.metrics import precision_at_k
+from skxmc.training._data import hold_out_rows
 from skxmc.utils import csr_row_topk
 
 TINY = {
@@ -225,11 +226,10 @@ def fused(data):
 
 
 def test_learned_fusion_is_fitted_on_held_out_rows(data, fused):
-    from skxmc.models import _decaf
 
     # the network trains on 180 rows, the fusion sees the other 60
     seed = int(np.random.RandomState(0).randint(np.iinfo(np.int32).max))
-    held, trained = _decaf._hold_out(np.arange(240), 0.25, seed + 1, "fusion_fraction")
+    held, trained = hold_out_rows(np.arange(240), 0.25, seed + 1, "fusion_fraction")
     assert len(held) == 60 and not set(held) & set(trained)
     counts = np.bincount(data["Y"][:240][trained].indices, minlength=30)
     np.testing.assert_allclose(fused.model_._log_frequency, np.log1p(counts), rtol=1e-6)

@@ -211,7 +211,9 @@ class LabelShortlist:
             )
         return X @ self._labels_transposed()
 
-    def similarity_topk(self, X, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def similarity_topk(
+        self, X, k: int, *, normalized: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` labels of highest non-zero cosine with every row of ``X``.
 
         Equals ``csr_row_topk(sp.csr_matrix(self.similarity(X)), k)``: only
@@ -228,6 +230,11 @@ class LabelShortlist:
             Queries in the feature space of the labels.
         k : int
             Labels returned per row.
+        normalized : bool, default=False
+            Whether ``X`` is already a float32 CSR matrix of L2-normalised
+            rows with sorted, distinct indices (as :meth:`_prepare` makes
+            them): a caller that needs those rows for other cosines too
+            skips the second copy.
 
         Returns
         -------
@@ -248,7 +255,8 @@ class LabelShortlist:
             raise ValueError("This LabelShortlist is not fitted; call fit first.")
         if not (sp.issparse(X) and sp.issparse(self.labels_)):
             return csr_row_topk(sp.csr_matrix(self.similarity(X)), k)
-        X = self._prepare(X)
+        if not normalized:
+            X = self._prepare(X)
         if X.shape[1] != self.labels_.shape[1]:
             raise ValueError(
                 f"X has {X.shape[1]} features, the labels have {self.labels_.shape[1]}."

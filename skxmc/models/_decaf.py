@@ -24,6 +24,7 @@ from skxmc.training import (
     seeded_torch,
     shortlist_targets,
 )
+from skxmc.training._data import hold_out_rows
 from skxmc.utils import csr_row_topk, sparse_pair_scores
 from skxmc.utils._logging import log
 from skxmc.utils._sparse import l2_normalize_csr
@@ -263,11 +264,11 @@ class DecafModel:
         rows = np.arange(X.shape[0])
         val_rows = fusion_rows = None
         if config.fusion == "learned":
-            fusion_rows, rows = _hold_out(
+            fusion_rows, rows = hold_out_rows(
                 rows, config.fusion_fraction, seed + 1, "fusion_fraction"
             )
         if config.early_stopping:
-            val_rows, rows = _hold_out(
+            val_rows, rows = hold_out_rows(
                 rows, config.validation_fraction, seed, "validation_fraction"
             )
         counts = np.bincount(Y.indices, minlength=Y.shape[1])
@@ -647,9 +648,16 @@ class DecafModel:
                     # a few rows: the sparse stages run beside the network
                     side = _few_rows(stop - start)
                     text_ids = rerank_ids = None
+                    # the L2-normalised rows, once for the text shortlist and
+                    # the text cosines (sorted indices: both read them as is)
+                    unit = None
+                    if (with_text or scoring.text_shortlist_size) and (
+                        X_block.has_canonical_format
+                    ):
+                        unit = l2_normalize_csr(X_block)
                     if scoring.text_shortlist_size:
                         text_ids = run_aside(
-                            self._text_shortlist, X_block, scoring, enabled=side
+                            self._text_shortlist, X_block, unit, scoring, enabled=side
                         )
                     if self._reranker_proposes:
                         rerank_ids = run_aside(
@@ -696,9 +704,9 @@ class DecafModel:
                             self._rerank_scores, X_block, ids, enabled=side
                         )
                     if with_text:
-                        text = sparse_pair_scores(
-                            l2_normalize_csr(X_block), self._text_index.labels_, ids
-                        )
+                        if unit is None:
+                            unit = l2_normalize_csr(X_block)
+                        text = sparse_pair_scores(unit, self._text_index.labels_, ids)
                         parts["text"] = torch.from_numpy(text).to(device)
                     if rerank is not None:
                         parts["rerank"] = torch.from_numpy(rerank.result()).to(device)
@@ -816,10 +824,13 @@ class DecafModel:
 
         return isinstance(self.reranker_, XRLinearModel)
 
-    def _text_shortlist(self, X, scoring) -> np.ndarray:
+    def _text_shortlist(self, X, unit, scoring) -> np.ndarray:
         """Ids of the labels of highest label-text cosine (the top of the
-        text similarity, without forming it)."""
+        text similarity, without forming it); ``unit``: the L2-normalised
+        rows of ``X`` if the caller has them (else None)."""
         k = min(scoring.text_shortlist_size, self.n_labels_)
+        if unit is not None:
+            return self._text_index.similarity_topk(unit, k, normalized=True)[1]
         return self._text_index.similarity_topk(X, k)[1]
 
     def _rerank_proposals(self, X, scoring) -> np.ndarray:
@@ -976,17 +987,6 @@ def _keep_top_entries(Z, n: int | None) -> sp.csr_matrix:
 
     scores, indices = csr_row_topk(Z, n)
     return normalize(topk_to_csr(scores, indices, Z.shape[1])).astype(np.float32)
-
-
-def _hold_out(rows: np.ndarray, fraction: float, seed: int, name: str):
-    """Split ``rows`` into a random held-out share and the rest (both sorted)."""
-    n_held = round(fraction * rows.size)
-    if n_held < 1 or n_held >= rows.size:
-        raise ValueError(
-            f"{name}={fraction} leaves {n_held} of {rows.size} rows held out."
-        )
-    order = np.random.default_rng(seed).permutation(rows)
-    return np.sort(order[:n_held]), np.sort(order[n_held:])
 
 
 #: Rows up to which prediction runs torch on one thread (see torch_threads)

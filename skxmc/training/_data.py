@@ -49,7 +49,8 @@ def csr_to_bag(
     >>> csr_to_bag(sp.csr_matrix([[0, 2.0], [0, 0], [1.0, 3.0]]))
     (tensor([1, 0, 1]), tensor([0, 1, 1]), tensor([2., 1., 3.]))
     """
-    X = sp.csr_matrix(X)
+    if not (sp.issparse(X) and X.format == "csr"):
+        X = sp.csr_matrix(X)  # (a new CSR object costs ~25 us of a query)
     indices = torch.from_numpy(X.indices.astype(np.int64, copy=True))
     offsets = torch.from_numpy(X.indptr[:-1].astype(np.int64, copy=True))
     weights = torch.from_numpy(X.data.astype(np.float32, copy=True))
@@ -215,3 +216,27 @@ def shortlist_targets(
         parts.append(positives)
     ids = dedup_rows(np.concatenate(parts, axis=1))
     return ids, candidate_relevance(ids, Y_rows).astype(np.float32)
+
+
+def hold_out_rows(rows: np.ndarray, fraction: float, seed: int, name: str):
+    """Split ``rows`` into a random held-out share and the rest (both sorted).
+
+    The validation split of the training rows (early stopping, the fusion's
+    rows); ``name`` is the parameter named in the error when the share
+    leaves no row on one side.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skxmc.training._data import hold_out_rows
+    >>> held, kept = hold_out_rows(np.arange(10), 0.2, 0, "validation_fraction")
+    >>> len(held), len(kept), sorted(np.concatenate([held, kept])) == list(range(10))
+    (2, 8, True)
+    """
+    n_held = round(fraction * rows.size)
+    if n_held < 1 or n_held >= rows.size:
+        raise ValueError(
+            f"{name}={fraction} leaves {n_held} of {rows.size} rows held out."
+        )
+    order = np.random.default_rng(seed).permutation(rows)
+    return np.sort(order[:n_held]), np.sort(order[n_held:])

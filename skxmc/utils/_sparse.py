@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
+from contextlib import contextmanager
 from numbers import Integral
 
 import numpy as np
@@ -718,11 +719,13 @@ def sparse_pair_scores(X, W, pairs):
             f"pairs names row {pairs.max()} of W, which has {W.shape[0]} rows."
         )
     out = np.empty(pairs.shape, dtype=np.float32)
-    dense = np.zeros(X.shape[1], dtype=np.float32)
     kernel = _pair_dot_kernel
     if X.has_canonical_format and W.has_canonical_format:
         kernel = _sorted_pair_dot_kernel
-    kernel(X.indptr, X.indices, X.data, W.indptr, W.indices, W.data, pairs, dense, out)
+    with _zeroed_scratch(X.shape[1]) as dense:
+        kernel(
+            X.indptr, X.indices, X.data, W.indptr, W.indices, W.data, pairs, dense, out
+        )
     return out
 
 
@@ -922,6 +925,32 @@ def _work_buffers(n_cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return buffers
 
 
+#: Largest scratch array kept per thread and size (bytes; bigger ones are
+#: allocated per call).
+_MAX_SCRATCH_BYTES = 64 * 2**20
+
+
+@contextmanager
+def _zeroed_scratch(n: int, dtype=np.float32):
+    """A zero-filled array of ``n`` slots that the caller leaves zero-filled.
+
+    For the dense accumulators of the pair kernels, which reset the slots
+    they wrote: a fresh ``np.zeros`` of every feature or label is most of a
+    single query's call. The array is the calling thread's own and out of
+    the pool while in use (a nested call gets another one); it goes back
+    only when the block ends without an exception (a kernel stopped midway
+    may leave entries set).
+    """
+    pool = _LOCAL.__dict__.setdefault("zeroed", {})
+    key = (int(n), np.dtype(dtype).str)
+    buffer = pool.pop(key, None)
+    if buffer is None:
+        buffer = np.zeros(n, dtype=dtype)
+    yield buffer
+    if buffer.nbytes <= _MAX_SCRATCH_BYTES and len(pool) < 8:
+        pool[key] = buffer
+
+
 def shortlist_pair_scores(ids, values, W) -> np.ndarray:
     """``sparse_pair_scores(S, W, ids)`` where row ``i`` of ``S`` holds
     ``values[i, j]`` at column ``ids[i, j]``, without building ``S``.
@@ -961,6 +990,6 @@ def shortlist_pair_scores(ids, values, W) -> np.ndarray:
     if ids.size and ids.max() >= min(W.shape):
         raise ValueError(f"ids must lie below {min(W.shape)} (W has shape {W.shape}).")
     out = np.empty(ids.shape, dtype=np.float32)
-    dense = np.zeros(W.shape[1], dtype=np.float32)
-    _scattered_pair_dot_kernel(ids, values, W.indptr, W.indices, W.data, dense, out)
+    with _zeroed_scratch(W.shape[1]) as dense:
+        _scattered_pair_dot_kernel(ids, values, W.indptr, W.indices, W.data, dense, out)
     return out
