@@ -114,6 +114,10 @@ def run(loss: str, d: dict, fit_rows, val_rows, args) -> list[list[str]]:
         n_hard_negatives=args.hard_negatives,
         learning_rate=args.lr,
         inference_batch_size=args.inference_batch_size,
+        early_stopping=args.early_stopping is not None and loss != "zero-shot",
+        validation_fraction=args.early_stopping or 0.1,
+        # the whole schedule runs; the best epoch on the held-out rows is kept
+        n_iter_no_change=max(args.epochs, 1),
         device=args.device,
         top_k=5,
         random_state=args.seed,
@@ -170,6 +174,14 @@ def run(loss: str, d: dict, fit_rows, val_rows, args) -> list[list[str]]:
         f"{opis(d['Y_test'], test):.4f}",
         f"{fit_s:.0f}",
     ]
+    if clf.validation_scores_:
+        scores = ", ".join(f"{100 * v:.2f}" for v in clf.validation_scores_)
+        best = int(np.argmax(clf.validation_scores_)) + 1
+        print(
+            f"# {loss}: early-stopping rows' P@1 per epoch [{scores}] "
+            f"(unfiltered): epoch {best} kept",
+            flush=True,
+        )
     losses = ", ".join(f"{v:.4f}" for v in clf.loss_curve_)
     parts = {key: round(value, 1) for key, value in clf.fit_times_.items()}
     print(f"# {loss}: epoch losses [{losses}], fit parts (s) {parts}", flush=True)
@@ -226,6 +238,14 @@ def main():
     parser.add_argument("--verbose", type=int, default=0)
     parser.add_argument("--validation", type=float, default=0.2)
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument(
+        "--early-stopping",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="the estimator holds out this share of its fit rows and keeps "
+        "the epoch of best P@1 on them (the epoch count chosen on validation)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--cluster-size", type=int, default=8)
     parser.add_argument("--hard-negatives", type=int, default=1)

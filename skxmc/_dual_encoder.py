@@ -119,6 +119,19 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         Degree of the pynndescent graph (``"ann"``).
     inference_batch_size : int, default=256
         Texts per forward pass without gradients.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training rows (with a
+        label), score their P@1 (exact cosine search over the labels) after
+        every epoch, keep the weights of the best epoch and stop when it has
+        not improved for ``n_iter_no_change`` epochs: the number of epochs
+        is then chosen on validation rows, not on a test set. On data whose
+        documents are also labels (LF data sets' reciprocal pairs), a
+        held-out document's own label text is a confident false positive;
+        the score is lower than a filtered one but compares epochs alike.
+    validation_fraction : float, default=0.1
+        Held-out share of the rows when ``early_stopping``.
+    n_iter_no_change : int, default=3
+        Patience of early stopping, in epochs.
     top_k : int, default=10
         Labels kept per row by :meth:`decision_function` and :meth:`predict`.
     threshold : float, default=0.5
@@ -150,6 +163,9 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         resolved).
     loss_curve_ : list of float
         Mean training loss of every epoch.
+    validation_scores_ : list of float
+        With ``early_stopping``, the held-out rows' P@1 after every epoch
+        (the model keeps the weights of the best one); empty otherwise.
     fit_times_ : dict
         Seconds per part of the fit.
 
@@ -230,6 +246,9 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         "retrieval": [StrOptions({"exact", "ann"})],
         "n_neighbors": [Interval(Integral, 2, None, closed="left")],
         "inference_batch_size": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "device": [str],
         "n_jobs": [Integral, None],
     }
@@ -264,6 +283,9 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         retrieval="exact",
         n_neighbors=30,
         inference_batch_size=256,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=3,
         top_k=10,
         threshold=0.5,
         device="auto",
@@ -298,6 +320,9 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         self.retrieval = retrieval
         self.n_neighbors = n_neighbors
         self.inference_batch_size = inference_batch_size
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
         self.top_k = top_k
         self.threshold = threshold
         self.device = device
@@ -377,6 +402,9 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
             retrieval=self.retrieval,
             n_neighbors=self.n_neighbors,
             inference_batch_size=self.inference_batch_size,
+            early_stopping=self.early_stopping,
+            validation_fraction=self.validation_fraction,
+            n_iter_no_change=self.n_iter_no_change,
             n_jobs=self.n_jobs,
         )
 
@@ -386,6 +414,7 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         self.tokenizer_ = model.tokenizer
         self.label_embeddings_ = model.label_embeddings
         self.loss_curve_ = model.loss_curve
+        self.validation_scores_ = model.validation_scores
         self.fit_times_ = model.fit_times
 
     # -------------------------------------------------------------- predict

@@ -281,3 +281,80 @@ def test_auto_trainable_layers_follow_the_device(bert2, docs):
     clf = _clf(bert2, n_epochs=1).fit(train, Y, label_info=LabelInfo(text=LABEL_TEXT))
     # "auto" on the CPU: 2, i.e. every layer of this 2-layer encoder
     assert clf.trainable_layers_ == 2
+
+
+def _texts_of(bert, train, config):
+    from skxmc.models._dual_encoder import _Texts
+    from skxmc.nn import DualEncoderLoss, DualEncoderNetwork
+    from skxmc.nn._text_encoder import TextEncoder
+    from skxmc.nn._transformer import load_encoder, tokenize
+
+    encoder, tokenizer = load_encoder(bert)
+    net = DualEncoderNetwork(encoder, DualEncoderLoss(32)).eval()
+    return _Texts(
+        net, TextEncoder(encoder), tokenizer, tokenize(tokenizer, train, 16),
+        tokenize(tokenizer, LABEL_TEXT, 8), config, torch.device("cpu"),
+    )  # fmt: skip
+
+
+def test_validation_score_is_the_held_out_precision_at_1(bert, docs):
+    from skxmc.models import DualEncoderConfig
+    from skxmc.models._dual_encoder import _validation_precision
+
+    train, Y, _, _ = docs
+    texts_of = _texts_of(bert, train, DualEncoderConfig())
+    rows = np.arange(3, 150, 7)
+    with torch.no_grad():
+        cosines = texts_of.queries(rows) @ texts_of.labels().T
+    best = cosines.argmax(axis=1)
+    literal = np.mean([Y[r, j] for r, j in zip(rows, best)])
+    assert _validation_precision(texts_of, Y, rows) == pytest.approx(literal)
+
+
+@pytest.mark.parametrize(
+    "scripted, patience, kept",
+    [([0.5, 0.9, 0.1], 3, 1), ([0.5, 0.4, 0.3, 0.2], 2, 0)],
+)
+def test_early_stopping_keeps_the_best_epoch_without_training_on_its_rows(
+    bert, docs, monkeypatch, scripted, patience, kept
+):
+    import skxmc.models._dual_encoder as engine
+
+    seen = {"rows": [], "states": [], "trained": set()}
+
+    def scripted_score(texts_of, Y, rows):
+        seen["rows"].append(rows)
+        state = texts_of.net.encoder.state_dict()
+        seen["states"].append({k: v.detach().clone() for k, v in state.items()})
+        return scripted[len(seen["states"]) - 1]
+
+    batches = engine._EpochSampler.batches
+
+    def recorded_batches(self, epoch):
+        out = batches(self, epoch)
+        for b in out:
+            seen["trained"].update(np.asarray(b).tolist())
+        return out
+
+    monkeypatch.setattr(engine, "_validation_precision", scripted_score)
+    monkeypatch.setattr(engine._EpochSampler, "batches", recorded_batches)
+    train, Y, _, _ = docs
+    clf = _clf(
+        bert, n_epochs=len(scripted), early_stopping=True, validation_fraction=0.25,
+        n_iter_no_change=patience,
+    ).fit(train, Y, label_info=LabelInfo(text=LABEL_TEXT))  # fmt: skip
+    n_scored = min(len(scripted), kept + patience + 1)
+    assert clf.validation_scores_ == scripted[:n_scored]
+    assert len(clf.loss_curve_) == n_scored
+    held = seen["rows"][0]
+    assert all(np.array_equal(r, held) for r in seen["rows"])
+    assert len(held) == round(0.25 * np.sum(np.diff(Y.indptr) > 0))
+    assert not seen["trained"] & set(held.tolist())
+    # the fitted encoder holds the weights scored best, not the last ones
+    final = clf.network_.encoder.state_dict()
+    for name, value in seen["states"][kept].items():
+        torch.testing.assert_close(final[name], value, rtol=0, atol=0)
+    assert any(
+        not torch.equal(final[name], value)
+        for name, value in seen["states"][-1].items()
+    )

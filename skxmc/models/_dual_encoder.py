@@ -55,6 +55,10 @@ class DualEncoderConfig:
         AdamW (encoder, pair classifier) with a linear schedule.
     retrieval, n_neighbors, inference_batch_size : str, int, int
         Label search (``"exact"`` or ``"ann"``) in mining and prediction.
+    early_stopping, validation_fraction, n_iter_no_change : bool, float, int
+        Hold out a share of the training rows, score their P@1 after every
+        epoch, keep the best epoch's weights and stop after that many
+        epochs without an improvement.
     n_jobs : int or None
         Threads of the clustering and of the pynndescent index.
     """
@@ -84,6 +88,9 @@ class DualEncoderConfig:
     retrieval: str = "exact"
     n_neighbors: int = 30
     inference_batch_size: int = 256
+    early_stopping: bool = False
+    validation_fraction: float = 0.1
+    n_iter_no_change: int = 3
     n_jobs: int | None = None
 
 
@@ -106,6 +113,9 @@ class DualEncoderModel:
         Mean training loss of every epoch.
     fit_times : dict, default=None
         Seconds per part of :meth:`train`.
+    validation_scores : list of float, default=()
+        With early stopping, the held-out P@1 after every epoch (the
+        weights are those of the best one).
     seed : int, default=0
         Seeds the construction of the pynndescent index.
 
@@ -124,6 +134,7 @@ class DualEncoderModel:
         *,
         loss_curve: Sequence[float] = (),
         fit_times: dict | None = None,
+        validation_scores: Sequence[float] = (),
         seed: int = 0,
     ):
         self.network = network
@@ -131,6 +142,7 @@ class DualEncoderModel:
         self.config = config
         self.loss_curve = [float(v) for v in loss_curve]
         self.fit_times = dict(fit_times or {})
+        self.validation_scores = [float(v) for v in validation_scores]
         self.seed = int(seed)
         self._device_cache = None
         self.set_label_embeddings(label_embeddings)
@@ -236,7 +248,16 @@ class DualEncoderModel:
         trained = [p for p in encoder.parameters() if p.requires_grad]
         trainable = np.flatnonzero(np.diff(Y.indptr) > 0)  # rows with a label
         train = config.n_epochs > 0 and trainable.size > 0 and len(trained) > 0
+        val_rows = None
+        if train and config.early_stopping:
+            from skxmc.training._data import hold_out_rows
+
+            val_rows, trainable = hold_out_rows(
+                trainable, config.validation_fraction, batch_seed,
+                "validation_fraction",
+            )  # fmt: skip
         loss_curve: list[float] = []
+        validation_scores: list[float] = []
         with seeded_torch(torch_seed, device):
             net.to(device)
             try:
@@ -255,6 +276,10 @@ class DualEncoderModel:
                         net, texts_of, Y, trainable, config, batch_seed,
                         index_seed, times, log,
                     )  # fmt: skip
+
+                    def score_fn():
+                        return _validation_precision(texts_of, Y, val_rows)
+
                     trainer = Trainer(
                         net,
                         [
@@ -268,6 +293,8 @@ class DualEncoderModel:
                         weight_decay=config.weight_decay,
                         schedule="linear",
                         warmup=config.warmup,
+                        score_fn=None if val_rows is None else score_fn,
+                        n_iter_no_change=config.n_iter_no_change,
                         device=device,
                         verbose=verbose,
                         desc="dual encoder",
@@ -284,6 +311,9 @@ class DualEncoderModel:
                         time.perf_counter() - start - times.get("refresh", 0.0)
                     )
                     loss_curve = [float(h["loss"]) for h in state.history]
+                    validation_scores = [
+                        float(h["score"]) for h in state.history if "score" in h
+                    ]
                 net.eval()
                 start = time.perf_counter()
                 label_embeddings = texts_of.labels()
@@ -302,6 +332,7 @@ class DualEncoderModel:
             label_embeddings,
             loss_curve=loss_curve,
             fit_times=times,
+            validation_scores=validation_scores,
             seed=index_seed,
         )
         if device.type != "cpu":
@@ -406,6 +437,16 @@ def _encode(net, tokenizer, token_ids, config, device) -> np.ndarray:
         pooling=config.pooling,
         normalize=True,
     )
+
+
+def _validation_precision(texts_of, Y, rows) -> float:
+    """P@1 of the held-out ``rows`` by exact cosine search over the labels
+    (the current network's embeddings; the early-stopping score)."""
+    from skxmc.indexing import LabelShortlist
+    from skxmc.metrics import precision_at_k
+
+    index = LabelShortlist(method="exact").fit(texts_of.labels())
+    return precision_at_k(Y[rows], index.query(texts_of.queries(rows), 1), k=1)
 
 
 class _Texts:
