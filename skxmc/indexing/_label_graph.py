@@ -20,7 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
 
 from skxmc.utils import csr_row_topk, topk_to_csr
-from skxmc.utils._sparse import csr_product_topk
+from skxmc.utils._sparse import _readonly_float32_csr, csr_product_topk
 
 __all__ = [
     "label_correlation_graph",
@@ -296,7 +296,7 @@ def propagate_topk(scores, indices, graph, k):
     >>> propagate_topk(np.array([[0.8]]), np.array([[0]]), graph, k=3)
     (array([[ 0.8,  0.4, -inf]], dtype=float32), array([[ 0,  1, -1]]))
     """
-    graph = sp.csr_matrix(graph, dtype=np.float32)
+    graph = _readonly_float32_csr(graph)
     n_labels = graph.shape[0]
     if graph.shape != (n_labels, n_labels):
         raise ValueError(f"graph must be square, got shape {graph.shape}.")

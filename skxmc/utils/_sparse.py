@@ -400,17 +400,29 @@ def _first_row_with_duplicates(indices, marks):
     """First row of a 2-D index array naming a column twice, or -1.
 
     ``marks`` (one slot per column, filled with -1) records the last row that
-    named each column: one pass, no sorting.
+    named each column: one pass, no sorting. The slots set are -1 again on
+    return, so one ``marks`` array serves every call.
     """
+    found = -1
+    stop = indices.shape[0]
     for i in range(indices.shape[0]):
         for j in range(indices.shape[1]):
             c = indices[i, j]
             if c < 0:
                 continue
             if marks[c] == i:
-                return i
+                found = i
+                stop = i + 1
+                break
             marks[c] = i
-    return -1
+        if found >= 0:
+            break
+    for i in range(stop):
+        for j in range(indices.shape[1]):
+            c = indices[i, j]
+            if c >= 0:
+                marks[c] = -1
+    return found
 
 
 # --------------------------------------------------------------------- helpers
@@ -649,8 +661,8 @@ def _check_no_duplicates(indices: np.ndarray, n_cols: int | None = None) -> None
         return
     if n_cols is None:
         n_cols = int(indices.max()) + 1
-    marks = np.full(max(n_cols, 1), -1, dtype=np.int64)
-    row = _first_row_with_duplicates(np.ascontiguousarray(indices), marks)
+    with _filled_scratch(max(n_cols, 1), np.int64, -1) as marks:
+        row = _first_row_with_duplicates(np.ascontiguousarray(indices), marks)
     if row >= 0:
         raise ValueError(
             f"Row {row} of the top-k indices names the same column twice: "
@@ -722,7 +734,7 @@ def sparse_pair_scores(X, W, pairs):
     kernel = _pair_dot_kernel
     if X.has_canonical_format and W.has_canonical_format:
         kernel = _sorted_pair_dot_kernel
-    with _zeroed_scratch(X.shape[1]) as dense:
+    with _filled_scratch(X.shape[1]) as dense:
         kernel(
             X.indptr, X.indices, X.data, W.indptr, W.indices, W.data, pairs, dense, out
         )
@@ -931,21 +943,21 @@ _MAX_SCRATCH_BYTES = 64 * 2**20
 
 
 @contextmanager
-def _zeroed_scratch(n: int, dtype=np.float32):
-    """A zero-filled array of ``n`` slots that the caller leaves zero-filled.
+def _filled_scratch(n: int, dtype=np.float32, fill=0):
+    """An array of ``n`` slots set to ``fill`` that the caller leaves so.
 
-    For the dense accumulators of the pair kernels, which reset the slots
-    they wrote: a fresh ``np.zeros`` of every feature or label is most of a
-    single query's call. The array is the calling thread's own and out of
-    the pool while in use (a nested call gets another one); it goes back
+    For the dense accumulators and marks of the kernels, which reset the
+    slots they wrote: a fresh ``np.zeros`` of every feature or label is most
+    of a single query's call. The array is the calling thread's own and out
+    of the pool while in use (a nested call gets another one); it goes back
     only when the block ends without an exception (a kernel stopped midway
     may leave entries set).
     """
-    pool = _LOCAL.__dict__.setdefault("zeroed", {})
-    key = (int(n), np.dtype(dtype).str)
+    pool = _LOCAL.__dict__.setdefault("scratch", {})
+    key = (int(n), np.dtype(dtype).str, fill)
     buffer = pool.pop(key, None)
     if buffer is None:
-        buffer = np.zeros(n, dtype=dtype)
+        buffer = np.full(n, fill, dtype=dtype)
     yield buffer
     if buffer.nbytes <= _MAX_SCRATCH_BYTES and len(pool) < 8:
         pool[key] = buffer
@@ -990,6 +1002,6 @@ def shortlist_pair_scores(ids, values, W) -> np.ndarray:
     if ids.size and ids.max() >= min(W.shape):
         raise ValueError(f"ids must lie below {min(W.shape)} (W has shape {W.shape}).")
     out = np.empty(ids.shape, dtype=np.float32)
-    with _zeroed_scratch(W.shape[1]) as dense:
+    with _filled_scratch(W.shape[1]) as dense:
         _scattered_pair_dot_kernel(ids, values, W.indptr, W.indices, W.data, dense, out)
     return out

@@ -55,6 +55,10 @@ def torch_threads(n_threads: int | None):
 #: runs at once in the caller's thread, e.g. for a per-stage profile).
 ASIDE_ENABLED = True
 
+#: Whether the machine has a second core for the helper (read once:
+#: ``os.cpu_count()`` reads sysfs, ~20 us, and a query asks several times).
+_SEVERAL_CORES = (os.cpu_count() or 1) > 1
+
 _aside_lock = threading.Lock()
 _aside_executor = None
 
@@ -97,7 +101,7 @@ def run_aside(fn, *args, enabled: bool = True):
     6
     """
     global _aside_executor
-    if not (enabled and ASIDE_ENABLED and (os.cpu_count() or 1) > 1):
+    if not (enabled and ASIDE_ENABLED and _SEVERAL_CORES):
         return _Done(fn(*args))
     if _aside_executor is None:
         from concurrent.futures import ThreadPoolExecutor

@@ -468,3 +468,29 @@ def test_csr_product_topk_with_dense_rows_equals_the_plain_kernel_to_the_bit():
     assert dense_long_rows(B, min_share=0.3, max_bytes=4 * n_cols * 2)[1].shape[0] == 2
     with pytest.raises(ValueError, match="dense_rows"):
         csr_product_topk(X, B, 3, dense_rows=(dense_rows[0][:-1], dense_rows[1]))
+
+
+def test_duplicate_check_leaves_its_reused_marks_clean():
+    # the marks array is kept per thread: a column named in row 0 of one call
+    # must not look like a repeat in row 0 of the next call
+    for indices in ([[3, 1]], [[3, 2]], [[0, 3], [3, 4]]):
+        m = topk_to_csr(np.ones((len(indices), 2)), np.array(indices), 5)
+        assert m.nnz == 2 * len(indices)
+    with pytest.raises(ValueError, match=r"Row 1 .* twice"):
+        topk_to_csr(np.ones((2, 2)), np.array([[2, 4], [2, 2]]), 5)
+    assert topk_to_csr(np.ones((1, 2)), np.array([[2, 4]]), 5).nnz == 2
+
+
+def test_scratch_dirtied_by_an_exception_is_not_reused():
+    from skxmc.utils._sparse import _filled_scratch
+
+    with pytest.raises(RuntimeError):
+        with _filled_scratch(7) as buffer:
+            buffer[3] = 1.0  # a kernel stopped before resetting its slots
+            raise RuntimeError
+    with _filled_scratch(7) as buffer:
+        assert not buffer.any()
+        nested_is_another = True
+        with _filled_scratch(7) as inner:
+            nested_is_another = inner is not buffer
+    assert nested_is_another
