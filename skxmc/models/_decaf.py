@@ -647,7 +647,6 @@ class DecafModel:
                     X_block = _row_block(X, start, stop)
                     # a few rows: the sparse stages run beside the network
                     side = _few_rows(stop - start)
-                    text_ids = rerank_ids = None
                     # the L2-normalised rows, once for the text shortlist and
                     # the text cosines (sorted indices: both read them as is)
                     unit = None
@@ -655,14 +654,10 @@ class DecafModel:
                         X_block.has_canonical_format
                     ):
                         unit = l2_normalize_csr(X_block)
-                    if scoring.text_shortlist_size:
-                        text_ids = run_aside(
-                            self._text_shortlist, X_block, unit, scoring, enabled=side
-                        )
-                    if self._reranker_proposes:
-                        rerank_ids = run_aside(
-                            self._rerank_proposals, X_block, scoring, enabled=side
-                        )
+                    # one task for the helper thread (one hand-over, not two)
+                    sparse_ids = run_aside(
+                        self._sparse_candidates, X_block, unit, scoring, enabled=side
+                    )
                     x = net(*csr_to_bag(X_block, device))
                     meta = torch.sigmoid(x @ Wc.T + bc)
                     top = torch.topk(meta, beam, dim=1).indices
@@ -677,10 +672,7 @@ class DecafModel:
                             .numpy(),
                             scoring,
                         )
-                    if text_ids is not None:
-                        extra.append(text_ids.result())
-                    if rerank_ids is not None:
-                        extra.append(rerank_ids.result())
+                    extra.extend(sparse_ids.result())
                     if self._ann is not None:
                         _, near = self._ann.query(
                             x.float().cpu().numpy(),
@@ -692,26 +684,26 @@ class DecafModel:
                     if extra:
                         ids = dedup_rows(np.concatenate([ids, *extra], 1))
                         shortlist = torch.from_numpy(ids).to(device)
+                    rerank = None
+                    if self.reranker_ is not None:
+                        # on the helper while the pair scores below are computed
+                        rerank = run_aside(
+                            self._rerank_scores, X_block, ids, enabled=side
+                        )
                     safe = shortlist.clamp_min(0)
                     parts = {
                         "label": torch.sigmoid(score_pairs(x, shortlist, W, b)),
                         "cluster": torch.gather(meta, 1, cluster_of[safe]),
                         "text": None,
                     }
-                    rerank = None
-                    if self.reranker_ is not None:
-                        rerank = run_aside(
-                            self._rerank_scores, X_block, ids, enabled=side
-                        )
                     if with_text:
                         if unit is None:
                             unit = l2_normalize_csr(X_block)
                         text = sparse_pair_scores(unit, self._text_index.labels_, ids)
                         parts["text"] = torch.from_numpy(text).to(device)
+                        parts.update(self._extra_parts(ids, parts))
                     if rerank is not None:
                         parts["rerank"] = torch.from_numpy(rerank.result()).to(device)
-                    if with_text:
-                        parts.update(self._extra_parts(ids, parts))
                     yield start, stop, shortlist, parts
         finally:
             if was_training:
@@ -823,6 +815,16 @@ class DecafModel:
         from skxmc.indexing import XRLinearModel
 
         return isinstance(self.reranker_, XRLinearModel)
+
+    def _sparse_candidates(self, X, unit, scoring) -> list[np.ndarray]:
+        """The label ids of the text shortlist and of the re-ranker's
+        proposals (those that apply), in that order."""
+        out = []
+        if scoring.text_shortlist_size:
+            out.append(self._text_shortlist(X, unit, scoring))
+        if self._reranker_proposes:
+            out.append(self._rerank_proposals(X, scoring))
+        return out
 
     def _text_shortlist(self, X, unit, scoring) -> np.ndarray:
         """Ids of the labels of highest label-text cosine (the top of the
