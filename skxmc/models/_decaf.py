@@ -684,11 +684,14 @@ class DecafModel:
                     if extra:
                         ids = dedup_rows(np.concatenate([ids, *extra], 1))
                         shortlist = torch.from_numpy(ids).to(device)
-                    rerank = None
-                    if self.reranker_ is not None:
-                        # on the helper while the pair scores below are computed
-                        rerank = run_aside(
-                            self._rerank_scores, X_block, ids, enabled=side
+                    text = None
+                    if with_text:
+                        # on the helper while the network's and the
+                        # re-ranker's pair scores are computed here
+                        if unit is None:
+                            unit = l2_normalize_csr(X_block)
+                        text = run_aside(
+                            self._text_parts, unit, ids, device, enabled=side
                         )
                     safe = shortlist.clamp_min(0)
                     parts = {
@@ -696,14 +699,11 @@ class DecafModel:
                         "cluster": torch.gather(meta, 1, cluster_of[safe]),
                         "text": None,
                     }
-                    if with_text:
-                        if unit is None:
-                            unit = l2_normalize_csr(X_block)
-                        text = sparse_pair_scores(unit, self._text_index.labels_, ids)
-                        parts["text"] = torch.from_numpy(text).to(device)
-                        parts.update(self._extra_parts(ids, parts))
-                    if rerank is not None:
-                        parts["rerank"] = torch.from_numpy(rerank.result()).to(device)
+                    if self.reranker_ is not None:
+                        rerank = self._rerank_scores(X_block, ids)
+                        parts["rerank"] = torch.from_numpy(rerank).to(device)
+                    if text is not None:
+                        parts.update(text.result())
                     yield start, stop, shortlist, parts
         finally:
             if was_training:
@@ -815,6 +815,15 @@ class DecafModel:
         from skxmc.indexing import XRLinearModel
 
         return isinstance(self.reranker_, XRLinearModel)
+
+    def _text_parts(self, unit, ids, device) -> dict:
+        """``{"text": ...}`` (the TF-IDF cosine of each row of ``unit``, the
+        L2-normalised documents, with the text of each of its labels
+        ``ids``) and the parts of :meth:`_extra_parts` that read it."""
+        text = sparse_pair_scores(unit, self._text_index.labels_, ids)
+        parts = {"text": torch.from_numpy(text).to(device)}
+        parts.update(self._extra_parts(ids, parts))
+        return parts
 
     def _sparse_candidates(self, X, unit, scoring) -> list[np.ndarray]:
         """The label ids of the text shortlist and of the re-ranker's
