@@ -63,7 +63,7 @@ def run_xr_transformer(d: dict, args) -> dict:
         beam_size=args.beam,
         top_k=args.k,
         device=args.device,
-        random_state=0,
+        random_state=args.seed,
         verbose=args.verbose,
     )
     start = time.perf_counter()
@@ -110,6 +110,7 @@ def main() -> None:
     parser.add_argument("--max-train", type=int, default=None)
     parser.add_argument("--max-test", type=int, default=None)
     parser.add_argument("--verbose", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="its random_state")
     args = parser.parse_args()
     if args.steps is not None and len(args.steps) == 1:
         args.steps = args.steps[0]
