@@ -25,6 +25,10 @@ METRIC_COLUMNS = ["P@1", "P@3", "P@5", "nDCG@5", "PSP@1", "PSP@3", "PSP@5"]
 LF_KEYS = ("text_train", "text_test", "label_text", "Y_train", "Y_test", "filter_test")
 _TEXT_KEYS = LF_KEYS[:3]
 _MATRIX_KEYS = LF_KEYS[3:]
+#: Carried (and fingerprinted) where the data have it: the training rows'
+#: reciprocal pairs, removed from held-out training rows as the test filter
+#: is from the test rows. Bundles written before it read as before.
+_OPTIONAL_MATRIX_KEYS = ("filter_train",)
 
 
 #: DECAF "Run D" of results/decaf_cpu.txt (2+2 epochs on 2 CPU cores): the
@@ -71,7 +75,11 @@ def tfidf_features(d: dict) -> dict:
 
 def _lf_keys(data) -> dict:
     """What the benchmarks read of an LF data set (a ``load_xc_repo`` Bunch)."""
-    return {key: data[key] for key in LF_KEYS}
+    out = {key: data[key] for key in LF_KEYS}
+    for key in _OPTIONAL_MATRIX_KEYS:
+        if data.get(key) is not None:
+            out[key] = data[key]
+    return out
 
 
 def load_lf_debian(bundle: str | os.PathLike | None = None) -> dict:
@@ -134,7 +142,7 @@ def lf_fingerprint(d: dict) -> dict:
     for key in _TEXT_KEYS:
         blob = json.dumps(list(d[key]), ensure_ascii=False).encode()
         out[key] = {"n": len(d[key]), "sha256": hashlib.sha256(blob).hexdigest()}
-    for key in _MATRIX_KEYS:
+    for key in _matrix_keys(d):
         m = sp.csr_matrix(d[key], copy=True)
         m.sort_indices()
         digest = hashlib.sha256()
@@ -163,7 +171,7 @@ def write_lf_bundle(d: dict, folder) -> dict:
     with lzma.open(folder / "text.json.xz", "wb", preset=9) as f:
         f.write(json.dumps(texts, ensure_ascii=False).encode())
     arrays = {}
-    for key in _MATRIX_KEYS:
+    for key in _matrix_keys(d):
         m = sp.csr_matrix(d[key])
         arrays.update(
             {
@@ -179,13 +187,21 @@ def write_lf_bundle(d: dict, folder) -> dict:
     return fingerprint
 
 
+def _matrix_keys(d: dict) -> tuple[str, ...]:
+    """The matrix keys of ``d`` that are stored: the required and the
+    optional ones it holds."""
+    optional = (k for k in _OPTIONAL_MATRIX_KEYS if d.get(k) is not None)
+    return (*_MATRIX_KEYS, *optional)
+
+
 def read_lf_bundle(folder) -> dict:
     """The data written by :func:`write_lf_bundle`, checked against its fingerprint."""
     folder = Path(folder)
     with lzma.open(folder / "text.json.xz", "rb") as f:
         d = json.loads(f.read().decode())
     with np.load(folder / "labels.npz") as z:
-        for key in _MATRIX_KEYS:
+        stored = {name.split(".")[0] for name in z.files}
+        for key in (*_MATRIX_KEYS, *(k for k in _OPTIONAL_MATRIX_KEYS if k in stored)):
             d[key] = sp.csr_matrix(
                 (z[f"{key}.data"], z[f"{key}.indices"], z[f"{key}.indptr"]),
                 shape=tuple(z[f"{key}.shape"]),

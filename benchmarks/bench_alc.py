@@ -48,7 +48,6 @@ from pathlib import Path
 import numpy as np
 
 from skxmc import DualEncoderClassifier, LabelInfo
-from skxmc.datasets import load_xc_repo
 from skxmc.exceptions import XMCDataWarning
 from skxmc.metrics import (
     coverage_at_precision,
@@ -60,7 +59,6 @@ from skxmc.metrics import (
 
 from _common import (  # isort: skip (benchmarks/ is the script's own folder)
     SHARED,
-    _lf_keys,
     load_debian_sample,
     load_lf_debian,
     machine_line,
@@ -262,11 +260,9 @@ def main():
     # labels of the test rows only: kept, reachable through their text
     warnings.simplefilter("ignore", XMCDataWarning)
     if args.full or args.bundle:
-        if args.bundle:  # the bundle holds no training filter
-            d = load_lf_debian(args.bundle)
-        else:
-            data = load_xc_repo(SHARED / "data" / "LF-DebianPackages")
-            d = {**_lf_keys(data), "filter_train": data.filter_train}
+        # with the training filter (bundles written before it have none:
+        # their held-out rows are then read unfiltered)
+        d = load_lf_debian(args.bundle)
         d = subset(d, args.max_train, args.max_test)
         if args.bundle and args.encoder == str(ENCODER):
             from gpu_suite import unpack_bundle

@@ -54,3 +54,23 @@ def test_read_rejects_a_bundle_that_differs_from_its_fingerprint(small_lf, tmp_p
     )
     with pytest.raises(ValueError, match="differ from fingerprint"):
         _common.read_lf_bundle(tmp_path)
+
+
+def test_bundle_carries_the_training_filter_and_reads_older_bundles(small_lf, tmp_path):
+    sample = _common.load_debian_sample()
+    with_filter = {**small_lf, "filter_train": sample["filter_train"][:50, :300]}
+    fingerprint = _common.write_lf_bundle(with_filter, tmp_path / "new")
+    got = _common.read_lf_bundle(tmp_path / "new")
+    assert "filter_train" in fingerprint
+    np.testing.assert_array_equal(
+        got["filter_train"].toarray(), with_filter["filter_train"].toarray()
+    )
+    # a bundle written without it (before it was carried) reads as before
+    _common.write_lf_bundle(small_lf, tmp_path / "old")
+    assert "filter_train" not in _common.read_lf_bundle(tmp_path / "old")
+    # and the training filter is part of what the fingerprint checks
+    other = with_filter["filter_train"].tolil()
+    other[0, 0] = 1 - other[0, 0]
+    assert _common.lf_fingerprint({**with_filter, "filter_train": other.tocsr()}) != (
+        fingerprint
+    )
