@@ -22,14 +22,13 @@ sequential pass over the entries of the query's features, with the same sums.
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange
 
 from skxmc.indexing._tree import LabelTree, effective_n_jobs, numba_threads
-from skxmc.utils._sparse import _lower_bound
+from skxmc.utils._sparse import _filled_scratch, _lower_bound
 
 __all__ = ["POST_PROCESSORS", "TreeScorer", "beam_search", "post_process"]
 
@@ -396,28 +395,17 @@ class TreeScorer:
             np.int64
         )
 
-    def _dense_buffer(self) -> np.ndarray:
-        """A zeroed query buffer owned by the calling thread (the kernels leave
-        it zeroed), so that a single-row search allocates nothing large."""
-        local = self.__dict__.get("_thread_local")
-        if local is None:
-            local = self.__dict__.setdefault("_thread_local", threading.local())
-        buffer = getattr(local, "dense", None)
-        if buffer is None:
-            buffer = local.dense = np.zeros(self.n_features, dtype=np.float32)
-        return buffer
+    def _dense_buffer(self):
+        """A zeroed query buffer of the calling thread, as a context (the
+        kernels leave it zeroed), so that a single-row search allocates
+        nothing large."""
+        return _filled_scratch(self.n_features, np.float32)
 
-    def _node_marks(self) -> np.ndarray:
-        """A ``-1``-filled int64 array of one slot per node, owned by the
-        calling thread (the kernels that mark nodes leave it as they found
-        it)."""
-        local = self.__dict__.get("_thread_local")
-        if local is None:
-            local = self.__dict__.setdefault("_thread_local", threading.local())
-        marks = getattr(local, "marks", None)
-        if marks is None:
-            marks = local.marks = np.full(int(self.offsets[-1]), -1, dtype=np.int64)
-        return marks
+    def _node_marks(self):
+        """A ``-1``-filled int64 array of one slot per node of the calling
+        thread, as a context (the kernels that mark nodes leave it as they
+        found it)."""
+        return _filled_scratch(int(self.offsets[-1]), np.int64, -1)
 
     def _by_feature(self) -> tuple[np.ndarray, ...]:
         """The weights of every level, feature-major: ``(fe_indptr, fe_node,
@@ -461,7 +449,6 @@ class TreeScorer:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state.pop("_thread_local", None)
         state.pop("_feature_major", None)
         return state
 
@@ -555,18 +542,19 @@ class TreeScorer:
         if n <= _FEW_ROWS:
             # a few rows: every beam node's children in one pass over the
             # query's features (X is canonical here)
-            _beam_rows_by_feature(
-                0, n, X.indptr, X.indices, X.data, self.ch_indptr, self.ch_indices,
-                self.w_bias, *self._by_feature(), n_levels, int(beam_size), int(k),
-                _POST_CODE[post_processor], self.max_children, self._node_marks(),
-                out_scores, out_nodes,
-            )  # fmt: skip
+            with self._node_marks() as marks:
+                _beam_rows_by_feature(
+                    0, n, X.indptr, X.indices, X.data, self.ch_indptr,
+                    self.ch_indices, self.w_bias, *self._by_feature(), n_levels,
+                    int(beam_size), int(k), _POST_CODE[post_processor],
+                    self.max_children, marks, out_scores, out_nodes,
+                )  # fmt: skip
         elif n_threads == 1:
-            dense = self._dense_buffer()
-            _beam_rows(
-                0, n, X.indptr, X.indices, X.data, *model, dense, out_scores,
-                out_nodes,
-            )  # fmt: skip
+            with self._dense_buffer() as dense:
+                _beam_rows(
+                    0, n, X.indptr, X.indices, X.data, *model, dense, out_scores,
+                    out_nodes,
+                )  # fmt: skip
         else:
             n_chunks = min(n, 4 * n_threads)
             with numba_threads(n_threads):

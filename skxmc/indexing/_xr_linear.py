@@ -616,15 +616,17 @@ class XRLinearModel:
             )
             self._parent_of = parent_of
         out = np.empty(labels.shape, dtype=np.float32)
-        _label_level_raw(
-            X.indptr, X.indices, X.data, scorer._dense_buffer(),
-            np.ascontiguousarray(labels, dtype=np.int64), int(scorer.offsets[depth]),
-            parent_of, scorer.ch_indptr, scorer.ch_indices, scorer.w_bias,
-            scorer.chunk_indptr, scorer.cfeat, scorer.centry_ptr, scorer.cslot,
-            scorer.cval, np.empty(self.n_labels, dtype=np.float64),
-            np.zeros(parent_of.shape[0], dtype=np.bool_),
-            np.empty(max(scorer.max_children, 1), dtype=np.float64), out,
-        )  # fmt: skip
+        with scorer._dense_buffer() as dense:
+            _label_level_raw(
+                X.indptr, X.indices, X.data, dense,
+                np.ascontiguousarray(labels, dtype=np.int64),
+                int(scorer.offsets[depth]), parent_of, scorer.ch_indptr,
+                scorer.ch_indices, scorer.w_bias, scorer.chunk_indptr, scorer.cfeat,
+                scorer.centry_ptr, scorer.cslot, scorer.cval,
+                np.empty(self.n_labels, dtype=np.float64),
+                np.zeros(parent_of.shape[0], dtype=np.bool_),
+                np.empty(max(scorer.max_children, 1), dtype=np.float64), out,
+            )  # fmt: skip
         return out
 
     def _path_raw(self, X: sp.csr_matrix, labels: np.ndarray) -> np.ndarray:
@@ -650,11 +652,13 @@ class XRLinearModel:
             tree_nodes = self._tree_nodes = (self.tree.ancestors(), parent_of, slot_of)
         ancestors, parent_of, slot_of = tree_nodes
         raw = np.empty((self.tree.n_levels, *labels.shape), dtype=np.float32)
-        _path_raw_by_feature(
-            X.indptr, X.indices, X.data, np.ascontiguousarray(labels, dtype=np.int64),
-            ancestors, scorer.offsets, parent_of, slot_of, scorer.w_bias,
-            *scorer._by_feature(), scorer.max_children, scorer._node_marks(), raw,
-        )  # fmt: skip
+        with scorer._node_marks() as marks:
+            _path_raw_by_feature(
+                X.indptr, X.indices, X.data,
+                np.ascontiguousarray(labels, dtype=np.int64), ancestors,
+                scorer.offsets, parent_of, slot_of, scorer.w_bias,
+                *scorer._by_feature(), scorer.max_children, marks, raw,
+            )  # fmt: skip
         return raw
 
     def __getstate__(self):

@@ -801,8 +801,9 @@ def csr_product_topk(X, B, k, *, buffers=None, n_jobs=None, dense_rows=None):
         Entries kept per row.
     buffers : tuple, default=None
         ``(acc, seen, touched)`` work arrays of ``n_cols`` slots (float32,
-        bool, int64), zeroed (the call leaves them zeroed); None: the calling
-        thread's own, kept between calls. Given buffers run in one thread.
+        bool, int64), zeroed (the call leaves them zeroed); None: the running
+        thread's own (:func:`_filled_scratch`). Given buffers run in one
+        thread.
     n_jobs : int, default=None
         Threads over chunks of rows (see
         :func:`~skxmc.utils._threads.map_row_chunks`; None: all cores); a few
@@ -855,7 +856,15 @@ def csr_product_topk(X, B, k, *, buffers=None, n_jobs=None, dense_rows=None):
 
     def rows(start, stop, buffers=buffers):
         if buffers is None:
-            buffers = _work_buffers(B.shape[1])  # the running thread's own
+            # the running thread's own (zeroing them per call would cost more
+            # than a single query's product)
+            n = B.shape[1]
+            with (
+                _filled_scratch(n, np.float32) as acc,
+                _filled_scratch(n, np.bool_) as seen,
+                _filled_scratch(n, np.int64) as touched,
+            ):
+                return rows(start, stop, (acc, seen, touched))
         heaps = np.empty(k, dtype=np.float32), np.empty(k, dtype=np.int64)
         if dense_rows is None:
             _product_topk_kernel(
@@ -923,23 +932,11 @@ def dense_long_rows(B, *, min_share=0.125, max_bytes=2**25):
 _LOCAL = threading.local()
 
 
-def _work_buffers(n_cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Zeroed ``(acc, seen, touched)`` arrays of ``n_cols`` slots owned by the
-    calling thread (the last size asked for is kept: allocating and zeroing
-    them costs more than a single query's product)."""
-    buffers = getattr(_LOCAL, "product_buffers", None)
-    if buffers is None or buffers[0].shape[0] != n_cols:
-        buffers = _LOCAL.product_buffers = (
-            np.zeros(n_cols, dtype=np.float32),
-            np.zeros(n_cols, dtype=np.bool_),
-            np.empty(n_cols, dtype=np.int64),
-        )
-    return buffers
-
-
 #: Largest scratch array kept per thread and size (bytes; bigger ones are
 #: allocated per call).
 _MAX_SCRATCH_BYTES = 64 * 2**20
+#: Scratch arrays kept per thread (a query of ECLARE uses six sizes).
+_MAX_SCRATCH_ARRAYS = 8
 
 
 @contextmanager
@@ -959,7 +956,11 @@ def _filled_scratch(n: int, dtype=np.float32, fill=0):
     if buffer is None:
         buffer = np.full(n, fill, dtype=dtype)
     yield buffer
-    if buffer.nbytes <= _MAX_SCRATCH_BYTES and len(pool) < 8:
+    if buffer.nbytes <= _MAX_SCRATCH_BYTES:
+        if len(pool) >= _MAX_SCRATCH_ARRAYS:
+            # the least recently returned (a use takes an array out and puts
+            # it back last), so the sizes of the model served now stay
+            pool.pop(next(iter(pool)))
         pool[key] = buffer
 
 

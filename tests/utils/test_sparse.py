@@ -494,3 +494,20 @@ def test_scratch_dirtied_by_an_exception_is_not_reused():
         with _filled_scratch(7) as inner:
             nested_is_another = inner is not buffer
     assert nested_is_another
+
+
+def test_scratch_pool_keeps_the_sizes_in_use_when_full():
+    from skxmc.utils import _sparse
+
+    for n in range(100, 100 + _sparse._MAX_SCRATCH_ARRAYS + 3):  # other sizes
+        with _sparse._filled_scratch(n):
+            pass
+    with _sparse._filled_scratch(5) as first:
+        pass
+    for n in range(200, 200 + _sparse._MAX_SCRATCH_ARRAYS - 1):
+        with _sparse._filled_scratch(n):
+            pass
+    with _sparse._filled_scratch(5) as again:
+        assert again is first  # still pooled: the oldest went first
+    pool = _sparse._LOCAL.__dict__["scratch"]
+    assert len(pool) == _sparse._MAX_SCRATCH_ARRAYS
