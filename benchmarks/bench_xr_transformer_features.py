@@ -41,11 +41,11 @@ from _common import (
     print_table_row,
     protocol_report,
 )
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from skxmc.datasets import load_xc_repo
 from skxmc.indexing import XRLinearModel, pifa_embedding
+from skxmc.models._text_features import fit_tfidf
 from skxmc.models._xr_transformer import (
     EMBEDDING_WEIGHTS,
     RankerParams,
@@ -153,8 +153,8 @@ def main() -> None:
     print(f"# embeddings: {time.perf_counter() - start:.1f} s (0 if read back)")
 
     def tfidf_of(train_texts, test_texts):
-        vectorizer = TfidfVectorizer(sublinear_tf=True, dtype=np.float32)
-        return vectorizer.fit_transform(train_texts), vectorizer.transform(test_texts)
+        vectorizer, X_train = fit_tfidf(train_texts)  # XR-Transformer's own
+        return X_train, vectorizer.transform(test_texts)
 
     print_table_header(["split", "ranker features", *COLUMNS, "fit+predict s"])
 

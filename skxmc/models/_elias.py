@@ -19,8 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from skxmc.models._text_features import fit_tfidf
 from skxmc.nn._text_encoder import DEFAULT_CACHE_BYTES
-from skxmc.utils._validation import named_vocabulary_error
 
 __all__ = ["EliasConfig", "EliasModel"]
 
@@ -212,7 +212,6 @@ loss_curve, fit_times
         -------
         model : EliasModel
         """
-        from sklearn.feature_extraction.text import TfidfVectorizer
 
         from skxmc.indexing import (
             cluster_adjacency,
@@ -235,11 +234,7 @@ loss_curve, fit_times
         times = {}
 
         start = time.perf_counter()
-        params = {"sublinear_tf": True, "dtype": np.float32}
-        params.update(config.tfidf_params or {})
-        vectorizer = TfidfVectorizer(**params)
-        with named_vocabulary_error("X"):
-            X_tfidf = vectorizer.fit_transform(texts).astype(np.float32)
+        vectorizer, X_tfidf = fit_tfidf(texts, config.tfidf_params)
         times["tfidf"] = time.perf_counter() - start
 
         start = time.perf_counter()

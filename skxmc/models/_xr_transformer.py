@@ -13,9 +13,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from skxmc.indexing import XRLinearModel, hierarchical_kmeans, pifa_embedding
+from skxmc.models._text_features import fit_tfidf
 from skxmc.nn._text_encoder import DEFAULT_CACHE_BYTES
 from skxmc.utils._logging import log as _skxmc_log
-from skxmc.utils._validation import named_vocabulary_error
 
 __all__ = [
     "EMBEDDING_WEIGHTS",
@@ -356,11 +356,7 @@ class XRTransformerModel:
         times = {}
 
         start = time.perf_counter()
-        vectorizer = TfidfVectorizer(
-            **{"sublinear_tf": True, "dtype": np.float32, **(tfidf_params or {})}
-        )
-        with named_vocabulary_error("X"):
-            X_tfidf = vectorizer.fit_transform(X).astype(np.float32)
+        vectorizer, X_tfidf = fit_tfidf(X, tfidf_params)
         times["tfidf"] = time.perf_counter() - start
 
         start = time.perf_counter()
