@@ -169,36 +169,33 @@ def _tree_ensemble_sum_finite(X, roots, feature, threshold, children, not_leaf,
 def _row_ranks_kernel(values, valid, out):
     """:func:`_row_ranks` of every feature: ``out[i, j, f]`` = how many valid
     entries of row ``i`` beat entry ``j`` on feature ``f`` (the valid count for
-    invalid entries)."""
+    invalid entries).
+
+    One sort of a row's valid entries per feature, best first; an entry's
+    rank is the position of the first entry equal to it (ties share it).
+    """
     n, m, n_features = values.shape
-    buffer = np.empty(m, dtype=np.float64)
+    keys = np.empty(m, dtype=np.float64)
+    slots = np.empty(m, dtype=np.int64)
     for i in range(n):
-        n_valid = 0
+        size = 0
         for j in range(m):
             if valid[i, j]:
-                n_valid += 1
+                slots[size] = j
+                size += 1
+        for j in range(m):
+            if not valid[i, j]:
+                for f in range(n_features):
+                    out[i, j, f] = size
         for f in range(n_features):
-            size = 0
-            for j in range(m):
-                if valid[i, j]:
-                    buffer[size] = values[i, j, f]
-                    size += 1
-            ordered = np.sort(buffer[:size])
-            for j in range(m):
-                if not valid[i, j]:
-                    out[i, j, f] = n_valid
-                    continue
-                # entries strictly above values[i, j, f]
-                v = values[i, j, f]
-                lo = 0
-                hi = size
-                while lo < hi:
-                    mid = (lo + hi) // 2
-                    if ordered[mid] <= v:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                out[i, j, f] = size - lo
+            for a in range(size):
+                keys[a] = -values[i, slots[a], f]
+            order = np.argsort(keys[:size])
+            rank = 0
+            for a in range(size):
+                if a > 0 and keys[order[a]] != keys[order[a - 1]]:
+                    rank = a
+                out[i, slots[order[a]], f] = rank
 
 
 class _FlatTrees:
@@ -458,7 +455,7 @@ class ScoreFusion:
         self.n_features_ = int(np.shape(features)[2])
         return self
 
-    def predict(self, features, candidates) -> np.ndarray:
+    def predict(self, features, candidates, *, k=None, factors=None) -> np.ndarray:
         """Relevance score of every pair (``-inf`` on empty slots).
 
         The estimated probability that the pair is relevant for nominees;
@@ -471,37 +468,47 @@ class ScoreFusion:
             As in :meth:`fit`.
         candidates : array-like of int of shape (n_rows, m)
             As in :meth:`fit`.
+        k : int or None, default=None
+            For a top-``k`` caller: the other candidates of a row are scored
+            only where one of them could be among the row's ``k`` best, and
+            get ``-inf`` elsewhere. A non-nominee's score is at most the
+            row's lowest nominee score, so where the row's ``k``-th best
+            nominee is strictly above that bound (times ``factors``) the
+            row's top ``k`` is its nominees' and their scores are the same
+            as with None; the trees run on the nominees only (a fifth of a
+            single query's pairs on LF-DebianPackages). Rows with equal
+            scores among their ``k + 1`` best nominees are scored whole (the
+            caller's top ``k`` may order ties by the other entries). None:
+            every pair.
+        factors : array-like of shape (n_rows, m) or None, default=None
+            Positive float32 factors the caller multiplies the scores by
+            before its top ``k`` (a propensity tilt); read only with ``k``.
+            None: the scores as they are.
 
         Returns
         -------
         scores : ndarray of shape (n_rows, m), dtype float32
-            Relevance scores in [0, 1].
+            Relevance scores in [0, 1] (``-inf`` on empty slots and, with
+            ``k``, on the pairs that cannot reach the top ``k``).
         """
         if np.shape(features)[-1] != self.n_features_:
             raise ValueError(
                 f"features have {np.shape(features)[-1]} columns, the fusion was "
                 f"fitted with {self.n_features_}."
             )
+        if k is not None and (isinstance(k, bool) or int(k) < 1):
+            raise ValueError(f"k must be a positive integer or None, got {k!r}.")
         matrix, valid, nominated = self._pair_matrix(features, candidates)
         out = np.full(valid.shape, -np.inf, dtype=np.float32)
-        if valid.any():
-            pairs = matrix[valid]
-            if self._flat_trees() is not None:
-                # sklearn's predict costs a validation, an OpenMP start-up per
-                # tree and threadpool_limits' library scan (~3 ms a query);
-                # for many pairs its OpenMP threads wait on busy cores (a
-                # batch block of 64k pairs: 1.8 s on two busy cores, 0.18 s
-                # for the flat trees on two threads)
-                out[valid] = self._flat_proba(
-                    pairs, few_rows=matrix.shape[0] <= _FEW_ROWS
-                )
-            else:
-                # OpenMP start-up per tree dominates small inputs (a single
-                # query: ~3 ms on one thread, up to ~90 ms on busy cores)
-                threads = 1 if pairs.shape[0] < _SMALL_INPUT else None
-                with threadpool_limits(threads, user_api="openmp"):
-                    out[valid] = self.classifier_.predict_proba(pairs)[:, 1]
         others = valid & ~nominated
+        if k is None or not others.any():
+            self._score_pairs(matrix, valid, out)
+        else:
+            self._score_pairs(matrix, nominated, out)
+            others &= self._rows_beyond_nominees(out, nominated, others, int(k),
+                                                 factors)[:, None]  # fmt: skip
+            if others.any():
+                self._score_pairs(matrix, others, out)
         if others.any():
             # every row with a candidate has a nominee (the best of feature 0)
             floor = np.where(nominated, out, np.inf).min(axis=1)
@@ -510,6 +517,54 @@ class ScoreFusion:
             rows, cols = np.nonzero(others)
             out[rows, cols] = out[rows, cols] * floor[rows]
         return out
+
+    def _score_pairs(self, matrix, chosen, out) -> None:
+        """``out[chosen]`` = the classifier's probability of those pairs (each
+        pair alone: the same value whichever pairs are scored with it)."""
+        if not chosen.any():
+            return
+        pairs = matrix[chosen]
+        if self._flat_trees() is not None:
+            # sklearn's predict costs a validation, an OpenMP start-up per
+            # tree and threadpool_limits' library scan (~3 ms a query); for
+            # many pairs its OpenMP threads wait on busy cores (a batch block
+            # of 64k pairs: 1.8 s on two busy cores, 0.18 s for the flat
+            # trees on two threads)
+            out[chosen] = self._flat_proba(pairs, few_rows=matrix.shape[0] <= _FEW_ROWS)
+        else:
+            # OpenMP start-up per tree dominates small inputs (a single
+            # query: ~3 ms on one thread, up to ~90 ms on busy cores)
+            threads = 1 if pairs.shape[0] < _SMALL_INPUT else None
+            with threadpool_limits(threads, user_api="openmp"):
+                out[chosen] = self.classifier_.predict_proba(pairs)[:, 1]
+
+    @staticmethod
+    def _rows_beyond_nominees(out, nominated, others, k, factors) -> np.ndarray:
+        """The rows whose top ``k`` could hold a non-nominee (see predict's
+        ``k``): fewer than ``k`` nominees, or a ``k``-th best nominee score
+        (times its factor) not strictly above the row's lowest nominee score
+        times the largest factor of its other candidates (rounded as the
+        caller's float32 product: a bound on their final scores). Rows with
+        a tie among their ``k + 1`` best nominee scores are counted too: a
+        top-``k`` routine may order equal scores by where the others lie,
+        so those rows keep every score they had."""
+        m = out.shape[1]
+        if k >= m:
+            return others.any(axis=1)
+        if factors is None:
+            factors = np.ones(out.shape, dtype=np.float32)
+        factors = np.asarray(factors, dtype=np.float32)
+        if factors.shape != out.shape:
+            raise ValueError(
+                f"factors must have shape {out.shape}, got {factors.shape}."
+            )
+        final = np.where(nominated, out * factors, -np.inf).astype(np.float32)
+        best = -np.sort(-final, axis=1)[:, : k + 1]
+        tied = ((best[:, 1:] == best[:, :-1]) & np.isfinite(best[:, 1:])).any(axis=1)
+        floor = np.where(nominated, out, np.inf).min(axis=1).astype(np.float32)
+        largest = np.where(others, factors, 0).max(axis=1).astype(np.float32)
+        bound = floor * largest
+        return others.any(axis=1) & (tied | ~(best[:, k - 1] > bound))
 
     def _flat_proba(self, pairs: np.ndarray, few_rows: bool) -> np.ndarray:
         """The flattened trees' probabilities of ``pairs``; for the pairs of a

@@ -608,13 +608,13 @@ class DecafModel:
         for start, stop, shortlist, parts in self._scored_shortlists(
             X, device, weights, scoring=scoring, with_text=with_text
         ):
-            scores = self._final_scores(shortlist, parts, scoring)
+            scores = self._final_scores(shortlist, parts, scoring, k=k)
             m = min(k, shortlist.shape[1])
             s, pos = torch.topk(scores, m, dim=1)
-            ids = torch.gather(shortlist, 1, pos)
-            ids[~torch.isfinite(s)] = -1
-            out_scores[start:stop, :m] = s.float().cpu().numpy()
-            out_ids[start:stop, :m] = ids.cpu().numpy()
+            s = s.float().cpu().numpy()
+            ids = torch.gather(shortlist, 1, pos).cpu().numpy()
+            out_scores[start:stop, :m] = s
+            out_ids[start:stop, :m] = np.where(np.isfinite(s), ids, -1)
         return out_scores, out_ids
 
     def _scored_shortlists(
@@ -777,12 +777,25 @@ class DecafModel:
         features[ids < 0] = 0.0
         return features.astype(np.float32)
 
-    def _final_scores(self, shortlist, parts, scoring):
-        """Prediction scores of shortlisted labels (``-inf`` on padding)."""
+    def _final_scores(self, shortlist, parts, scoring, k=None):
+        """Prediction scores of shortlisted labels (``-inf`` on padding).
+
+        ``k``: for a caller that keeps each row's ``k`` best only; a learned
+        fusion then skips the pairs that cannot be among them, which get
+        ``-inf`` (see :meth:`ScoreFusion.predict
+        <skxmc.indexing.ScoreFusion.predict>`).
+        """
         valid = shortlist >= 0
+        tilt = None
+        if scoring.propensity_tilt:
+            factors = self._tilt_factors(scoring.propensity_tilt)
+            tilt = factors.to(shortlist.device)[shortlist.clamp_min(0)]
         if self.fusion_ is not None:
             probability = self.fusion_.predict(
-                self._fusion_inputs(shortlist, parts), shortlist.cpu().numpy()
+                self._fusion_inputs(shortlist, parts),
+                shortlist.cpu().numpy(),
+                k=k,
+                factors=None if tilt is None else tilt.cpu().numpy(),
             )
             scores = torch.from_numpy(probability).to(shortlist.device)
         else:
@@ -792,9 +805,8 @@ class DecafModel:
             )
             if scoring.text_weight:
                 scores = scores + scoring.text_weight * parts["text"]
-        if scoring.propensity_tilt:
-            tilt = self._tilt_factors(scoring.propensity_tilt).to(shortlist.device)
-            scores = scores * tilt[shortlist.clamp_min(0)]
+        if tilt is not None:
+            scores = scores * tilt
         return torch.where(valid, scores, torch.full_like(scores, -torch.inf))
 
     def _tilt_factors(self, tilt: float) -> torch.Tensor:

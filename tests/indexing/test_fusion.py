@@ -279,3 +279,77 @@ def test_single_query_split_over_the_helper_thread_changes_nothing(monkeypatch, 
         single[0][nominated], expected[nominated, 1].astype(np.float32)
     )
     assert np.isneginf(single[0][~valid]).all()
+
+
+# --------------------------------------------- top-k callers (predict's k)
+def _topk(scores, k):
+    """torch's top k of every row, as DecafModel takes it (values and slots)."""
+    import torch
+
+    values, slots = torch.topk(torch.from_numpy(scores), k, dim=1)
+    return values.numpy(), slots.numpy()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    k=st.integers(1, 12),
+    tilted=st.booleans(),
+    coarse=st.booleans(),
+)
+def test_top_k_of_predict_with_k_equals_top_k_of_every_score(seed, k, tilted, coarse):
+    """Skipping the non-nominees that cannot reach the top k changes no slot
+    and no value of the caller's top k, with or without factors, also with
+    many tied scores (coarse features put many pairs in the same leaves)."""
+    rng = np.random.default_rng(seed)
+    n, m = 40, 30
+    Y = sp.csr_matrix((rng.random((n, m)) < 0.1).astype(np.float32))
+    features = rng.random((n, m, 3))
+    features[..., 0] += Y.toarray()
+    if coarse:
+        features = np.round(features * 2) / 2
+    candidates = np.tile(np.arange(m), (n, 1))
+    candidates[::3, -4:] = -1
+    fusion = ScoreFusion(nominees=3, max_iter=20, random_state=0)
+    fusion.fit(features, candidates, Y)
+    factors = None
+    if tilted:
+        factors = rng.uniform(0.05, 1.0, (n, m)).astype(np.float32)
+    full = fusion.predict(features, candidates)
+    skipped = fusion.predict(features, candidates, k=k, factors=factors)
+    if factors is not None:
+        full, skipped = full * factors, skipped * factors
+    k = min(k, m)
+    for expected, got in zip(_topk(full, k), _topk(skipped, k), strict=True):
+        np.testing.assert_array_equal(got, expected)
+    # a score is either the one of every pair or skipped (-inf)
+    kept = np.isfinite(skipped)
+    np.testing.assert_array_equal(skipped[kept], full[kept])
+
+
+def test_predict_with_k_runs_the_trees_on_the_nominees_only(monkeypatch):
+    features, candidates, Y, _ = _trust_problem(400, seed=1)
+    rng = np.random.default_rng(3)
+    one = rng.random((1, 200, 2))
+    ids = np.arange(200)[None]
+    fusion = ScoreFusion(nominees=2, random_state=0).fit(features, candidates, Y)
+    nominated = fusion._pair_matrix(one, ids)[2][0]
+    scored = []
+    flat_proba = fusion._flat_proba
+
+    def counting(pairs, few_rows):
+        scored.append(len(pairs))
+        return flat_proba(pairs, few_rows)
+
+    monkeypatch.setattr(fusion, "_flat_proba", counting)
+    scores = fusion.predict(one, ids, k=3)
+    assert scored == [nominated.sum()] and nominated.sum() < 20
+    assert np.isneginf(scores[0, ~nominated]).all()
+    # without k every valid pair is scored
+    scored.clear()
+    fusion.predict(one, ids)
+    assert scored == [200]
+    with pytest.raises(ValueError, match="k must be"):
+        fusion.predict(one, ids, k=0)
+    with pytest.raises(ValueError, match="factors must have shape"):
+        fusion.predict(one, ids, k=1, factors=np.ones((1, 3)))
