@@ -336,6 +336,38 @@ def test_zero_shot_labels_get_the_weights_of_unseen_labels(data, fused):
     assert 30 in clf.predict_topk(query, k=5)[1][0]
 
 
+@pytest.mark.parametrize("tilt", [0.0, 0.5])
+def test_top_k_fusion_skips_nothing_that_reaches_the_top_k(
+    data, fused, monkeypatch, tilt
+):
+    """predict_topk lets the fusion skip the candidates that cannot reach the
+    top k (ScoreFusion.predict's k, with the tilt factors): the same labels
+    and scores as scoring every candidate, single rows and batches."""
+    from skxmc.indexing import ScoreFusion
+
+    clf = pickle.loads(pickle.dumps(fused)).set_params(propensity_tilt=tilt)
+    # one nominee per feature: most candidates are others, which the tilt
+    # can lift above nominees
+    clf.model_.fusion_.nominees = 1
+    texts = data["text"][240:]
+    skipped = clf.predict_topk(texts, k=3)
+    singles = [clf.predict_topk(texts[i : i + 1], k=3) for i in range(8)]
+    predict = ScoreFusion.predict
+
+    def every_pair(self, features, candidates, *, k=None, factors=None):
+        return predict(self, features, candidates)
+
+    monkeypatch.setattr(ScoreFusion, "predict", every_pair)
+    full = clf.predict_topk(texts, k=3)
+    for got, expected in zip(skipped, full, strict=True):
+        np.testing.assert_array_equal(got, expected)
+    for i, (scores, labels) in enumerate(singles):
+        np.testing.assert_array_equal(
+            labels, clf.predict_topk(texts[i : i + 1], k=3)[1]
+        )
+        np.testing.assert_array_equal(scores, full[0][i : i + 1])
+
+
 def test_fusion_fraction_must_leave_rows(data):
     with pytest.raises(ValueError, match=r"fusion_fraction=0\.001 leaves 0"):
         DecafClassifier(**{**TINY, "fusion": "learned"}, fusion_fraction=0.001).fit(
