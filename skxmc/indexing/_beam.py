@@ -22,6 +22,7 @@ sequential pass over the entries of the query's features, with the same sums.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -239,16 +240,49 @@ def _add_products_by_feature(
                 acc[b * stride + fe_slot[q]] += fe_val[q] * v
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _add_products_and_node_sums(
+    i, x_indptr, x_indices, x_data, lvl, fe_indptr, fe_node, fe_slot, fe_val, mark,
+    stride, acc, sums, first_parent,
+):  # fmt: skip
+    """:func:`_add_products_by_feature`, and every child's product sum of
+    the level (marked or not) in ``sums[(p - first_parent) * stride + slot]``,
+    from zero in increasing feature order: a float32 ``sums`` adds as
+    :func:`~skxmc.indexing._xr_linear._level_pair_raw` does, a float64 one as
+    :func:`~skxmc.indexing._xr_linear._label_level_raw`."""
+    for e in range(x_indptr[i], x_indptr[i + 1]):
+        v = x_data[e]
+        if v == 0.0:
+            continue
+        f = x_indices[e]
+        for q in range(fe_indptr[lvl, f], fe_indptr[lvl, f + 1]):
+            p = fe_node[q]
+            product = fe_val[q] * v
+            sums[(p - first_parent) * stride + fe_slot[q]] += product
+            b = mark[p]
+            if b >= 0:
+                acc[b * stride + fe_slot[q]] += product
+
+
 @njit(nogil=True, cache=True)
 def _beam_rows_by_feature(
     start, stop, x_indptr, x_indices, x_data, ch_indptr, ch_indices, w_bias,
     fe_indptr, fe_node, fe_slot, fe_val, n_levels, beam, k, post, max_children,
-    mark, out_scores, out_nodes,
+    mark, out_scores, out_nodes, sums32, sums64, last_parents,
 ):  # fmt: skip
     """:func:`_beam_rows` with the children of a level's beam scored together
     by :func:`_add_products_by_feature` (rows with sorted, distinct indices):
     the same scores to the bit, the same pushes, so the same result.
-    ``mark`` (one slot per node, -1) is left as it was."""
+    ``mark`` (one slot per node, -1) is left as it was.
+
+    With ``sums32`` and ``sums64`` of ``stop - start`` rows (else of none),
+    the same passes also sum the products of every node of every level (see
+    :func:`_add_products_and_node_sums`; the upper levels' into ``sums32``,
+    the last level's, whose parents start at node ``last_parents``, into
+    ``sums64``), each level searched even when the beam ran empty: the
+    pair scores of any label follow without another pass over the weights.
+    """
+    with_sums = sums32.shape[0] > 0
     width_max = max(beam, k)
     stride = max(max_children, 1)
     acc = np.empty(width_max * stride, dtype=np.float64)
@@ -268,10 +302,22 @@ def _beam_rows_by_feature(
                 c0 = ch_indptr[p]
                 for s in range(ch_indptr[p + 1] - c0):
                     acc[b * stride + s] = w_bias[ch_indices[c0 + s]]
-            _add_products_by_feature(
-                i, x_indptr, x_indices, x_data, lvl, fe_indptr, fe_node, fe_slot,
-                fe_val, mark, stride, acc,
-            )  # fmt: skip
+            if not with_sums:
+                _add_products_by_feature(
+                    i, x_indptr, x_indices, x_data, lvl, fe_indptr, fe_node,
+                    fe_slot, fe_val, mark, stride, acc,
+                )  # fmt: skip
+            elif lvl < n_levels - 1:
+                _add_products_and_node_sums(
+                    i, x_indptr, x_indices, x_data, lvl, fe_indptr, fe_node,
+                    fe_slot, fe_val, mark, stride, acc, sums32[i - start], 0,
+                )  # fmt: skip
+            else:
+                _add_products_and_node_sums(
+                    i, x_indptr, x_indices, x_data, lvl, fe_indptr, fe_node,
+                    fe_slot, fe_val, mark, stride, acc, sums64[i - start],
+                    last_parents,
+                )  # fmt: skip
             size = 0
             for b in range(width):
                 p = cur_n[b]
@@ -286,7 +332,7 @@ def _beam_rows_by_feature(
             cur_s, nxt_s = nxt_s, cur_s
             cur_n, nxt_n = nxt_n, cur_n
             width = size
-            if width == 0:
+            if width == 0 and not with_sums:
                 break
         for a in range(width):
             out_scores[i, a] = cur_s[a]
@@ -309,6 +355,29 @@ def _beam_parallel(
             chunk_indptr, cfeat, centry_ptr, cslot, cval, n_levels, beam, k, post,
             max_children, dense, out_scores, out_nodes,
         )  # fmt: skip
+
+
+#: The empty sums arrays of a search that does not keep them.
+_NO_SUMS = (np.zeros((0, 0), dtype=np.float32), np.zeros((0, 0), dtype=np.float64))
+
+
+class NodeSums(NamedTuple):
+    """The weight-times-query sums of every node of a few searched rows.
+
+    ``upper[i, p * stride + s]`` is the sum of the products of row ``i`` with
+    the weights of child ``s`` of node ``p`` above the last level's parents
+    (float32, summed from zero in increasing feature order, as
+    :func:`~skxmc.indexing._xr_linear._level_pair_raw` sums); ``last[i, (p -
+    last_parents) * stride + s]`` the same for the children of the last
+    level's parents ``p`` (float64, as
+    :func:`~skxmc.indexing._xr_linear._label_level_raw` sums). Without the
+    intercepts.
+    """
+
+    upper: np.ndarray
+    last: np.ndarray
+    last_parents: int
+    stride: int
 
 
 class TreeScorer:
@@ -483,6 +552,7 @@ class TreeScorer:
         post_processor: str = "l3-hinge",
         n_levels: int | None = None,
         n_jobs: int | None = None,
+        node_sums: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Beam search; returns the ``k`` best nodes of the last searched level.
 
@@ -501,6 +571,10 @@ class TreeScorer:
         n_jobs : int, default=None
             Threads (None: all cores); at most a few rows run in the calling
             thread without the parallel runtime.
+        node_sums : bool, default=False
+            Also return the :class:`NodeSums` of a few rows (at most
+            ``_FEW_ROWS``; None for more): the linear score of every node of
+            the searched levels, summed in the same passes over the weights.
 
         Returns
         -------
@@ -509,6 +583,8 @@ class TreeScorer:
         indices : ndarray of shape (n_samples, k), dtype int64
             Node ids within their level (label ids for the label level),
             ``-1`` padded.
+        sums : NodeSums or None
+            Only with ``node_sums``.
         """
         if post_processor not in _POST_CODE:
             raise ValueError(
@@ -539,16 +615,34 @@ class TreeScorer:
             int(beam_size), int(k), _POST_CODE[post_processor], self.max_children,
         )  # fmt: skip
         n_threads = effective_n_jobs(n_jobs)
+        sums = None
         if n <= _FEW_ROWS:
             # a few rows: every beam node's children in one pass over the
             # query's features (X is canonical here)
+            stride = max(self.max_children, 1)
+            last_parents = int(self.offsets[n_levels - 1])
+            if node_sums:
+                sums = NodeSums(
+                    np.zeros((n, last_parents * stride), dtype=np.float32),
+                    np.zeros(
+                        (n, (int(self.offsets[n_levels]) - last_parents) * stride),
+                        dtype=np.float64,
+                    ),
+                    last_parents,
+                    stride,
+                )
+            else:
+                sums = NodeSums(*_NO_SUMS, last_parents, stride)
             with self._node_marks() as marks:
                 _beam_rows_by_feature(
                     0, n, X.indptr, X.indices, X.data, self.ch_indptr,
                     self.ch_indices, self.w_bias, *self._by_feature(), n_levels,
                     int(beam_size), int(k), _POST_CODE[post_processor],
-                    self.max_children, marks, out_scores, out_nodes,
+                    self.max_children, marks, out_scores, out_nodes, sums.upper,
+                    sums.last, last_parents,
                 )  # fmt: skip
+            if not node_sums:
+                sums = None
         elif n_threads == 1:
             with self._dense_buffer() as dense:
                 _beam_rows(
@@ -564,6 +658,8 @@ class TreeScorer:
                 )  # fmt: skip
         valid = out_nodes >= 0
         out_nodes[valid] -= self.offsets[n_levels]
+        if node_sums:
+            return out_scores.astype(np.float32), out_nodes, sums
         return out_scores.astype(np.float32), out_nodes
 
 

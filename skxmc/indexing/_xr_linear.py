@@ -182,6 +182,61 @@ def _path_raw_by_feature(
                 mark[parents[b]] = -1
 
 
+@njit(cache=True, nogil=True)
+def _path_raw_lookup(
+    labels, ancestors, offsets, parent_of, slot_of, w_bias, upper, last,
+    last_parents, stride, raw,
+):  # fmt: skip
+    """:func:`_path_raw_by_feature`'s ``raw`` from the node sums of a search
+    of the same rows (:class:`~skxmc.indexing._beam.NodeSums`): the same
+    float32 sums plus the same intercepts, so the same scores to the bit."""
+    depth = ancestors.shape[1]
+    for i in range(labels.shape[0]):
+        for j in range(labels.shape[1]):
+            label = labels[i, j]
+            for d in range(depth):
+                node = offsets[d + 1] + ancestors[label, d]
+                p = parent_of[node]
+                if d < depth - 1:
+                    raw[d, i, j] = upper[i, p * stride + slot_of[node]] + w_bias[node]
+                else:
+                    total = last[i, (p - last_parents) * stride + slot_of[node]]
+                    raw[d, i, j] = np.float32(total) + w_bias[node]
+
+
+def _path_product(raw: np.ndarray, valid: np.ndarray, post_processor: str):
+    """The path scores of :meth:`XRLinearModel.score_pairs` from the raw
+    scores of every level (``(n_levels, n_rows, m)``), 0 on empty slots."""
+    out = np.ones(valid.shape, dtype=np.float64)
+    for level_raw in raw:
+        out *= post_process(level_raw, post_processor)
+    out[~valid] = 0.0
+    return out.astype(np.float32)
+
+
+class _PairScorer:
+    """``score_pairs`` of the rows of one :meth:`XRLinearModel.predict_topk`
+    call (see its ``return_pair_scorer``)."""
+
+    def __init__(self, model, X, rows, sums, post_processor):
+        self._model = model
+        self._X = X
+        self._n_rows = rows.shape[0]
+        self._sums = sums
+        self._post_processor = post_processor
+
+    def __call__(self, labels) -> np.ndarray:
+        model = self._model
+        if self._sums is None:
+            return model.score_pairs(
+                self._X, labels, post_processor=self._post_processor
+            )
+        labels = model._check_pair_labels(labels, self._n_rows)
+        valid = labels >= 0
+        raw = model._path_raw_from_sums(self._sums, np.where(valid, labels, 0))
+        return _path_product(raw, valid, self._post_processor)
+
+
 def _topk_csr(indices: np.ndarray, n_cols: int) -> sp.csr_matrix:
     valid = indices >= 0
     rows = np.nonzero(valid)[0]
@@ -457,6 +512,7 @@ class XRLinearModel:
         beam_size: int | None = None,
         post_processor: str | None = None,
         n_jobs: int | None = None,
+        return_pair_scorer: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` best labels of every row by beam search.
 
@@ -473,6 +529,13 @@ class XRLinearModel:
         n_jobs : int, default=None
             Threads; None means all cores. Under joblib's ``"dask"``
             backend, blocks of rows are searched on the cluster instead.
+        return_pair_scorer : bool, default=False
+            Also return ``pair_scorer``, a function of ``labels`` equal to
+            ``score_pairs(X, labels, post_processor=post_processor)`` (the
+            same values to the bit), for a caller that rates other labels of
+            the same rows next. For a few rows (a single query) the search
+            keeps every node's linear score from its own passes over the
+            weights, and ``pair_scorer`` only looks them up.
 
         Returns
         -------
@@ -480,17 +543,47 @@ class XRLinearModel:
             Best first, ``-inf`` padded.
         indices : ndarray of shape (n_samples, k), dtype int64
             Label ids, ``-1`` padded.
+        pair_scorer : callable
+            Only with ``return_pair_scorer``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skxmc.indexing import XRLinearModel, LabelTree
+        >>> X = np.eye(4)
+        >>> tree = LabelTree.from_leaf_codes([0, 0, 1, 1], 2, branching_factor=2)
+        >>> model = XRLinearModel.train(X, np.eye(4), tree, C=10.0)
+        >>> scores, ids, pair_scorer = model.predict_topk(
+        ...     X[:1], k=2, return_pair_scorer=True
+        ... )
+        >>> bool((pair_scorer(np.array([[3, 0]])) ==
+        ...       model.score_pairs(X[:1], np.array([[3, 0]]))).all())
+        True
         """
-        return search_rows(
-            self.scorer,
-            self._query_rows(X),
-            beam_size=self.beam_size if beam_size is None else beam_size,
-            k=k,
-            post_processor=(
-                self.post_processor if post_processor is None else post_processor
-            ),
-            n_jobs=n_jobs,
+        post_processor = (
+            self.post_processor if post_processor is None else post_processor
         )
+        rows = self._query_rows(X)
+        options = {
+            "beam_size": self.beam_size if beam_size is None else beam_size,
+            "k": k,
+            "post_processor": post_processor,
+            "n_jobs": n_jobs,
+        }
+        if not return_pair_scorer:
+            return search_rows(self.scorer, rows, **options)
+        sums = None
+        if (
+            rows.shape[0] <= _FEW_ROWS
+            and rows.has_canonical_format
+            and self.scorer.n_levels == self.tree.n_levels
+        ):
+            # the search's passes over the weights also sum every node's
+            # score: the pair scores need no pass of their own
+            scores, indices, sums = self.scorer.search(rows, **options, node_sums=True)
+        else:
+            scores, indices = search_rows(self.scorer, rows, **options)
+        return scores, indices, _PairScorer(self, X, rows, sums, post_processor)
 
     def score_pairs(
         self,
@@ -548,16 +641,7 @@ class XRLinearModel:
             raise ValueError(
                 f"X has {X.shape[1]} features, the model expects {self.n_features}."
             )
-        labels = np.asarray(labels, dtype=np.int64)
-        if labels.ndim != 2 or labels.shape[0] != X.shape[0]:
-            raise ValueError(
-                f"labels must have shape (n_samples={X.shape[0]}, m), got "
-                f"{labels.shape}."
-            )
-        if labels.size and (labels.min() < -1 or labels.max() >= self.n_labels):
-            raise ValueError(
-                f"labels must lie in [0, {self.n_labels}) or be -1 (padding)."
-            )
+        labels = self._check_pair_labels(labels, X.shape[0])
         levels = self.__dict__.get("_level_weights")
         if levels is None:
             levels = [self.weights(t) for t in range(1, self.tree.n_levels + 1)]
@@ -571,13 +655,10 @@ class XRLinearModel:
         ancestors = self._ancestors
         valid = labels >= 0
         safe = np.where(valid, labels, 0)
-        out = np.ones(labels.shape, dtype=np.float64)
         if X.shape[0] <= _FEW_ROWS and X.has_canonical_format:
             # a few rows: every level's nodes in one feature-major pass each
-            for raw in self._path_raw(X, safe):
-                out *= post_process(raw, post_processor)
-            out[~valid] = 0.0
-            return out.astype(np.float32)
+            return _path_product(self._path_raw(X, safe), valid, post_processor)
+        out = np.ones(labels.shape, dtype=np.float64)
         for start in range(0, X.shape[0], block_size):
             rows = slice(start, start + block_size)
             X_block, ids = X[rows], safe[rows]
@@ -635,6 +716,47 @@ class XRLinearModel:
         ancestor (to the bit); ``X`` few rows with sorted, distinct indices
         per row (see :func:`_path_raw_by_feature`)."""
         scorer = self.scorer
+        ancestors, parent_of, slot_of = self._tree_nodes_tables()
+        raw = np.empty((self.tree.n_levels, *labels.shape), dtype=np.float32)
+        with scorer._node_marks() as marks:
+            _path_raw_by_feature(
+                X.indptr, X.indices, X.data,
+                np.ascontiguousarray(labels, dtype=np.int64), ancestors,
+                scorer.offsets, parent_of, slot_of, scorer.w_bias,
+                *scorer._by_feature(), scorer.max_children, marks, raw,
+            )  # fmt: skip
+        return raw
+
+    def _path_raw_from_sums(self, sums, labels: np.ndarray) -> np.ndarray:
+        """:meth:`_path_raw` read off the node sums of a search
+        (``TreeScorer.search(..., node_sums=True)``) of the same rows."""
+        ancestors, parent_of, slot_of = self._tree_nodes_tables()
+        raw = np.empty((self.tree.n_levels, *labels.shape), dtype=np.float32)
+        _path_raw_lookup(
+            np.ascontiguousarray(labels, dtype=np.int64), ancestors,
+            self.scorer.offsets, parent_of, slot_of, self.scorer.w_bias, sums.upper,
+            sums.last, sums.last_parents, sums.stride, raw,
+        )  # fmt: skip
+        return raw
+
+    def _check_pair_labels(self, labels, n_rows: int) -> np.ndarray:
+        """``labels`` of :meth:`score_pairs` as int64, checked."""
+        labels = np.asarray(labels, dtype=np.int64)
+        if labels.ndim != 2 or labels.shape[0] != n_rows:
+            raise ValueError(
+                f"labels must have shape (n_samples={n_rows}, m), got {labels.shape}."
+            )
+        if labels.size and (labels.min() < -1 or labels.max() >= self.n_labels):
+            raise ValueError(
+                f"labels must lie in [0, {self.n_labels}) or be -1 (padding)."
+            )
+        return labels
+
+    def _tree_nodes_tables(self):
+        """``(ancestors, parent_of, slot_of)``: every label's ancestor per
+        level, every node's parent and its slot among the parent's children
+        (global node ids), built once and not pickled."""
+        scorer = self.scorer
         tree_nodes = self.__dict__.get("_tree_nodes")
         if tree_nodes is None:
             # every node's parent and its slot among the parent's children
@@ -650,16 +772,7 @@ class XRLinearModel:
                 np.repeat(scorer.ch_indptr[:-1], counts)
             )
             tree_nodes = self._tree_nodes = (self.tree.ancestors(), parent_of, slot_of)
-        ancestors, parent_of, slot_of = tree_nodes
-        raw = np.empty((self.tree.n_levels, *labels.shape), dtype=np.float32)
-        with scorer._node_marks() as marks:
-            _path_raw_by_feature(
-                X.indptr, X.indices, X.data,
-                np.ascontiguousarray(labels, dtype=np.int64), ancestors,
-                scorer.offsets, parent_of, slot_of, scorer.w_bias,
-                *scorer._by_feature(), scorer.max_children, marks, raw,
-            )  # fmt: skip
-        return raw
+        return tree_nodes
 
     def __getstate__(self):
         state = self.__dict__.copy()

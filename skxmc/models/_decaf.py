@@ -672,7 +672,8 @@ class DecafModel:
                             .numpy(),
                             scoring,
                         )
-                    extra.extend(sparse_ids.result())
+                    sparse_candidates, rerank_pairs = sparse_ids.result()
+                    extra.extend(sparse_candidates)
                     if self._ann is not None:
                         _, near = self._ann.query(
                             x.float().cpu().numpy(),
@@ -700,7 +701,7 @@ class DecafModel:
                         "text": None,
                     }
                     if self.reranker_ is not None:
-                        rerank = self._rerank_scores(X_block, ids)
+                        rerank = self._rerank_scores(X_block, ids, rerank_pairs)
                         parts["rerank"] = torch.from_numpy(rerank).to(device)
                     if text is not None:
                         parts.update(text.result())
@@ -837,15 +838,19 @@ class DecafModel:
         parts.update(self._extra_parts(ids, parts))
         return parts
 
-    def _sparse_candidates(self, X, unit, scoring) -> list[np.ndarray]:
+    def _sparse_candidates(self, X, unit, scoring) -> tuple[list, object]:
         """The label ids of the text shortlist and of the re-ranker's
-        proposals (those that apply), in that order."""
+        proposals (those that apply), in that order, and the re-ranker's
+        pair scorer of ``X`` (see :meth:`_rerank_proposals`; None without
+        proposals)."""
         out = []
+        pair_scorer = None
         if scoring.text_shortlist_size:
             out.append(self._text_shortlist(X, unit, scoring))
         if self._reranker_proposes:
-            out.append(self._rerank_proposals(X, scoring))
-        return out
+            ids, pair_scorer = self._rerank_proposals(X, scoring)
+            out.append(ids)
+        return out, pair_scorer
 
     def _text_shortlist(self, X, unit, scoring) -> np.ndarray:
         """Ids of the labels of highest label-text cosine (the top of the
@@ -856,12 +861,18 @@ class DecafModel:
             return self._text_index.similarity_topk(unit, k, normalized=True)[1]
         return self._text_index.similarity_topk(X, k)[1]
 
-    def _rerank_proposals(self, X, scoring) -> np.ndarray:
-        """Ids of the XR-Linear re-ranker's ``rerank_size`` best labels."""
+    def _rerank_proposals(self, X, scoring):
+        """Ids of the XR-Linear re-ranker's ``rerank_size`` best labels, and
+        its pair scorer of ``X`` (a single query's search keeps every node's
+        score, so the pair scores of the shortlist need no second pass over
+        the re-ranker's weights)."""
         k = min(scoring.rerank_size, self.n_labels_)
-        return self.reranker_.predict_topk(X, k=k)[1]
+        _, ids, pair_scorer = self.reranker_.predict_topk(
+            X, k=k, return_pair_scorer=True
+        )
+        return ids, pair_scorer
 
-    def _rerank_scores(self, X, ids) -> np.ndarray:
+    def _rerank_scores(self, X, ids, pair_scorer=None) -> np.ndarray:
         """The re-ranker's score of the pairs ``(i, ids[i, j])`` (fusion feature).
 
         Labels added after the fit (``add_labels``) have no model in the
@@ -873,8 +884,10 @@ class DecafModel:
         ids = np.asarray(ids)
         unknown = ids >= self.reranker_.n_labels
         known = np.where(unknown, -1, ids) if unknown.any() else ids
-        if self._reranker_proposes:
-            return self.reranker_.score_pairs(X, known)  # 0 on -1 slots
+        if self._reranker_proposes:  # 0 on -1 slots
+            if pair_scorer is not None:  # from the proposals' search of X
+                return pair_scorer(known)
+            return self.reranker_.score_pairs(X, known)
         scores = self.reranker_.score(X, known, raw=True)
         if unknown.any():
             finite = np.where(np.isfinite(scores), scores, np.inf)

@@ -176,6 +176,69 @@ def test_score_pairs_equal_the_scipy_products_to_the_bit(problem):
         np.testing.assert_array_equal(scores, expected.astype(np.float32))
 
 
+@pytest.mark.parametrize("n_rows", [1, 3, 4, 40])  # few rows keep node sums
+@pytest.mark.parametrize("post_processor", ["l3-hinge", "sigmoid"])
+def test_pair_scorer_of_a_search_equals_score_pairs_to_the_bit(
+    problem, n_rows, post_processor
+):
+    """predict_topk(return_pair_scorer=True): the same top k, and a scorer
+    that gives score_pairs' values to the bit, whether the search kept its
+    node sums (a few rows) or not, for labels reached by the beam or not."""
+    X, Y, tree = problem
+    model = XRLinearModel.train(X, Y, tree, C=2.0, seed=0)
+    rows = sp.csr_matrix(X[5 : 5 + n_rows])
+    plain = model.predict_topk(rows, k=4, post_processor=post_processor)
+    scores, ids, pair_scorer = model.predict_topk(
+        rows, k=4, post_processor=post_processor, return_pair_scorer=True
+    )
+    np.testing.assert_array_equal(scores, plain[0])
+    np.testing.assert_array_equal(ids, plain[1])
+    assert (pair_scorer._sums is not None) == (n_rows <= 4)
+    rng = np.random.default_rng(n_rows)
+    labels = rng.integers(-1, Y.shape[1], size=(n_rows, 11))
+    for pairs in (labels, ids, np.arange(Y.shape[1])[None].repeat(n_rows, 0)):
+        np.testing.assert_array_equal(
+            pair_scorer(pairs),
+            model.score_pairs(rows, pairs, post_processor=post_processor),
+        )
+    # the literal path scores, and its checks of the labels
+    P = _literal_path_scores(rows, model, tree, post_processor)
+    expected = np.where(labels >= 0, np.take_along_axis(P, np.maximum(labels, 0), 1), 0)
+    np.testing.assert_allclose(pair_scorer(labels), expected, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="labels must"):
+        pair_scorer(labels[:-1] if n_rows > 1 else labels[:, :, None])
+    with pytest.raises(ValueError, match="labels must"):
+        pair_scorer(labels + Y.shape[1])
+
+
+def test_node_sums_of_a_search_are_the_products_of_every_node(problem):
+    """TreeScorer.search(node_sums=True): every child of every node of every
+    level gets x . w (an empty beam or not), float32 above the last level's
+    parents, float64 below."""
+    X, Y, tree = problem
+    model = XRLinearModel.train(X, Y, tree, C=2.0, seed=0, row_norm=None)
+    scorer = model.scorer
+    rows = sp.csr_matrix(X[:2], dtype=np.float32)
+    # a beam of 1 keeps one node per level; the sums cover all of them
+    _, _, sums = scorer.search(rows, beam_size=1, k=1, node_sums=True)
+    assert sums.upper.dtype == np.float32 and sums.last.dtype == np.float64
+    _, parent_of, slot_of = model._tree_nodes_tables()
+    for level in range(1, tree.n_levels + 1):
+        W, _ = model.weights(level)
+        expected = (rows @ W.T).toarray()
+        nodes = scorer.offsets[level] + np.arange(W.shape[0])
+        if level < tree.n_levels:
+            got = sums.upper[:, parent_of[nodes] * sums.stride + slot_of[nodes]]
+        else:
+            first = sums.last_parents
+            got = sums.last[
+                :, (parent_of[nodes] - first) * sums.stride + slot_of[nodes]
+            ]
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    # more rows than a few: no sums
+    assert scorer.search(sp.csr_matrix(X, dtype=np.float32), node_sums=True)[2] is None
+
+
 def test_deterministic_and_thread_independent(problem):
     X, Y, tree = problem
     a = XRLinearModel.train(X, Y, tree, seed=1, n_jobs=1)
