@@ -20,7 +20,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
 
 from skxmc.utils import csr_row_topk, topk_to_csr
-from skxmc.utils._sparse import _readonly_float32_csr, csr_product_topk
+from skxmc.utils._sparse import (
+    _readonly_float32_csr,
+    csr_product_topk,
+    topk_csr_arrays,
+)
 
 __all__ = [
     "label_correlation_graph",
@@ -300,7 +304,8 @@ def propagate_topk(scores, indices, graph, k):
     n_labels = graph.shape[0]
     if graph.shape != (n_labels, n_labels):
         raise ValueError(f"graph must be square, got shape {graph.shape}.")
-    retrieved = topk_to_csr(scores, indices, n_labels)
+    # topk_to_csr's arrays, without building the scipy matrix
+    retrieved = topk_csr_arrays(scores, indices, n_labels)
     # csr_row_topk(retrieved @ graph, k) to the bit, without the product matrix
     return csr_product_topk(retrieved, graph, k)
 
