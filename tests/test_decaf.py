@@ -368,6 +368,40 @@ def test_top_k_fusion_skips_nothing_that_reaches_the_top_k(
         np.testing.assert_array_equal(scores, full[0][i : i + 1])
 
 
+def test_single_queries_read_the_text_cosines_off_the_text_shortlist(
+    data, fused, monkeypatch
+):
+    """A few rows' text shortlist also sums every label's text cosine; the
+    fusion's text feature is then looked up instead of recomputed: the same
+    predictions as the pair kernel's cosines, to the bit."""
+    from skxmc.models import DecafModel
+
+    clf = pickle.loads(pickle.dumps(fused)).set_params(text_shortlist_size=5)
+    texts = data["text"][240:250]
+    looked_up = [clf.predict_topk(texts[i : i + 1], k=4) for i in range(len(texts))]
+    seen = []
+    text_parts = DecafModel._text_parts
+
+    def recorded(self, unit, ids, device, similarity=None):
+        seen.append(similarity is not None)
+        return text_parts(self, unit, ids, device, similarity)
+
+    monkeypatch.setattr(DecafModel, "_text_parts", recorded)
+    clf.predict_topk(texts[:1], k=4)
+    assert seen == [True]
+    shortlist = DecafModel._text_shortlist
+
+    def without_cosines(self, X, unit, scoring):
+        return shortlist(self, X, unit, scoring)[0], None
+
+    monkeypatch.setattr(DecafModel, "_text_shortlist", without_cosines)
+    for i, (scores, labels) in enumerate(looked_up):
+        expected = clf.predict_topk(texts[i : i + 1], k=4)
+        np.testing.assert_array_equal(scores, expected[0])
+        np.testing.assert_array_equal(labels, expected[1])
+    assert seen[-1] is False
+
+
 def test_fusion_fraction_must_leave_rows(data):
     with pytest.raises(ValueError, match=r"fusion_fraction=0\.001 leaves 0"):
         DecafClassifier(**{**TINY, "fusion": "learned"}, fusion_fraction=0.001).fit(

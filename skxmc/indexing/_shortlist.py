@@ -212,7 +212,7 @@ class LabelShortlist:
         return X @ self._labels_transposed()
 
     def similarity_topk(
-        self, X, k: int, *, normalized: bool = False
+        self, X, k: int, *, normalized: bool = False, return_similarity: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` labels of highest non-zero cosine with every row of ``X``.
 
@@ -235,6 +235,13 @@ class LabelShortlist:
             rows with sorted, distinct indices (as :meth:`_prepare` makes
             them): a caller that needs those rows for other cosines too
             skips the second copy.
+        return_similarity : bool, default=False
+            Also return the cosine of every row with every label, summed in
+            float64 in the same pass (dense: for a few rows; sparse labels
+            and queries only): with ``normalized`` rows, its float32 rounding
+            is ``sparse_pair_scores(X, labels_, ids)`` to the bit, so a
+            caller that needs the cosines of other labels of the row next
+            looks them up.
 
         Returns
         -------
@@ -242,6 +249,8 @@ class LabelShortlist:
             Cosine similarities, best first, ``-inf`` padded.
         indices : ndarray of shape (n_samples, k), dtype int64
             Label ids (ties by the lower id), ``-1`` padded.
+        similarity : ndarray of shape (n_samples, n_labels), dtype float64
+            Only with ``return_similarity``.
 
         Examples
         --------
@@ -254,6 +263,10 @@ class LabelShortlist:
         if not hasattr(self, "labels_"):
             raise ValueError("This LabelShortlist is not fitted; call fit first.")
         if not (sp.issparse(X) and sp.issparse(self.labels_)):
+            if return_similarity:
+                raise ValueError(
+                    "return_similarity needs sparse queries and sparse labels."
+                )
             return csr_row_topk(sp.csr_matrix(self.similarity(X)), k)
         if not normalized:
             X = self._prepare(X)
@@ -262,7 +275,11 @@ class LabelShortlist:
                 f"X has {X.shape[1]} features, the labels have {self.labels_.shape[1]}."
             )
         return csr_product_topk(
-            X, self._labels_transposed(), k, dense_rows=self._dense_rows()
+            X,
+            self._labels_transposed(),
+            k,
+            dense_rows=self._dense_rows(),
+            return_sums=return_similarity,
         )
 
     def _labels_transposed(self):

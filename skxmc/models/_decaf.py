@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -672,8 +673,8 @@ class DecafModel:
                             .numpy(),
                             scoring,
                         )
-                    sparse_candidates, rerank_pairs = sparse_ids.result()
-                    extra.extend(sparse_candidates)
+                    sparse = sparse_ids.result()
+                    extra.extend(sparse.candidates)
                     if self._ann is not None:
                         _, near = self._ann.query(
                             x.float().cpu().numpy(),
@@ -686,7 +687,7 @@ class DecafModel:
                         ids = dedup_rows(np.concatenate([ids, *extra], 1))
                         shortlist = torch.from_numpy(ids).to(device)
                     text = None
-                    if with_text:
+                    if with_text and sparse.text_similarity is None:
                         # on the helper while the network's and the
                         # re-ranker's pair scores are computed here
                         if unit is None:
@@ -701,10 +702,14 @@ class DecafModel:
                         "text": None,
                     }
                     if self.reranker_ is not None:
-                        rerank = self._rerank_scores(X_block, ids, rerank_pairs)
+                        rerank = self._rerank_scores(X_block, ids, sparse.rerank_pairs)
                         parts["rerank"] = torch.from_numpy(rerank).to(device)
                     if text is not None:
                         parts.update(text.result())
+                    elif with_text:  # looked up in the text shortlist's sums
+                        parts.update(
+                            self._text_parts(unit, ids, device, sparse.text_similarity)
+                        )
                     yield start, stop, shortlist, parts
         finally:
             if was_training:
@@ -829,37 +834,53 @@ class DecafModel:
 
         return isinstance(self.reranker_, XRLinearModel)
 
-    def _text_parts(self, unit, ids, device) -> dict:
+    def _text_parts(self, unit, ids, device, similarity=None) -> dict:
         """``{"text": ...}`` (the TF-IDF cosine of each row of ``unit``, the
         L2-normalised documents, with the text of each of its labels
-        ``ids``) and the parts of :meth:`_extra_parts` that read it."""
-        text = sparse_pair_scores(unit, self._text_index.labels_, ids)
+        ``ids``) and the parts of :meth:`_extra_parts` that read it.
+
+        ``similarity``: the float64 cosines of ``unit`` with every label that
+        the text shortlist summed (:meth:`_text_shortlist`); the cosines of
+        ``ids`` are then looked up, rounded as :func:`sparse_pair_scores`
+        rounds its float64 sums (the same values)."""
+        if similarity is None:
+            text = sparse_pair_scores(unit, self._text_index.labels_, ids)
+        else:
+            safe = np.maximum(ids, 0)
+            text = np.take_along_axis(similarity, safe, axis=1).astype(np.float32)
+            text[ids < 0] = 0.0
         parts = {"text": torch.from_numpy(text).to(device)}
         parts.update(self._extra_parts(ids, parts))
         return parts
 
-    def _sparse_candidates(self, X, unit, scoring) -> tuple[list, object]:
-        """The label ids of the text shortlist and of the re-ranker's
-        proposals (those that apply), in that order, and the re-ranker's
-        pair scorer of ``X`` (see :meth:`_rerank_proposals`; None without
-        proposals)."""
-        out = []
-        pair_scorer = None
+    def _sparse_candidates(self, X, unit, scoring) -> _SparseStages:
+        """The helper thread's stages of a block (see :class:`_SparseStages`):
+        the text shortlist and the re-ranker's proposals, those that apply."""
+        candidates = []
+        pair_scorer = similarity = None
         if scoring.text_shortlist_size:
-            out.append(self._text_shortlist(X, unit, scoring))
+            ids, similarity = self._text_shortlist(X, unit, scoring)
+            candidates.append(ids)
         if self._reranker_proposes:
             ids, pair_scorer = self._rerank_proposals(X, scoring)
-            out.append(ids)
-        return out, pair_scorer
+            candidates.append(ids)
+        return _SparseStages(candidates, pair_scorer, similarity)
 
-    def _text_shortlist(self, X, unit, scoring) -> np.ndarray:
+    def _text_shortlist(self, X, unit, scoring):
         """Ids of the labels of highest label-text cosine (the top of the
         text similarity, without forming it); ``unit``: the L2-normalised
-        rows of ``X`` if the caller has them (else None)."""
+        rows of ``X`` if the caller has them (else None). For a few rows of
+        ``unit``, also the cosines of every label, summed in the same pass
+        (for :meth:`_text_parts`; else None)."""
         k = min(scoring.text_shortlist_size, self.n_labels_)
-        if unit is not None:
-            return self._text_index.similarity_topk(unit, k, normalized=True)[1]
-        return self._text_index.similarity_topk(X, k)[1]
+        if unit is None:
+            return self._text_index.similarity_topk(X, k)[1], None
+        if not _few_rows(unit.shape[0]):
+            return self._text_index.similarity_topk(unit, k, normalized=True)[1], None
+        _, ids, similarity = self._text_index.similarity_topk(
+            unit, k, normalized=True, return_similarity=True
+        )
+        return ids, similarity
 
     def _rerank_proposals(self, X, scoring):
         """Ids of the XR-Linear re-ranker's ``rerank_size`` best labels, and
@@ -1004,6 +1025,21 @@ class DecafModel:
         if self._ann is not None:
             self._build_ann(0)
         return ids
+
+
+class _SparseStages(NamedTuple):
+    """What the helper thread computes for a block of rows beside the network.
+
+    ``candidates``: label-id arrays to add to the shortlist (the text
+    shortlist's, the re-ranker's proposals); ``rerank_pairs``: the
+    re-ranker's pair scorer of the rows (None without proposals);
+    ``text_similarity``: every label's float64 text cosine (a few rows with
+    a text shortlist; else None).
+    """
+
+    candidates: list
+    rerank_pairs: object
+    text_similarity: np.ndarray | None
 
 
 def _membership(cluster_of: np.ndarray, n_clusters: int) -> sp.csr_matrix:

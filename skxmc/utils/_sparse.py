@@ -292,7 +292,7 @@ def _l2_normalize_kernel(indptr, data):
 @njit(cache=True, nogil=True)
 def _product_topk_kernel(
     x_indptr, x_indices, x_data, b_indptr, b_indices, b_data, acc, seen, touched,
-    heap_s, heap_c, out_s, out_c,
+    heap_s, heap_c, out_s, out_c, sums,
 ):  # fmt: skip
     """Row top-k of the sparse product ``X @ B`` without forming it.
 
@@ -301,8 +301,14 @@ def _product_topk_kernel(
     row of ``B``), so the sums are scipy's to the bit; as scipy, columns
     whose sum is exactly zero are not stored, so they do not compete. ``acc``
     and ``seen`` (one slot per column of ``B``) are left zeroed.
+
+    With ``sums`` of one zeroed row per row of ``X`` (else of none), the same
+    products are also added into ``sums`` in float64: in increasing feature
+    order for rows with sorted indices, as :func:`_sorted_pair_dot_kernel`
+    adds them (its values to the bit, for every column at once).
     """
     k = out_s.shape[1]
+    with_sums = sums.shape[0] > 0
     for i in range(x_indptr.shape[0] - 1):
         n_touched = 0
         for e in range(x_indptr[i], x_indptr[i + 1]):
@@ -314,7 +320,10 @@ def _product_topk_kernel(
                     seen[c] = True
                     touched[n_touched] = c
                     n_touched += 1
-                acc[c] += v * b_data[q]
+                product = v * b_data[q]
+                acc[c] += product
+                if with_sums:
+                    sums[i, c] += product
         size = 0
         for t in range(n_touched):
             c = touched[t]
@@ -336,7 +345,7 @@ def _product_topk_kernel(
 @njit(cache=True, nogil=True)
 def _product_topk_dense_kernel(
     x_indptr, x_indices, x_data, b_indptr, b_indices, b_data, dense_slot, dense,
-    acc, seen, touched, heap_s, heap_c, out_s, out_c,
+    acc, seen, touched, heap_s, heap_c, out_s, out_c, sums,
 ):  # fmt: skip
     """:func:`_product_topk_kernel` with the long rows of ``B`` also given
     dense: row ``f`` of ``B`` is ``dense[dense_slot[f]]`` where
@@ -347,10 +356,12 @@ def _product_topk_dense_kernel(
     sum as it was (rows of ``X`` with a non-finite entry go to
     :func:`_product_topk_kernel`), so each column's sum is the plain
     kernel's, summed in the same order. Columns whose sum is 0 do not
-    compete in either kernel, so the top ``k`` is the same to the bit.
+    compete in either kernel, so the top ``k`` is the same to the bit (and
+    ``sums``, if given, are the plain kernel's too).
     """
     k = out_s.shape[1]
     n_cols = acc.shape[0]
+    with_sums = sums.shape[0] > 0
     for i in range(x_indptr.shape[0] - 1):
         x0 = x_indptr[i]
         x1 = x_indptr[i + 1]
@@ -365,6 +376,7 @@ def _product_topk_dense_kernel(
             _product_topk_kernel(
                 x_indptr[i : i + 2], x_indices, x_data, b_indptr, b_indices, b_data,
                 acc, seen, touched, heap_s, heap_c, out_s[i : i + 1], out_c[i : i + 1],
+                sums[i : i + 1] if with_sums else sums,
             )  # fmt: skip
             continue
         for e in range(x0, x1):
@@ -373,12 +385,22 @@ def _product_topk_dense_kernel(
             slot = dense_slot[f]
             if slot >= 0:
                 row = dense[slot]
-                for c in range(n_cols):
-                    acc[c] += v * row[c]
+                if with_sums:
+                    row_sums = sums[i]
+                    for c in range(n_cols):
+                        product = v * row[c]
+                        acc[c] += product
+                        row_sums[c] += product
+                else:
+                    for c in range(n_cols):
+                        acc[c] += v * row[c]
             else:
                 for q in range(b_indptr[f], b_indptr[f + 1]):
                     c = b_indices[q]
-                    acc[c] += v * b_data[q]
+                    product = v * b_data[q]
+                    acc[c] += product
+                    if with_sums:
+                        sums[i, c] += product
         size = 0
         for c in range(n_cols):
             score = acc[c]
@@ -632,6 +654,10 @@ def topk_to_csr(scores, indices, n_cols):
     return matrix
 
 
+#: The ``sums`` argument of the product kernels that keep no sums.
+_NO_ROW_SUMS = np.zeros((0, 0), dtype=np.float64)
+
+
 class _CSRArrays(NamedTuple):
     """The arrays of a float32 CSR matrix with sorted indices, without a
     scipy object (whose constructor checks them: tens of microseconds, much
@@ -809,7 +835,9 @@ def l2_normalize_csr(X) -> sp.csr_matrix:
     return out
 
 
-def csr_product_topk(X, B, k, *, buffers=None, n_jobs=None, dense_rows=None):
+def csr_product_topk(
+    X, B, k, *, buffers=None, n_jobs=None, dense_rows=None, return_sums=False
+):
     """``csr_row_topk(X @ B, k)`` for CSR matrices, without forming ``X @ B``.
 
     Equal to it to the bit for float32 matrices (the same sums as scipy's
@@ -842,6 +870,11 @@ def csr_product_topk(X, B, k, *, buffers=None, n_jobs=None, dense_rows=None):
         :func:`dense_long_rows`). A dense row is added in one sequential pass
         instead of a scattered one (several times faster for rows that store
         a good share of the columns); the same result to the bit.
+    return_sums : bool, default=False
+        Also return the whole product, summed in float64 in the same passes
+        (a dense ``(n_rows, n_cols)`` array: for a few rows): for ``X`` with
+        sorted, distinct indices per row, ``sums[i, c]`` rounded to float32
+        is ``sparse_pair_scores(X, B.T, [[c]])`` to the bit.
 
     Returns
     -------
@@ -849,6 +882,8 @@ def csr_product_topk(X, B, k, *, buffers=None, n_jobs=None, dense_rows=None):
         Best first, ``-inf`` padded.
     indices : ndarray of shape (n_rows, k), dtype int64
         Columns of ``X @ B``, ties by the lower column, ``-1`` padded.
+    sums : ndarray of shape (n_rows, n_cols), dtype float64
+        Only with ``return_sums``.
 
     Examples
     --------
@@ -867,6 +902,7 @@ def csr_product_topk(X, B, k, *, buffers=None, n_jobs=None, dense_rows=None):
     if X.dtype != np.float32 or B.dtype != np.float32:
         raise ValueError("csr_product_topk expects float32 matrices.")
     out_s, out_c = _padded_output(X.shape[0], k)
+    sums = np.zeros((X.shape[0], B.shape[1]), np.float64) if return_sums else None
 
     if dense_rows is not None:
         slot, dense = dense_rows
@@ -892,22 +928,26 @@ def csr_product_topk(X, B, k, *, buffers=None, n_jobs=None, dense_rows=None):
             ):
                 return rows(start, stop, (acc, seen, touched))
         heaps = np.empty(k, dtype=np.float32), np.empty(k, dtype=np.int64)
+        row_sums = sums[start:stop] if return_sums else _NO_ROW_SUMS
         if dense_rows is None:
             _product_topk_kernel(
                 X.indptr[start : stop + 1], X.indices, X.data, B.indptr, B.indices,
                 B.data, *buffers, *heaps, out_s[start:stop], out_c[start:stop],
+                row_sums,
             )  # fmt: skip
         else:
             _product_topk_dense_kernel(
                 X.indptr[start : stop + 1], X.indices, X.data, B.indptr, B.indices,
                 B.data, *dense_rows, *buffers, *heaps, out_s[start:stop],
-                out_c[start:stop],
+                out_c[start:stop], row_sums,
             )  # fmt: skip
 
     if buffers is not None:
         rows(0, X.shape[0])
     else:
         map_row_chunks(rows, X.shape[0], n_jobs)
+    if return_sums:
+        return out_s, out_c, sums
     return out_s, out_c
 
 

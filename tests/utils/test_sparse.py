@@ -511,3 +511,67 @@ def test_scratch_pool_keeps_the_sizes_in_use_when_full():
         assert again is first  # still pooled: the oldest went first
     pool = _sparse._LOCAL.__dict__["scratch"]
     assert len(pool) == _sparse._MAX_SCRATCH_ARRAYS
+
+
+@pytest.mark.parametrize("with_dense_rows", [False, True])
+def test_product_sums_are_sparse_pair_scores_of_every_column(with_dense_rows):
+    """csr_product_topk(return_sums=True): the same top k, and the float64
+    sums of every column, which round to sparse_pair_scores' values to the
+    bit (the same products in the same order), with dense rows or not, for a
+    row with a non-finite entry too (the plain kernel's path)."""
+    from skxmc.utils import sparse_pair_scores
+    from skxmc.utils._sparse import csr_product_topk, dense_long_rows
+
+    rng = np.random.default_rng(7)
+    X = sp.random(4, 60, density=0.3, random_state=rng, format="lil", dtype=np.float32)
+    B = sp.random(60, 300, density=0.05, random_state=rng, format="lil")
+    B = B.astype(np.float32)
+    B[:3] = rng.random((3, 300)).astype(np.float32)  # long rows (kept dense)
+    X[:, :3] = rng.random((4, 3)).astype(np.float32)
+    X = sp.csr_matrix(X)
+    X.data = X.data * rng.choice([-1, 1], X.nnz).astype(np.float32)
+    X = X.tolil()
+    X[3, 40] = np.inf  # no dense pass for this row
+    B, X = sp.csr_matrix(B), sp.csr_matrix(X)
+    B.sum_duplicates()
+    X.sum_duplicates()
+    dense_rows = dense_long_rows(B, min_share=0.5) if with_dense_rows else None
+    if with_dense_rows:
+        assert (dense_rows[0] >= 0).sum() == 3
+    plain = csr_product_topk(X, B, 9, dense_rows=dense_rows)
+    scores, ids, sums = csr_product_topk(
+        X, B, 9, dense_rows=dense_rows, return_sums=True
+    )
+    np.testing.assert_array_equal(scores, plain[0])
+    np.testing.assert_array_equal(ids, plain[1])
+    assert sums.dtype == np.float64 and sums.shape == (4, 300)
+    every = np.arange(300)[None].repeat(4, 0)
+    with np.errstate(invalid="ignore"):
+        expected = sparse_pair_scores(X, sp.csr_matrix(B.T), every)
+    np.testing.assert_array_equal(sums.astype(np.float32), expected)
+    np.testing.assert_allclose(sums[:3], (X[:3] @ B).toarray(), rtol=1e-5, atol=1e-6)
+
+
+def test_similarity_topk_returns_every_cosine_of_the_same_pass():
+    from skxmc.indexing import LabelShortlist
+    from skxmc.utils import sparse_pair_scores
+    from skxmc.utils._sparse import l2_normalize_csr
+
+    rng = np.random.default_rng(8)
+    Z = sp.random(50, 40, density=0.2, random_state=rng, format="csr")
+    index = LabelShortlist(method="exact").fit(Z)
+    unit = l2_normalize_csr(
+        sp.random(2, 40, density=0.3, random_state=rng, format="csr", dtype=np.float32)
+    )
+    scores, ids, similarity = index.similarity_topk(
+        unit, 5, normalized=True, return_similarity=True
+    )
+    plain = index.similarity_topk(unit, 5, normalized=True)
+    np.testing.assert_array_equal(ids, plain[1])
+    np.testing.assert_array_equal(scores, plain[0])
+    every = np.arange(50)[None].repeat(2, 0)
+    np.testing.assert_array_equal(
+        similarity.astype(np.float32), sparse_pair_scores(unit, index.labels_, every)
+    )
+    with pytest.raises(ValueError, match="sparse"):
+        index.similarity_topk(unit.toarray(), 5, return_similarity=True)
