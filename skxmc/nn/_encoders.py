@@ -61,11 +61,34 @@ class SpectralNormLinear(nn.Module):
             self.v.copy_(v)
 
     def normalized_weight(self) -> torch.Tensor:
-        """The weight divided by its estimated spectral norm."""
+        """The weight divided by its estimated spectral norm.
+
+        Without gradients outside training (prediction), it is computed once
+        per state of the weight and of the power-iteration vectors and kept:
+        the same tensor, not three passes over the weight per query.
+        """
+        if self.training or torch.is_grad_enabled():
+            return self._normalized_weight()
+        key = tuple(
+            (t.data_ptr(), t._version, t.dtype, t.device)
+            for t in (self.weight, self.u, self.v)
+        )
+        cached = self.__dict__.get("_eval_weight")
+        if cached is None or cached[0] != key:
+            cached = self.__dict__["_eval_weight"] = (key, self._normalized_weight())
+        return cached[1]
+
+    def _normalized_weight(self) -> torch.Tensor:
         # Clones: the buffers are updated in place by the next training forward,
         # which must not invalidate the graph of this one.
         sigma = torch.dot(self.u.clone(), self.weight.float() @ self.v.clone())
         return self.weight / sigma.clamp_min(1e-12)
+
+    def __getstate__(self):
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else None
+        state = dict(self.__dict__ if state is None else state)
+        state.pop("_eval_weight", None)  # a cache, rebuilt on demand
+        return state
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:

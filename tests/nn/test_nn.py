@@ -55,6 +55,39 @@ def test_spectral_norm_bounded_after_power_iterations():
     assert float(sigma) >= 0.99
 
 
+def test_spectral_norm_prediction_keeps_its_weight_until_a_change():
+    """Without gradients in eval mode the normalised weight is computed once
+    (not per call), recomputed after an in-place update, never pickled."""
+    import pickle
+
+    layer = SpectralNormLinear(4, 4, identity_init=False).eval()
+    x = torch.randn(3, 4)
+    calls = []
+    compute = layer._normalized_weight
+
+    def counted():
+        calls.append(1)
+        return compute()
+
+    layer._normalized_weight = counted
+    with torch.inference_mode():
+        first = layer(x)
+        assert torch.equal(layer(x), first) and len(calls) == 1
+    with torch.no_grad():
+        layer.weight.add_(torch.randn(4, 4))  # an optimizer step
+        changed = layer(x)
+    assert len(calls) == 2
+    torch.testing.assert_close(
+        changed, torch.nn.functional.linear(x, compute(), layer.bias)
+    )
+    # with gradients (or training) it is computed per call, in the graph
+    layer(x).sum().backward()
+    assert len(calls) == 3 and layer.weight.grad is not None
+    del layer._normalized_weight
+    assert "_eval_weight" in layer.__dict__
+    assert "_eval_weight" not in pickle.loads(pickle.dumps(layer)).__dict__
+
+
 def test_spectral_norm_gradients_and_double_forward():
     layer = SpectralNormLinear(4, 4, identity_init=False)
     x = torch.randn(3, 4)
