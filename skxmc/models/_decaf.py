@@ -611,9 +611,10 @@ class DecafModel:
         ):
             scores = self._final_scores(shortlist, parts, scoring, k=k)
             m = min(k, shortlist.shape[1])
-            s, pos = torch.topk(scores, m, dim=1)
-            s = s.float().cpu().numpy()
-            ids = torch.gather(shortlist, 1, pos).cpu().numpy()
+            # torch's top k (its order of ties), on the host arrays
+            s, pos = torch.topk(torch.from_numpy(scores), m, dim=1)
+            s = s.numpy()
+            ids = np.take_along_axis(shortlist, pos.numpy(), axis=1)
             out_scores[start:stop, :m] = s
             out_ids[start:stop, :m] = np.where(np.isfinite(s), ids, -1)
         return out_scores, out_ids
@@ -624,8 +625,11 @@ class DecafModel:
         """Shortlist every block of rows and score its pairs.
 
         Yields ``(start, stop, shortlist, parts)``: ``shortlist`` the label
-        ids of the rows ``start:stop`` (``-1`` pads), ``parts`` a dict of
-        tensors of the same shape: ``"label"`` (sigmoid of the label score),
+        ids of the rows ``start:stop`` (an int64 array, ``-1`` pads), ``parts``
+        a dict of float32 arrays of the same shape, on the host (the network
+        runs on ``device``; the sparse stages and the fusion on the host, so
+        a small query does not pay torch's per-operation cost for gathers):
+        ``"label"`` (sigmoid of the label score),
         ``"cluster"`` (sigmoid of its cluster's score) and ``"text"`` (TF-IDF
         cosine of document and label text; None unless ``with_text``), plus
         ``"rerank"`` with a fitted re-ranker and, with ``with_text``, the
@@ -635,8 +639,8 @@ class DecafModel:
         was_training = net.training
         if was_training:  # eval()/train() walk every submodule: not per query
             net.eval()
-        table = self._table.to(device)
-        cluster_of = torch.from_numpy(self.cluster_of_label_).to(device)
+        table = self._table.numpy()
+        cluster_of = self.cluster_of_label_
         beam = min(scoring.beam_size, self.n_clusters_)
         try:
             with torch.inference_mode():
@@ -661,16 +665,17 @@ class DecafModel:
                     )
                     x = net(*csr_to_bag(X_block, device))
                     meta = torch.sigmoid(x @ Wc.T + bc)
-                    top = torch.topk(meta, beam, dim=1).indices
-                    shortlist = table[top].reshape(stop - start, -1)
+                    top = torch.topk(meta, beam, dim=1).indices.cpu().numpy()
+                    meta = meta.float().cpu().numpy()
+                    ids = table[top].reshape(stop - start, -1)
                     extra = []
                     if self.label_graph is not None and scoring.graph_shortlist_size:
                         # (ECLARE) not computed for nothing in DECAF's queries
                         extra = self._extra_candidates(
-                            shortlist.cpu().numpy(),
-                            torch.gather(meta, 1, cluster_of[shortlist.clamp_min(0)])
-                            .cpu()
-                            .numpy(),
+                            ids,
+                            np.take_along_axis(
+                                meta, cluster_of[np.maximum(ids, 0)], axis=1
+                            ),
                             scoring,
                         )
                     sparse = sparse_ids.result()
@@ -681,11 +686,8 @@ class DecafModel:
                             k=min(scoring.ann_shortlist_size, self.n_labels_),
                         )
                         extra.append(near)
-                    # the label ids on the host, copied once per block
-                    ids = shortlist.cpu().numpy()
                     if extra:
                         ids = dedup_rows(np.concatenate([ids, *extra], 1))
-                        shortlist = torch.from_numpy(ids).to(device)
                     text = None
                     if with_text and sparse.text_similarity is None:
                         # on the helper while the network's and the
@@ -695,22 +697,25 @@ class DecafModel:
                         text = run_aside(
                             self._text_parts, unit, ids, device, enabled=side
                         )
-                    safe = shortlist.clamp_min(0)
+                    label = score_pairs(x, torch.from_numpy(ids).to(device), W, b)
                     parts = {
-                        "label": torch.sigmoid(score_pairs(x, shortlist, W, b)),
-                        "cluster": torch.gather(meta, 1, cluster_of[safe]),
+                        "label": torch.sigmoid(label).float().cpu().numpy(),
+                        "cluster": np.take_along_axis(
+                            meta, cluster_of[np.maximum(ids, 0)], axis=1
+                        ),
                         "text": None,
                     }
                     if self.reranker_ is not None:
-                        rerank = self._rerank_scores(X_block, ids, sparse.rerank_pairs)
-                        parts["rerank"] = torch.from_numpy(rerank).to(device)
+                        parts["rerank"] = self._rerank_scores(
+                            X_block, ids, sparse.rerank_pairs
+                        )
                     if text is not None:
                         parts.update(text.result())
                     elif with_text:  # looked up in the text shortlist's sums
                         parts.update(
                             self._text_parts(unit, ids, device, sparse.text_similarity)
                         )
-                    yield start, stop, shortlist, parts
+                    yield start, stop, ids, parts
         finally:
             if was_training:
                 net.train()
@@ -725,8 +730,8 @@ class DecafModel:
         """
         scoring = self.config.scoring if scoring is None else scoring
         blocks = [
-            (shortlist.cpu().numpy(), self._fusion_inputs(shortlist, parts))
-            for _, _, shortlist, parts in self._scored_shortlists(
+            (ids, self._fusion_inputs(ids, parts))
+            for _, _, ids, parts in self._scored_shortlists(
                 X, device, weights, scoring=scoring, with_text=True
             )
         ]
@@ -761,24 +766,23 @@ class DecafModel:
         """More per-pair scores for the learned fusion (ECLARE's graph score).
 
         Gets a block's shortlisted label ids (a NumPy array, ``-1`` pads) and
-        its ``parts`` (see _scored_shortlists); returns a dict of tensors of
-        the shortlist's shape, on the device of ``parts``.
+        its ``parts`` (see _scored_shortlists); returns a dict of float32
+        arrays of the shortlist's shape.
         """
         if self.label_graph is None:
             return {}
         return self.label_graph.fusion_parts(ids, parts)
 
-    def _fusion_inputs(self, shortlist, parts) -> np.ndarray:
+    def _fusion_inputs(self, ids, parts) -> np.ndarray:
         """The ``(b, m, f)`` fusion features of a block (see _pair_features)."""
-        ids = shortlist.cpu().numpy()
         frequency = self._log_frequency[np.maximum(ids, 0)]
-        columns = [parts["label"], parts["cluster"], parts["text"]]
-        columns = [c.float().cpu().numpy() for c in columns]
+        names = ["label", "cluster", "text"]
+        columns = [np.asarray(parts[name], dtype=np.float32) for name in names]
         columns.append(frequency)
         if "rerank" in parts:
-            columns.append(parts["rerank"].float().cpu().numpy())
+            columns.append(np.asarray(parts["rerank"], dtype=np.float32))
         for name in sorted(set(parts) - {"label", "cluster", "text", "rerank"}):
-            columns.append(parts[name].float().cpu().numpy())
+            columns.append(np.asarray(parts[name], dtype=np.float32))
         features = np.stack(columns, axis=-1)
         features[ids < 0] = 0.0
         return features.astype(np.float32)
@@ -795,15 +799,11 @@ class DecafModel:
         tilt = None
         if scoring.propensity_tilt:
             factors = self._tilt_factors(scoring.propensity_tilt)
-            tilt = factors.to(shortlist.device)[shortlist.clamp_min(0)]
+            tilt = factors[np.maximum(shortlist, 0)]
         if self.fusion_ is not None:
-            probability = self.fusion_.predict(
-                self._fusion_inputs(shortlist, parts),
-                shortlist.cpu().numpy(),
-                k=k,
-                factors=None if tilt is None else tilt.cpu().numpy(),
+            scores = self.fusion_.predict(
+                self._fusion_inputs(shortlist, parts), shortlist, k=k, factors=tilt
             )
-            scores = torch.from_numpy(probability).to(shortlist.device)
         else:
             label_weight = 1 - scoring.meta_weight - scoring.text_weight
             scores = (
@@ -813,16 +813,16 @@ class DecafModel:
                 scores = scores + scoring.text_weight * parts["text"]
         if tilt is not None:
             scores = scores * tilt
-        return torch.where(valid, scores, torch.full_like(scores, -torch.inf))
+        return np.where(valid, scores, np.float32(-np.inf)).astype(np.float32)
 
-    def _tilt_factors(self, tilt: float) -> torch.Tensor:
-        """``(w_l / max w)^tilt`` of every label, a float32 tensor, computed
+    def _tilt_factors(self, tilt: float) -> np.ndarray:
+        """``(w_l / max w)^tilt`` of every label, a float32 array, computed
         once per tilt and label set (a power of every label's weight per query
         costs ~0.3 ms)."""
         cached = self.__dict__.get("_tilt_cache")
         if cached is None or cached[0] != tilt or cached[1] is not self._inv_propensity:
             weights = self._inv_propensity / self._inv_propensity.max()
-            factors = torch.from_numpy((weights**tilt).astype(np.float32))
+            factors = (weights**tilt).astype(np.float32)
             cached = self._tilt_cache = (tilt, self._inv_propensity, factors)
         return cached[2]
 
@@ -849,7 +849,7 @@ class DecafModel:
             safe = np.maximum(ids, 0)
             text = np.take_along_axis(similarity, safe, axis=1).astype(np.float32)
             text[ids < 0] = 0.0
-        parts = {"text": torch.from_numpy(text).to(device)}
+        parts = {"text": text}
         parts.update(self._extra_parts(ids, parts))
         return parts
 
@@ -945,23 +945,23 @@ class DecafModel:
             x = net(*csr_to_bag(X, device))
             W, b = net.labels.all_weights()
             Wc, bc = net.clusters.all_weights()
-            meta = torch.sigmoid(x @ Wc.T + bc)
-            ids = torch.arange(W.shape[0], device=device).expand(X.shape[0], -1)
-            cluster_of = torch.from_numpy(self.cluster_of_label_).to(device)
+            meta = torch.sigmoid(x @ Wc.T + bc).float().cpu().numpy()
+            ids = np.broadcast_to(np.arange(W.shape[0]), (X.shape[0], W.shape[0]))
+            ids = np.ascontiguousarray(ids)
+            label = score_pairs(x, torch.from_numpy(ids).to(device), W, b)
             parts = {
-                "label": torch.sigmoid(score_pairs(x, ids, W, b)),
-                "cluster": torch.gather(meta, 1, cluster_of[ids]),
+                "label": torch.sigmoid(label).float().cpu().numpy(),
+                "cluster": meta[:, self.cluster_of_label_[ids[0]]],
                 "text": None,
             }
             if self._text_index is not None:
                 text = self._text_similarity(X).toarray()
-                parts["text"] = torch.from_numpy(text).to(device)
+                parts["text"] = np.asarray(text, dtype=np.float32)
             if self.reranker_ is not None:
-                rerank = self._rerank_scores(X, ids.cpu().numpy())
-                parts["rerank"] = torch.from_numpy(rerank).to(device)
+                parts["rerank"] = self._rerank_scores(X, ids)
             if self._text_index is not None:
-                parts.update(self._extra_parts(ids.cpu().numpy(), parts))
-            return self._final_scores(ids, parts, scoring).cpu().numpy()
+                parts.update(self._extra_parts(ids, parts))
+            return self._final_scores(ids, parts, scoring)
 
     # ----------------------------------------------------------- zero-shot
     def add_labels(self, label_features) -> np.ndarray:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 from skxmc.indexing import label_correlation_graph, propagate_topk, smooth_over_graph
 
@@ -172,24 +171,22 @@ class LabelGraphComponent:
         ----------
         ids : ndarray of shape (n_rows, n_shortlist)
             A block's shortlisted label ids, ``-1`` padded.
-        parts : dict of tensors
+        parts : dict of arrays
             The block's per-pair scores; reads ``parts["text"]``.
 
         Returns
         -------
         parts : dict
-            ``{"graph": tensor}`` of the shortlist's shape, on the device of
-            ``parts["text"]``.
+            ``{"graph": array}``: float32, of the shortlist's shape.
         """
         from skxmc.utils._sparse import shortlist_pair_scores
 
-        scores = parts["text"].float().cpu().numpy()
+        scores = np.asarray(parts["text"], dtype=np.float32)
         if self._transposed is None:
             self._transposed = self.graph.T.tocsr()
         # sparse_pair_scores(S, G^T, ids) of the row-wise sparse S holding the
         # text scores at the (distinct) shortlisted ids, without building S
-        graph = shortlist_pair_scores(ids, scores, self._transposed)
-        return {"graph": torch.from_numpy(graph).to(parts["text"].device)}
+        return {"graph": shortlist_pair_scores(ids, scores, self._transposed)}
 
     def extend(self, label_classifier) -> None:
         """Take the graph grown by ``label_classifier.extend`` (zero-shot labels
