@@ -13,6 +13,8 @@ Stages are measured by wrapping the functions the prediction path calls
 after the other in one thread (no helper thread); "predict glue" is the code
 between them (the network's cluster scores, topk and table gather, the topk of
 the final scores). The unwrapped timing after it is the real one.
+``--timeline`` also times the real path (the helper thread on): when each
+stage starts and ends, and on which thread (the critical path of a query).
 ``--save-topk PATH`` also predicts the whole test set in one call and saves
 the batch and single-query ``(scores, indices)`` to an ``.npz``; ``--compare
 PATH`` compares with such a file (two versions of the code).
@@ -29,6 +31,7 @@ import pickle
 import platform
 import pstats
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -66,6 +69,39 @@ class StageTimer:
                     self._stack[-1][2] += elapsed
 
         return wrapper
+
+
+class Timeline:
+    """When each wrapped stage starts and ends, on which thread, in the real
+    path (the helper thread on): a stage's first start and last end in a
+    query, relative to the query's start."""
+
+    def __init__(self):
+        self.events: list[tuple] = []
+        self._caller = threading.get_ident()
+
+    def wrap(self, fn, name, inherit=False):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                on_caller = threading.get_ident() == self._caller
+                self.events.append((name, on_caller, start, time.perf_counter()))
+
+        return wrapper
+
+    def query(self, clf, row, k) -> dict:
+        """``{(stage, thread): (start, end)}`` in ms of one timed query."""
+        self.events = []
+        begin = time.perf_counter()
+        clf.predict_topk(row, k=k)
+        spans: dict = {}
+        for name, on_caller, start, end in self.events:
+            key = (name, "caller" if on_caller else "helper")
+            first, last = spans.get(key, (np.inf, -np.inf))
+            spans[key] = (min(first, start - begin), max(last, end - begin))
+        return {key: (1000 * a, 1000 * b) for key, (a, b) in spans.items()}
 
 
 @contextlib.contextmanager
@@ -184,6 +220,12 @@ def main(argv=None) -> None:
     parser.add_argument("--save-topk", default=None)
     parser.add_argument("--compare", default=None)
     parser.add_argument("--cprofile", type=int, default=25, help="rows printed")
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="also time the stages in the real path (helper thread on): when "
+        "each starts and ends, and on which thread",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -247,6 +289,30 @@ def main(argv=None) -> None:
         f"# unwrapped predict_topk (once per query): median {np.median(times):.2f} ms, "
         f"p90 {np.percentile(times, 90):.2f} ms, mean {np.mean(times):.2f} ms"
     )
+    if args.timeline:
+        timeline = Timeline()
+        spans: dict = {}
+        with patched(stage_targets(clf), timeline):
+            for row in rows:
+                for key, span in timeline.query(clf, row, args.k).items():
+                    spans.setdefault(key, []).append(span)
+        print(
+            "# timeline, helper thread on (as shipped): medians over the queries of "
+            "each stage's start, time and end, ms from the call (wrapped calls: "
+            "slower than unwrapped)"
+        )
+        print("| stage | thread | start | duration | end | queries |")
+        print("|---|---|---|---|---|---|")
+        for (name, thread), values in sorted(
+            spans.items(), key=lambda kv: np.median([a for a, _ in kv[1]])
+        ):
+            starts, ends = np.asarray(values).T
+            label = "predict_topk's own code" if name == "total" else name
+            print(
+                f"| {label} | {thread} | {np.median(starts):.3f} | "
+                f"{np.median(ends - starts):.3f} | {np.median(ends):.3f} | "
+                f"{len(values)} |"
+            )
     if args.ab_aside:
         # the helper thread on and off, query by query (the same load on both)
         ab: dict[bool, list[float]] = {True: [], False: []}
