@@ -382,9 +382,9 @@ def test_single_queries_read_the_text_cosines_off_the_text_shortlist(
     seen = []
     text_parts = DecafModel._text_parts
 
-    def recorded(self, unit, ids, device, similarity=None):
+    def recorded(self, unit, ids, similarity=None):
         seen.append(similarity is not None)
-        return text_parts(self, unit, ids, device, similarity)
+        return text_parts(self, unit, ids, similarity)
 
     monkeypatch.setattr(DecafModel, "_text_parts", recorded)
     clf.predict_topk(texts[:1], k=4)

@@ -694,9 +694,7 @@ class DecafModel:
                         # re-ranker's pair scores are computed here
                         if unit is None:
                             unit = l2_normalize_csr(X_block)
-                        text = run_aside(
-                            self._text_parts, unit, ids, device, enabled=side
-                        )
+                        text = run_aside(self._text_parts, unit, ids, enabled=side)
                     label = score_pairs(x, torch.from_numpy(ids).to(device), W, b)
                     parts = {
                         "label": torch.sigmoid(label).float().cpu().numpy(),
@@ -713,7 +711,7 @@ class DecafModel:
                         parts.update(text.result())
                     elif with_text:  # looked up in the text shortlist's sums
                         parts.update(
-                            self._text_parts(unit, ids, device, sparse.text_similarity)
+                            self._text_parts(unit, ids, sparse.text_similarity)
                         )
                     yield start, stop, ids, parts
         finally:
@@ -834,7 +832,7 @@ class DecafModel:
 
         return isinstance(self.reranker_, XRLinearModel)
 
-    def _text_parts(self, unit, ids, device, similarity=None) -> dict:
+    def _text_parts(self, unit, ids, similarity=None) -> dict:
         """``{"text": ...}`` (the TF-IDF cosine of each row of ``unit``, the
         L2-normalised documents, with the text of each of its labels
         ``ids``) and the parts of :meth:`_extra_parts` that read it.
