@@ -621,28 +621,20 @@ class TreeScorer:
             # query's features (X is canonical here)
             stride = max(self.max_children, 1)
             last_parents = int(self.offsets[n_levels - 1])
+            upper, last = _NO_SUMS
             if node_sums:
-                sums = NodeSums(
-                    np.zeros((n, last_parents * stride), dtype=np.float32),
-                    np.zeros(
-                        (n, (int(self.offsets[n_levels]) - last_parents) * stride),
-                        dtype=np.float64,
-                    ),
-                    last_parents,
-                    stride,
-                )
-            else:
-                sums = NodeSums(*_NO_SUMS, last_parents, stride)
+                n_last = int(self.offsets[n_levels]) - last_parents
+                upper = np.zeros((n, last_parents * stride), dtype=np.float32)
+                last = np.zeros((n, n_last * stride), dtype=np.float64)
+                sums = NodeSums(upper, last, last_parents, stride)
             with self._node_marks() as marks:
                 _beam_rows_by_feature(
                     0, n, X.indptr, X.indices, X.data, self.ch_indptr,
                     self.ch_indices, self.w_bias, *self._by_feature(), n_levels,
                     int(beam_size), int(k), _POST_CODE[post_processor],
-                    self.max_children, marks, out_scores, out_nodes, sums.upper,
-                    sums.last, last_parents,
+                    self.max_children, marks, out_scores, out_nodes, upper, last,
+                    last_parents,
                 )  # fmt: skip
-            if not node_sums:
-                sums = None
         elif n_threads == 1:
             with self._dense_buffer() as dense:
                 _beam_rows(

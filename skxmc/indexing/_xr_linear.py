@@ -653,8 +653,7 @@ class XRLinearModel:
                 for W, b in levels[:-1]
             ]
             self._level_weights = levels
-            self._ancestors = self.tree.ancestors()
-        ancestors = self._ancestors
+        ancestors = self._tree_nodes_tables()[0]
         valid = labels >= 0
         safe = np.where(valid, labels, 0)
         if X.shape[0] <= _FEW_ROWS and X.has_canonical_format:
@@ -690,14 +689,7 @@ class XRLinearModel:
         have sorted, distinct indices per row."""
         scorer = self.scorer
         depth = self.tree.n_levels
-        parent_of = self.__dict__.get("_parent_of")
-        if parent_of is None:
-            # the global node id of every node's parent (labels only are asked)
-            parent_of = np.zeros(int(scorer.offsets[-1]), dtype=np.int64)
-            parent_of[scorer.offsets[depth] :] = scorer.offsets[depth - 1] + (
-                self.tree.parents(depth)
-            )
-            self._parent_of = parent_of
+        parent_of = self._tree_nodes_tables()[1]  # labels' parents are read
         out = np.empty(labels.shape, dtype=np.float32)
         with scorer._dense_buffer() as dense:
             _label_level_raw(
@@ -779,7 +771,5 @@ class XRLinearModel:
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_level_weights", None)
-        state.pop("_parent_of", None)
-        state.pop("_ancestors", None)
         state.pop("_tree_nodes", None)
         return state
