@@ -811,7 +811,9 @@ class DecafModel:
                 scores = scores + scoring.text_weight * parts["text"]
         if tilt is not None:
             scores = scores * tilt
-        return np.where(valid, scores, np.float32(-np.inf)).astype(np.float32)
+        return np.where(valid, scores, np.float32(-np.inf)).astype(
+            np.float32, copy=False
+        )
 
     def _tilt_factors(self, tilt: float) -> np.ndarray:
         """``(w_l / max w)^tilt`` of every label, a float32 array, computed

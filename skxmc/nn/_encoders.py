@@ -85,8 +85,7 @@ class SpectralNormLinear(nn.Module):
         return self.weight / sigma.clamp_min(1e-12)
 
     def __getstate__(self):
-        state = super().__getstate__() if hasattr(super(), "__getstate__") else None
-        state = dict(self.__dict__ if state is None else state)
+        state = dict(self.__dict__)
         state.pop("_eval_weight", None)  # a cache, rebuilt on demand
         return state
 
