@@ -786,7 +786,7 @@ def suite(args) -> int:
         )
 
     if proc is not None:
-        limit = SMOKE_PYTEST_LIMIT if smoke else PYTEST_LIMIT
+        limit = args.pytest_limit or (SMOKE_PYTEST_LIMIT if smoke else PYTEST_LIMIT)
         status, _ = _wait(proc, limit - (time.monotonic() - tests_start))
         tests = {
             "status": status,
@@ -851,6 +851,12 @@ def main(argv=None) -> int:
         type=float,
         default=None,
         help="seconds per model, instead of each model's own limit (budget permitting)",
+    )
+    parser.add_argument(
+        "--pytest-limit",
+        type=float,
+        default=None,
+        help=f"seconds for pytest -m gpu ({PYTEST_LIMIT}; smoke {SMOKE_PYTEST_LIMIT})",
     )
     # internal: one model in its own process
     parser.add_argument("--model", choices=list(PLAN), help=argparse.SUPPRESS)
