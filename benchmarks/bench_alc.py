@@ -33,7 +33,10 @@ at 1), and the test row of that tilt is marked "chosen". The coverage columns
 are those of the untilted cosines. ``--betas`` fits each ALC loss once per
 value of ``beta_ql = beta_qb``; with ``tcm`` among the losses the script then
 names the ALC fit chosen on the held-out rows: the best held-out C@1 at 0.9
-among those whose held-out P@1 is at most 1 point below TCM's. ``--bundle``
+among those whose held-out P@1 is at most 1 point below TCM's. Each fit also
+prints the P@1 of its most confident held-out and test rows (1% to all of
+them), ranked by the top-1 cosine and by its margin over the top-2: whether
+a threshold on either could reach a target precision at all. ``--bundle``
 reads the data and the model of ``gpu_suite.py --prepare`` (a GPU machine).
 """
 
@@ -72,6 +75,8 @@ from _common import (  # isort: skip (benchmarks/ is the script's own folder)
 
 ENCODER = SHARED / "models" / "all-MiniLM-L6-v2-fp16"
 TARGETS = (0.8, 0.9)
+#: shares of the rows, most confident first, whose precision@1 is reported
+SHARES = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 def restrict(d: dict, max_train: int, max_test: int) -> dict:
@@ -99,6 +104,54 @@ def tilted(topk, factors, tilt: float, k: int):
     return (
         np.take_along_axis(value, order, axis=1),
         np.take_along_axis(labels, order, axis=1),
+    )
+
+
+def confident_precision(Y, topk, filter, shares=SHARES) -> dict:
+    """P@1 of the rows most confident by their top-1 cosine, and by the
+    margin of their top-1 over their top-2 cosine, for each share of rows.
+
+    Filtered pairs are dropped from each row's ranking first, as in the
+    metrics (a row's reciprocal label does not count). The C@1 columns
+    threshold the top-1 cosine; this shows whether any threshold on it (or
+    on the margin) could reach a precision, and where.
+    """
+    scores, labels = (np.asarray(a) for a in topk)
+    n, width = labels.shape
+    rows = np.repeat(np.arange(n), width).reshape(n, width)
+    safe = np.maximum(labels, 0)
+    kept = labels >= 0
+    if filter is not None:
+        filtered = np.asarray(filter.tocsr()[rows.ravel(), safe.ravel()]).reshape(n, -1)
+        kept &= filtered == 0
+    order = np.argsort(~kept, axis=1, kind="stable")  # kept entries first
+    ranked = np.take_along_axis(np.where(kept, scores, -np.inf), order, axis=1)
+    best = np.take_along_axis(safe, order, axis=1)[:, 0]
+    top = ranked[:, 0]
+    second = ranked[:, 1] if width > 1 else np.full(n, -np.inf)
+    found = np.isfinite(top)
+    hit = (np.asarray(Y.tocsr()[np.arange(n), best]).ravel() != 0) & found
+    margin = np.full(n, -np.inf)
+    margin[found] = 2.0  # a lone label: the widest margin cosines allow
+    both = found & np.isfinite(second)
+    margin[both] = top[both] - second[both]
+    out = {}
+    for name, confidence in (("cosine", top), ("margin", margin)):
+        first = np.argsort(-confidence, kind="stable")
+        out[name] = {
+            q: float(hit[first[: max(1, int(np.ceil(q * n)))]].mean()) for q in shares
+        }
+    return out
+
+
+def _confidence_line(name: str, rows: str, curve: dict) -> str:
+    cells = ", ".join(
+        f"{100 * q:g}%: {100 * curve['cosine'][q]:.1f} / {100 * curve['margin'][q]:.1f}"
+        for q in curve["cosine"]
+    )
+    return (
+        f"# {name}: {rows} P@1 of the most confident rows (share of rows: by top-1 "
+        f"cosine / by top-1 minus top-2 margin) {cells}"
     )
 
 
@@ -176,6 +229,11 @@ def run(loss: str, d: dict, fit_rows, val_rows, args, beta=1.0):
         + ", ".join(f"{m} {100 * v:.2f}" for m, v in on_val.items()),
         flush=True,
     )
+    for rows, Y, topk, F in (
+        ("held-out", d["Y_train"][val_rows], val, d["filter_val"]),
+        ("test", d["Y_test"], test, d["filter_test"]),
+    ):
+        print(_confidence_line(name, rows, confident_precision(Y, topk, F)), flush=True)
     oracle = coverage_at_precision(
         d["Y_test"], test, target_precision=0.9, filter=d["filter_test"]
     )
