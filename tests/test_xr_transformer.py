@@ -357,36 +357,28 @@ def test_auto_weight_threshold_is_the_best_on_validation_rows(fitted, data):
 
 
 def test_weight_zero_is_xr_linear_on_the_same_tfidf(tiny_bert, data):
-    """embedding_weight=0: tree and ranker are XR-Linear's on the same TF-IDF."""
-    from dataclasses import asdict, replace
-
-    from sklearn.preprocessing import normalize
-
-    from skxmc.indexing import XRLinearModel, hierarchical_kmeans, pifa_embedding
+    """embedding_weight=0: the model is XRLinearClassifier's, same TF-IDF and
+    random_state (its tree and ranker; the fine-tuned encoder is not read)."""
+    from skxmc import XRLinearClassifier
 
     (docs, Y), (test_docs, _) = data
-    clf = _clf(tiny_bert, embedding_weight=0.0, n_steps=2).fit(docs, Y)
-    assert clf.embedding_weight_ == 0.0 and not clf.model_.embedding_weight_scores
-    from sklearn.utils import check_random_state
-
-    seed = check_random_state(0).randint(np.iinfo(np.int32).max)  # the fit's seed
-    seeds = np.random.default_rng(seed).integers(np.iinfo(np.int32).max, size=4)
-    X = normalize(clf.vectorizer_.transform(docs)).astype(np.float32)
-    tree = hierarchical_kmeans(
-        pifa_embedding(X, Y), branching_factor=2, max_leaf_size=2,
-        random_state=int(seeds[0]), n_jobs=1,
-    )  # fmt: skip
-    params = replace(
-        clf._engine_params()["ranker"], weight_threshold=clf.weight_threshold_
-    )
-    ranker = XRLinearModel.train(
-        X, Y, tree, **asdict(params), seed=int(seeds[3]), n_jobs=1
-    )  # fmt: skip
-    X_test = normalize(clf.vectorizer_.transform(test_docs)).astype(np.float32)
-    want = ranker.predict_topk(X_test, 5, beam_size=4, post_processor="l3-hinge")
-    got = clf.predict_topk(test_docs, k=5)
-    np.testing.assert_array_equal(got[1], want[1])
-    np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+    for random_state in (0, 3):
+        clf = _clf(
+            tiny_bert, embedding_weight=0.0, n_steps=2, random_state=random_state
+        ).fit(docs, Y)
+        assert clf.embedding_weight_ == 0.0 and not clf.model_.embedding_weight_scores
+        xrl = XRLinearClassifier(
+            branching_factor=2,
+            max_leaf_size=2,
+            weight_threshold=clf.weight_threshold_,
+            beam_size=4,
+            n_jobs=1,
+            random_state=random_state,
+        ).fit(clf.vectorizer_.transform(docs), Y)
+        want = xrl.predict_topk(clf.vectorizer_.transform(test_docs), k=5)
+        got = clf.predict_topk(test_docs, k=5)
+        np.testing.assert_array_equal(got[1], want[1])
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
 
 
 def test_auto_embedding_weight_is_the_best_on_validation_rows(fitted):

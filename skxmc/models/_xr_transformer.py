@@ -310,7 +310,9 @@ class XRTransformerModel:
             ``sublinear_tf=True``, ``dtype=np.float32``).
         seed : int, default=0
             Seeds the trees, the scorer initialisation, the data order,
-            dropout and the ranker; saved with the checkpoints.
+            dropout and the ranker; saved with the checkpoints. The final
+            tree and ranker take it as it is, as ``XRLinearClassifier``
+            takes the seed of its ``random_state``.
         device : torch.device or str, default="cpu"
             An indexed device (:func:`~skxmc.training.resolve_device`).
         checkpoint : CheckpointStore, default=None
@@ -444,7 +446,11 @@ class XRTransformerModel:
         features = _concat_features(X_tfidf, emb, model.embedding_weight)
 
         start = time.perf_counter()
-        label_tree = _build_tree(pifa_embedding(features, Y), tree, tree_seed, n_jobs)
+        # the final tree and ranker take the fit's own seed, as
+        # XRLinearClassifier does: with embedding weight 0 they are the
+        # XR-Linear model of the same TF-IDF and random_state, so the
+        # validation choice is between that model and the fused ones
+        label_tree = _build_tree(pifa_embedding(features, Y), tree, seed, n_jobs)
         times["refined_tree"] = time.perf_counter() - start
         _log(f"refined tree: {label_tree.n_nodes} nodes per level", verbose=verbose)
 
@@ -454,7 +460,7 @@ class XRTransformerModel:
             Y,
             label_tree,
             **asdict(ranker),
-            seed=ranker_seed,
+            seed=seed,
             n_jobs=n_jobs,
             verbose=verbose,
         )
