@@ -103,6 +103,14 @@ prediction of the 17,063 test rows (~125 s at 7.2 ms/query) are what cost.
 Since then a model's fit time and stages, and every finished setting, are
 written as soon as they exist, so a model stopped at its limit still reports
 them.
+
+One after the other the steps outlast one 10-minute device call, so
+``benchmarks/gpu_session.sh`` runs them side by side instead, each in its own
+process with capped thread pools, under one deadline (session 8, 2026-11-27,
+537 s: the ``gpu`` tests, DECAF and ECLARE with both settings, ELIAS; all
+times under that shared load). XR-Transformer did not finish there nor alone
+in 240 s: its ``embedding_weight="auto"`` choice fits several XR-Linear
+rankers on the CPU (~170 s on 16 cores).
 """
 
 from __future__ import annotations
