@@ -1,12 +1,13 @@
 """How much XR-Linear's test metrics move with its seed alone (LF data sets).
 
 XR-Transformer's final ranker with the embedding weight 0 (what its
-validation rows chose on LF-FOLDOC) is XR-Linear on XR-Transformer's own
-TF-IDF, with the tree's k-means seeded through the estimator's seed sequence:
-the only difference from ``XRLinearClassifier`` on that TF-IDF is the seed.
-This script fits ``XRLinearClassifier`` with ``--seeds`` seeds on one set of
-features and prints the BENCHMARKS.md metrics of each and their spread, so a
-gap between two such models can be read against it::
+validation rows chose on LF-FOLDOC) is ``XRLinearClassifier`` on
+XR-Transformer's own TF-IDF with the same ``random_state`` (since session 8;
+before, its tree was seeded through the estimator's own seed sequence, so
+the two differed by the seed alone). This script fits ``XRLinearClassifier``
+with ``--seeds`` seeds on one set of features and prints the BENCHMARKS.md
+metrics of each and their spread, so a gap between two such models can be
+read against it::
 
     python benchmarks/bench_xr_linear_seeds.py --data foldoc --features xr-transformer
 
