@@ -135,6 +135,11 @@ class XRTransformerClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         the best mean of P@1, P@3 and P@5 (the smallest weight on ties);
         the choice is ``embedding_weight_``. It costs four more ranker fits
         on that share of the rows (five with ``weight_threshold="auto"``).
+        At weight 0 the fitted tree and ranker are those of
+        :class:`~skxmc.XRLinearClassifier` with the same ``random_state``
+        and ranker parameters on ``vectorizer_``'s TF-IDF, so a fit never
+        falls below that model unless its validation rows prefer a fused
+        one.
     validation_fraction : float, default=0.2
         Share of the training rows held out by ``embedding_weight="auto"``
         and ``weight_threshold="auto"``.
