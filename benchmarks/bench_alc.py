@@ -257,15 +257,15 @@ def run(loss: str, d: dict, fit_rows, val_rows, args, beta=1.0):
     if args.tilts:
         factors = d["inv_p_fit"] / d["inv_p_fit"].max()
         Y_val = d["Y_train"][val_rows]
-        on_val = {}
+        per_tilt = {}
         for tilt in args.tilts:
             m = xmc_report(
                 Y_val, tilted(val_deep, factors, tilt, 5), k=(1, 5),
                 inv_propensity=d["inv_p_fit"], filter=d["filter_val"],
             )  # fmt: skip
-            on_val[tilt] = (m["P@1"] + m["PSP@1"]) / 2
-        chosen = max(on_val, key=lambda t: (on_val[t], -t))
-        val_cells = ", ".join(f"{t:g}: {100 * v:.2f}" for t, v in on_val.items())
+            per_tilt[tilt] = (m["P@1"] + m["PSP@1"]) / 2
+        chosen = max(per_tilt, key=lambda t: (per_tilt[t], -t))
+        val_cells = ", ".join(f"{t:g}: {100 * v:.2f}" for t, v in per_tilt.items())
         print(f"# {name}: held-out mean of P@1 and PSP@1 per tilt {{{val_cells}}}")
         for tilt in args.tilts:
             m = xmc_report(
