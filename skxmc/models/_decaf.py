@@ -951,7 +951,7 @@ class DecafModel:
             label = score_pairs(x, torch.from_numpy(ids).to(device), W, b)
             parts = {
                 "label": torch.sigmoid(label).float().cpu().numpy(),
-                "cluster": meta[:, self.cluster_of_label_[ids[0]]],
+                "cluster": meta[:, self.cluster_of_label_],  # every label
                 "text": None,
             }
             if self._text_index is not None:
