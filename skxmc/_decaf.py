@@ -13,7 +13,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from skxmc.base import BaseXMCClassifier
@@ -51,11 +51,16 @@ class _BaseDecaf(BaseXMCClassifier):
                 f"{self.text_weight}."
             )
         device = resolve_device(self.device)
+        texts = X if isinstance(X, list) else None
+        encoder = self._encoder_component(texts)
         X, Z = self._fit_features(X, label_info)
         tokens = self._token_embeddings(X.shape[1], seed)
         data = {"X": X, "Y": Y, "label_features": Z, "token_init": tokens}
         if label_graph is not None:
             data["label_graph"] = label_graph.given
+        if encoder is not None:
+            data["encoder"] = encoder.model
+            data["encoder_pooling"] = encoder.pooling
         store = self._open_checkpoint(data)
         if store is not None:
             seed = store.resume_seed(seed)
@@ -67,6 +72,9 @@ class _BaseDecaf(BaseXMCClassifier):
             seed=seed,
             device=device,
             label_graph=label_graph,
+            encoder=encoder,
+            texts=texts,
+            label_texts=None if encoder is None else list(label_info.text),
             checkpoint=store,
             token_embeddings=tokens,
             verbose=self.verbose,
@@ -75,6 +83,40 @@ class _BaseDecaf(BaseXMCClassifier):
         self.n_iter_ = self.model_.n_iter_
         self.fit_times_ = dict(self.model_.fit_times)
         return self
+
+    def _encoder_component(self, texts):
+        """The frozen ``encoder`` as an engine component (None without one)."""
+        if self.encoder is None:
+            return None
+        if texts is None:
+            raise ValueError(
+                "encoder needs raw text input (it encodes the documents' and "
+                "labels' texts): pass a list of texts as X and "
+                "LabelInfo(text=...)."
+            )
+        if self.fusion != "learned":
+            raise ValueError(
+                "encoder needs fusion='learned': its cosines are features of "
+                "the learned fusion."
+            )
+        if self.reranker == "shortlist":
+            raise ValueError(
+                "encoder works with reranker='xr-linear' or None, not "
+                "'shortlist' (trained on every row's shortlist, it would need "
+                "every training row encoded at every step)."
+            )
+        from skxmc.models import EncoderComponent
+        from skxmc.nn._text_encoder import read_pooling
+        from skxmc.nn._transformer import check_max_length, load_encoder
+
+        model, tokenizer = load_encoder(self.encoder)
+        check_max_length(model, self.max_length)
+        pooling = self.pooling
+        if pooling == "auto":
+            pooling = read_pooling(self.encoder) or "cls"
+        return EncoderComponent(
+            model, tokenizer, pooling=pooling, max_length=self.max_length
+        )
 
     def _token_embeddings(self, n_features: int, seed: int):
         """``token_init`` as an (n_features, embedding_dim) array, or None."""
@@ -149,14 +191,18 @@ class _BaseDecaf(BaseXMCClassifier):
                     "label_info=LabelInfo(text=label_texts)) with one text per "
                     "label (or numeric X with LabelInfo(features=Z))."
                 )
+            from sklearn.base import clone
             from sklearn.feature_extraction.text import TfidfVectorizer
 
-            self.vectorizer_ = TfidfVectorizer(
-                sublinear_tf=True, max_features=self.max_features, dtype=np.float32
-            )
+            if self.vectorizer is not None:
+                self.vectorizer_ = clone(self.vectorizer)
+            else:
+                self.vectorizer_ = TfidfVectorizer(
+                    sublinear_tf=True, max_features=self.max_features, dtype=np.float32
+                )
             with named_vocabulary_error("X or the label text"):
                 self.vectorizer_.fit(list(X) + list(text))
-            X = self.vectorizer_.transform(X)
+            X = as_float32_csr(self.vectorizer_.transform(X))
             Z = self.vectorizer_.transform(text)
         else:
             if features is None:
@@ -216,12 +262,26 @@ class _BaseDecaf(BaseXMCClassifier):
 
         device = resolve_device(self.device, strict=False)
         return self.model_.predict_topk(
-            self._transform(X), k, scoring=self._scoring(), device=device
+            self._transform(X),
+            k,
+            scoring=self._scoring(),
+            device=device,
+            texts=self._texts_for_encoder(X),
         )
+
+    def _texts_for_encoder(self, X):
+        """The documents' texts when the model has an encoder (else None)."""
+        if getattr(self.model_, "encoder", None) is None:
+            return None
+        return X  # _transform has checked that X is raw text
 
     def _full_scores(self, X) -> np.ndarray:
         """Prediction scores of every label (dense; for tests on tiny data)."""
-        return self.model_.full_scores(self._transform(X), scoring=self._scoring())
+        return self.model_.full_scores(
+            self._transform(X),
+            scoring=self._scoring(),
+            texts=self._texts_for_encoder(X),
+        )
 
     # ------------------------------------------------------------ zero-shot
     def add_labels(self, label_text, *, labels=None):
@@ -310,7 +370,9 @@ class _BaseDecaf(BaseXMCClassifier):
                 stacklevel=2,
             )
         labels = self._new_label_names(labels, n_new)
-        self.model_.add_labels(Z)
+        self.model_.add_labels(
+            Z, label_texts=None if sp.issparse(label_text) else list(label_text)
+        )
         self.classes_ = np.concatenate([self.classes_, labels])
         self.n_labels_ = len(self.classes_)
         return self
@@ -430,6 +492,33 @@ class DecafClassifier(_BaseDecaf):
         starts from the encoder's semantics at bag-of-words cost; needs raw
         text input. An array of shape (n_features, embedding_dim): those
         vectors (numeric input: one row per feature column).
+    vectorizer : object, default=None
+        An unfitted scikit-learn text vectorizer (cloned at fit) that turns
+        raw-text documents and label texts into the features of the network;
+        None: ``TfidfVectorizer(sublinear_tf=True, max_features=max_features)``.
+        For example the benchmarks' 1-2-gram TF-IDF.
+    encoder : None, str or path-like, default=None
+        A local transformers / sentence-transformers folder (e.g. the
+        packaged all-MiniLM-L6-v2) whose frozen sentence embeddings work
+        beside the bag-of-words network
+        (:class:`~skxmc.models.EncoderComponent`): the
+        ``encoder_shortlist_size`` labels of highest cosine between document
+        and label text join every shortlist, and that cosine is one more
+        feature of the learned fusion. The encoder is not trained: label
+        texts are encoded once per fit (and the fusion's held-out rows),
+        query documents at prediction (a forward pass per query: the
+        single-query latency grows by the encoder's). Needs raw text input,
+        label text and ``fusion="learned"``. Measured on LF-DebianPackages
+        and LF-FOLDOC in ``benchmarks/results/decaf_encoder_cpu.txt``.
+    pooling : {"auto", "cls", "mean"}, default="auto"
+        Pooling of the encoder's last hidden states; ``"auto"`` reads a
+        sentence-transformers folder's pooling (mean for all-MiniLM-L6-v2),
+        else ``"cls"``.
+    max_length : int, default=64
+        Tokens per text for the encoder, special tokens included.
+    encoder_shortlist_size : int, default=50
+        Labels of highest encoder cosine added to every shortlist (with
+        ``encoder``).
     max_label_tokens : int, default=None
         If set, keep only the ``max_label_tokens`` largest TF-IDF entries of
         every label's (and cluster's) features: label vectors get cheaper to
@@ -545,6 +634,11 @@ class DecafClassifier(_BaseDecaf):
         "propensity_tilt": [Interval(Real, 0, None, closed="left")],
         "max_features": [Interval(Integral, 1, None, closed="left"), None],
         "token_init": [None, str, os.PathLike, "array-like"],
+        "vectorizer": [HasMethods(["fit", "transform"]), None],
+        "encoder": [None, str, os.PathLike],
+        "pooling": [StrOptions({"auto", "cls", "mean"})],
+        "max_length": [Interval(Integral, 2, None, closed="left")],
+        "encoder_shortlist_size": [Interval(Integral, 0, None, closed="left")],
         "max_label_tokens": [Interval(Integral, 1, None, closed="left"), None],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -574,6 +668,11 @@ class DecafClassifier(_BaseDecaf):
         propensity_tilt=0.0,
         max_features=None,
         token_init=None,
+        vectorizer=None,
+        encoder=None,
+        pooling="auto",
+        max_length=64,
+        encoder_shortlist_size=50,
         max_label_tokens=None,
         early_stopping=False,
         validation_fraction=0.1,
@@ -603,6 +702,11 @@ class DecafClassifier(_BaseDecaf):
         self.propensity_tilt = propensity_tilt
         self.max_features = max_features
         self.token_init = token_init
+        self.vectorizer = vectorizer
+        self.encoder = encoder
+        self.pooling = pooling
+        self.max_length = max_length
+        self.encoder_shortlist_size = encoder_shortlist_size
         self.max_label_tokens = max_label_tokens
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction

@@ -101,6 +101,33 @@ class EclareClassifier(_BaseDecaf):
         starts from the encoder's semantics at bag-of-words cost; needs raw
         text input. An array of shape (n_features, embedding_dim): those
         vectors (numeric input: one row per feature column).
+    vectorizer : object, default=None
+        An unfitted scikit-learn text vectorizer (cloned at fit) that turns
+        raw-text documents and label texts into the features of the network;
+        None: ``TfidfVectorizer(sublinear_tf=True, max_features=max_features)``.
+        For example the benchmarks' 1-2-gram TF-IDF.
+    encoder : None, str or path-like, default=None
+        A local transformers / sentence-transformers folder (e.g. the
+        packaged all-MiniLM-L6-v2) whose frozen sentence embeddings work
+        beside the bag-of-words network
+        (:class:`~skxmc.models.EncoderComponent`): the
+        ``encoder_shortlist_size`` labels of highest cosine between document
+        and label text join every shortlist, and that cosine is one more
+        feature of the learned fusion. The encoder is not trained: label
+        texts are encoded once per fit (and the fusion's held-out rows),
+        query documents at prediction (a forward pass per query: the
+        single-query latency grows by the encoder's). Needs raw text input,
+        label text and ``fusion="learned"``. Measured on LF-DebianPackages
+        and LF-FOLDOC in ``benchmarks/results/decaf_encoder_cpu.txt``.
+    pooling : {"auto", "cls", "mean"}, default="auto"
+        Pooling of the encoder's last hidden states; ``"auto"`` reads a
+        sentence-transformers folder's pooling (mean for all-MiniLM-L6-v2),
+        else ``"cls"``.
+    max_length : int, default=64
+        Tokens per text for the encoder, special tokens included.
+    encoder_shortlist_size : int, default=50
+        Labels of highest encoder cosine added to every shortlist (with
+        ``encoder``).
     max_label_tokens : int, default=None
         Keep only this many largest TF-IDF entries per label.
     early_stopping : bool, default=False
@@ -225,6 +252,11 @@ class EclareClassifier(_BaseDecaf):
         max_label_frequency=500,
         max_features=None,
         token_init=None,
+        vectorizer=None,
+        encoder=None,
+        pooling="auto",
+        max_length=64,
+        encoder_shortlist_size=50,
         max_label_tokens=None,
         early_stopping=False,
         validation_fraction=0.1,
@@ -254,6 +286,11 @@ class EclareClassifier(_BaseDecaf):
         self.propensity_tilt = propensity_tilt
         self.max_features = max_features
         self.token_init = token_init
+        self.vectorizer = vectorizer
+        self.encoder = encoder
+        self.pooling = pooling
+        self.max_length = max_length
+        self.encoder_shortlist_size = encoder_shortlist_size
         self.max_label_tokens = max_label_tokens
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction

@@ -16,6 +16,7 @@ from skxmc.models._calibration import CALIBRATION_METHODS, ScoreCalibrator
 from skxmc.models._decaf import DecafConfig, DecafModel, DecafScoring
 from skxmc.models._dual_encoder import DualEncoderConfig, DualEncoderModel
 from skxmc.models._elias import EliasConfig, EliasModel
+from skxmc.models._encoder_component import EncoderComponent
 from skxmc.models._label_graph import LabelGraphComponent
 from skxmc.models._xr_transformer import (
     MatcherParams,
@@ -34,6 +35,7 @@ __all__ = [
     "DualEncoderModel",
     "EliasConfig",
     "EliasModel",
+    "EncoderComponent",
     "LabelGraphComponent",
     "MatcherParams",
     "RankerParams",

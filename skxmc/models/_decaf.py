@@ -13,6 +13,7 @@ from sklearn.preprocessing import normalize
 
 from skxmc.indexing import LabelShortlist, hierarchical_kmeans, label_embedding
 from skxmc.metrics._ranking import _jain_inverse_propensity
+from skxmc.models._encoder_component import EncoderComponent
 from skxmc.models._label_graph import LabelGraphComponent
 from skxmc.nn import DecafNetwork, score_pairs, shortlist_bce_loss
 from skxmc.training import (
@@ -53,6 +54,9 @@ class DecafScoring:
     graph_shortlist_size : int, default=0
         Labels added through the label graph (only with a
         :class:`LabelGraphComponent`).
+    encoder_shortlist_size : int, default=0
+        Labels of highest pretrained-encoder cosine added (only with an
+        :class:`EncoderComponent`).
     rerank_size : int, default=100
         ``"shortlist"`` re-ranker: labels per training row that train it;
         ``"xr-linear"``: labels it adds to every shortlist.
@@ -68,6 +72,7 @@ class DecafScoring:
     text_shortlist_size: int = 0
     ann_shortlist_size: int = 0
     graph_shortlist_size: int = 0
+    encoder_shortlist_size: int = 0
     rerank_size: int = 100
     meta_weight: float = 0.5
     text_weight: float = 0.0
@@ -151,6 +156,10 @@ class DecafModel:
         Training hyper-parameters.
     label_graph : LabelGraphComponent or None, default=None
         ECLARE's label graph.
+    encoder : EncoderComponent or None, default=None
+        A frozen pretrained text encoder beside the network (shortlist and
+        learned-fusion inputs); the model then reads the documents' texts
+        too (``texts`` of :meth:`train` and :meth:`predict_topk`).
 
     Attributes
     ----------
@@ -191,11 +200,18 @@ class DecafModel:
     (2, 3)
     """
 
+    #: (models pickled before the encoder component existed have none)
+    encoder = None
+
     def __init__(
-        self, config: DecafConfig, label_graph: LabelGraphComponent | None = None
+        self,
+        config: DecafConfig,
+        label_graph: LabelGraphComponent | None = None,
+        encoder: EncoderComponent | None = None,
     ):
         self.config = config
         self.label_graph = label_graph
+        self.encoder = encoder
         self._weights_cache: dict = {}
 
     # ------------------------------------------------------------ training
@@ -210,6 +226,9 @@ class DecafModel:
         seed: int,
         device: str | torch.device = "cpu",
         label_graph: LabelGraphComponent | None = None,
+        encoder: EncoderComponent | None = None,
+        texts=None,
+        label_texts=None,
         checkpoint: CheckpointStore | None = None,
         token_embeddings=None,
         verbose: int = 0,
@@ -232,6 +251,13 @@ class DecafModel:
             An indexed device (see :func:`~skxmc.training.resolve_device`).
         label_graph : LabelGraphComponent or None, default=None
             ECLARE's label graph.
+        encoder : EncoderComponent or None, default=None
+            A frozen pretrained text encoder (needs ``texts``, ``label_texts``
+            and a learned fusion: ``config.fusion="learned"``).
+        texts : sequence of str, default=None
+            The documents' texts, one per row of ``X`` (with ``encoder``).
+        label_texts : sequence of str, default=None
+            The labels' texts (with ``encoder``).
         checkpoint : CheckpointStore or None, default=None
             Saved after every epoch; a saved fit resumes.
         token_embeddings : ndarray of shape (n_features, embedding_dim), default=None
@@ -247,7 +273,20 @@ class DecafModel:
         model : DecafModel
             The trained engine, on ``device``.
         """
-        model = cls(config, label_graph)
+        model = cls(config, label_graph, encoder)
+        if encoder is not None and (
+            texts is None or label_texts is None or config.fusion != "learned"
+        ):
+            raise ValueError(
+                "An encoder component needs the documents' and labels' texts "
+                "and a learned fusion (its cosines are fusion features)."
+            )
+        if encoder is not None and config.reranker == "shortlist":
+            raise ValueError(
+                "An encoder component works with reranker='xr-linear' or None: "
+                "the 'shortlist' re-ranker trains on every training row's "
+                "shortlist, which would need every row encoded twice."
+            )
         model._fit(
             sp.csr_matrix(X, dtype=np.float32),
             sp.csr_matrix(Y, dtype=np.float32),
@@ -257,10 +296,25 @@ class DecafModel:
             checkpoint=checkpoint,
             token_embeddings=token_embeddings,
             verbose=verbose,
+            texts=texts,
+            label_texts=label_texts,
         )
         return model
 
-    def _fit(self, X, Y, Z, *, seed, device, checkpoint, token_embeddings, verbose):
+    def _fit(
+        self,
+        X,
+        Y,
+        Z,
+        *,
+        seed,
+        device,
+        checkpoint,
+        token_embeddings,
+        verbose,
+        texts=None,
+        label_texts=None,
+    ):
         config, scoring = self.config, self.config.scoring
         rows = np.arange(X.shape[0])
         val_rows = fusion_rows = None
@@ -363,10 +417,17 @@ class DecafModel:
             )
         if self.reranker_ is not None:
             start = self._stage_done("reranker", start, verbose)
+        docs = None
+        if self.encoder is not None:
+            self.encoder.fit(label_texts, device=device)  # frozen: once
+            docs = self.encoder.encode([texts[i] for i in fusion_rows], device=device)
+            start = self._stage_done("encoder", start, verbose)
         if fusion_rows is not None:
             from skxmc.indexing import ScoreFusion
 
-            features, candidates = self._pair_features(X[fusion_rows], device, weights)
+            features, candidates = self._pair_features(
+                X[fusion_rows], device, weights, docs=docs
+            )
             self.fusion_ = ScoreFusion(random_state=seed).fit(
                 features, candidates, Y[fusion_rows]
             )
@@ -570,7 +631,13 @@ class DecafModel:
 
     # ----------------------------------------------------------- predict
     def predict_topk(
-        self, X, k: int, *, scoring: DecafScoring | None = None, device=None
+        self,
+        X,
+        k: int,
+        *,
+        scoring: DecafScoring | None = None,
+        device=None,
+        texts=None,
     ):
         """The ``k`` best labels of every row, best first.
 
@@ -585,6 +652,8 @@ class DecafModel:
         device : str, torch.device or None, default=None
             Where to compute (the network moves there and stays); None: the
             network's device.
+        texts : sequence of str, default=None
+            The documents' texts (required with an encoder component).
 
         Returns
         -------
@@ -597,9 +666,24 @@ class DecafModel:
         weights = self._weights(device)
         X = _readonly_float32_csr(X)  # only read (a new CSR object: ~20 us)
         with torch_threads(1 if _few_rows(X.shape[0]) else None):
-            return self._predict_features(X, k, device, weights, scoring)
+            # (a single text's encoder pass too: on busy cores two intra-op
+            # threads made it ~10x slower, 290 vs 31 ms for MiniLM)
+            docs = self._encoded(texts, X.shape[0], device)
+            return self._predict_features(X, k, device, weights, scoring, docs)
 
-    def _predict_features(self, X, k, device, weights=None, scoring=None):
+    def _encoded(self, texts, n_rows: int, device):
+        """The encoder component's embeddings of ``texts`` (None without one)."""
+        if self.encoder is None:
+            return None
+        if texts is None or len(texts) != n_rows:
+            raise ValueError(
+                "This model has a pretrained encoder: pass the text of every "
+                f"document ({n_rows} rows, got "
+                f"{'none' if texts is None else len(texts)})."
+            )
+        return self.encoder.encode(texts, device=device)
+
+    def _predict_features(self, X, k, device, weights=None, scoring=None, docs=None):
         scoring = self.config.scoring if scoring is None else scoring
         n = X.shape[0]
         out_scores = np.full((n, k), -np.inf, dtype=np.float32)
@@ -607,7 +691,7 @@ class DecafModel:
         # the fitted fusion (not the ``fusion`` parameter) decides what scores
         with_text = bool(scoring.text_weight) or self.fusion_ is not None
         for start, stop, shortlist, parts in self._scored_shortlists(
-            X, device, weights, scoring=scoring, with_text=with_text
+            X, device, weights, scoring=scoring, with_text=with_text, docs=docs
         ):
             scores = self._final_scores(shortlist, parts, scoring, k=k)
             m = min(k, shortlist.shape[1])
@@ -620,7 +704,15 @@ class DecafModel:
         return out_scores, out_ids
 
     def _scored_shortlists(
-        self, X, device, weights=None, block_size=256, *, scoring, with_text=False
+        self,
+        X,
+        device,
+        weights=None,
+        block_size=256,
+        *,
+        scoring,
+        with_text=False,
+        docs=None,
     ):
         """Shortlist every block of rows and score its pairs.
 
@@ -633,7 +725,11 @@ class DecafModel:
         ``"cluster"`` (sigmoid of its cluster's score) and ``"text"`` (TF-IDF
         cosine of document and label text; None unless ``with_text``), plus
         ``"rerank"`` with a fitted re-ranker and, with ``with_text``, the
-        parts of :meth:`_extra_parts` (ECLARE's ``"graph"``).
+        parts of :meth:`_extra_parts` (ECLARE's ``"graph"``); with ``docs``
+        (the rows' embeddings by the encoder component), the encoder's
+        candidates and the parts of its ``fusion_parts``. (Without ``docs``
+        the encoder takes no part: the network's validation during training,
+        before the encoder is fitted.)
         """
         net = self.network_
         was_training = net.training
@@ -678,6 +774,12 @@ class DecafModel:
                             ),
                             scoring,
                         )
+                    if docs is not None and scoring.encoder_shortlist_size:
+                        extra.append(
+                            self.encoder.candidates(
+                                docs[start:stop], scoring.encoder_shortlist_size
+                            )
+                        )
                     sparse = sparse_ids.result()
                     extra.extend(sparse.candidates)
                     if self._ann is not None:
@@ -713,12 +815,14 @@ class DecafModel:
                         parts.update(
                             self._text_parts(unit, ids, sparse.text_similarity)
                         )
+                    if docs is not None:
+                        parts.update(self.encoder.fusion_parts(ids, docs[start:stop]))
                     yield start, stop, ids, parts
         finally:
             if was_training:
                 net.train()
 
-    def _pair_features(self, X, device, weights=None, scoring=None):
+    def _pair_features(self, X, device, weights=None, scoring=None, docs=None):
         """Features of the shortlisted pairs for :class:`ScoreFusion`.
 
         Returns ``(features, candidates)`` of shapes ``(n, m, f)`` and
@@ -730,7 +834,7 @@ class DecafModel:
         blocks = [
             (ids, self._fusion_inputs(ids, parts))
             for _, _, ids, parts in self._scored_shortlists(
-                X, device, weights, scoring=scoring, with_text=True
+                X, device, weights, scoring=scoring, with_text=True, docs=docs
             )
         ]
         width = max((ids.shape[1] for ids, _ in blocks), default=0)
@@ -921,7 +1025,9 @@ class DecafModel:
         """Cosine of the TF-IDF of documents and label texts (sparse)."""
         return sp.csr_matrix(self._text_index.similarity(X))
 
-    def full_scores(self, X, *, scoring: DecafScoring | None = None) -> np.ndarray:
+    def full_scores(
+        self, X, *, scoring: DecafScoring | None = None, texts=None
+    ) -> np.ndarray:
         """Prediction scores of every label (dense; for tests on tiny data).
 
         Parameters
@@ -930,6 +1036,8 @@ class DecafModel:
             Documents.
         scoring : DecafScoring or None, default=None
             Score weights and tilt; None: those of training.
+        texts : sequence of str, default=None
+            The documents' texts (required with an encoder component).
 
         Returns
         -------
@@ -938,6 +1046,7 @@ class DecafModel:
         """
         scoring = self.config.scoring if scoring is None else scoring
         X = sp.csr_matrix(X, dtype=np.float32)
+        docs = self._encoded(texts, X.shape[0], self.device)
         net = self.network_
         device = self.device
         net.eval()
@@ -961,10 +1070,12 @@ class DecafModel:
                 parts["rerank"] = self._rerank_scores(X, ids)
             if self._text_index is not None:
                 parts.update(self._extra_parts(ids, parts))
+            if docs is not None:
+                parts.update(self.encoder.fusion_parts(ids, docs))
             return self._final_scores(ids, parts, scoring)
 
     # ----------------------------------------------------------- zero-shot
-    def add_labels(self, label_features) -> np.ndarray:
+    def add_labels(self, label_features, label_texts=None) -> np.ndarray:
         """Add labels known only by their features, without retraining.
 
         A new label's weight vector is computed from its features alone (its
@@ -978,6 +1089,9 @@ class DecafModel:
         ----------
         label_features : sparse matrix of shape (n_new_labels, n_features)
             Features of the new labels, in the feature space of training.
+        label_texts : sequence of str, default=None
+            Their texts (required with an encoder component, which encodes
+            them; a new label has no centroid).
 
         Returns
         -------
@@ -985,6 +1099,13 @@ class DecafModel:
             The ids of the new labels.
         """
         Z = sp.csr_matrix(label_features, dtype=np.float32)
+        if self.encoder is not None:
+            if label_texts is None or len(label_texts) != Z.shape[0]:
+                raise ValueError(
+                    "This model has a pretrained encoder: pass the text of "
+                    "every new label."
+                )
+            self.encoder.add_labels(label_texts, device=self.device)
         if self._text_index is not None:
             self._text_index = LabelShortlist(method="exact").fit(
                 sp.vstack([self._text_index.labels_, Z], format="csr")

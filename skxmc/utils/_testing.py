@@ -318,7 +318,8 @@ def make_fast_estimator(estimator_class, **params):
 
     Looks ``INIT_PARAMS`` up along the class's method resolution order, so
     the test-only adapters below get the parameters of the estimator they
-    wrap; estimators with an ``encoder`` parameter get :func:`tiny_bert_dir`.
+    wrap; estimators that require an ``encoder`` get :func:`tiny_bert_dir`
+    (DECAF's optional one stays off).
 
     Parameters
     ----------
@@ -334,9 +335,17 @@ def make_fast_estimator(estimator_class, **params):
     """
     base = next(c for c in estimator_class.__mro__ if c in INIT_PARAMS)
     fast = dict(INIT_PARAMS[base])
-    if "encoder" in estimator_class._get_param_names():
+    if _requires(estimator_class, "encoder"):
         fast["encoder"] = tiny_bert_dir()
     return estimator_class(**{**fast, **params})
+
+
+def _requires(estimator_class, name: str) -> bool:
+    """Whether ``name`` is a parameter of ``estimator_class`` without a default."""
+    import inspect
+
+    parameter = inspect.signature(estimator_class.__init__).parameters.get(name)
+    return parameter is not None and parameter.default is inspect.Parameter.empty
 
 
 # ------------------------------------------- adapters for sklearn's checks
