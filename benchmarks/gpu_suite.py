@@ -20,7 +20,9 @@ Steps run only when named in ``--only`` (together they outlast one call):
 epochs, 64 tokens) and the encoder options at the schedule a CPU affords,
 previewed on the GPU: ``elias_cpu`` and ``xr_transformer_cpu``
 (``trainable_layers=2``, the CPU value of ``"auto"``) and
-``dual_encoder_cpu`` (top layer only, 2 epochs). Cached-state fine-tuning is
+``dual_encoder_cpu`` (top layer only, 2 epochs); ``decaf_encoder`` (DECAF Run D
+with the frozen encoder beside it: ``encoder``, the benchmarks' TF-IDF as its
+``vectorizer``, raw text in). Cached-state fine-tuning is
 the same computation on either device, so their accuracy is the CPU's; their
 times are not (``bench_alc.py``, ``bench_xr_transformer.py`` and
 ``bench_elias.py`` time them on a CPU).
@@ -143,6 +145,7 @@ from _common import (  # noqa: E402  isort: skip (benchmarks/ is the script's ow
     DECAF_RUN_D,
     METRIC_COLUMNS,
     SHARED,
+    benchmark_vectorizer,
     lf_fingerprint,
     load_debian_sample,
     load_lf_debian,
@@ -235,6 +238,13 @@ PLAN = {
         "n_single": 50,
         "limit": 180,
     },
+    # DECAF with the frozen encoder beside it (results/decaf_encoder_cpu.txt)
+    "decaf_encoder": {
+        "params": {**RUN_D, "encoder_shortlist_size": 50, "max_length": 64},
+        "settings": TILTS,
+        "n_single": 50,
+        "limit": 200,
+    },
 }
 #: run without --only; the others only when named (they outlast 9 minutes)
 DEFAULT_STEPS = ["tests", "decaf", "eclare", "elias", "xr_transformer"]
@@ -251,6 +261,7 @@ SMOKE = {
     "elias_cpu": {"params": {"n_epochs": (1, 1), "batch_size": 64}},
     "xr_transformer_cpu": {"params": {}},
     "dual_encoder_cpu": {"params": {"n_epochs": 1, "max_length": 32}},
+    "decaf_encoder": {"params": {"n_epochs": 1, "embedding_dim": 64}},
 }
 SMOKE_N_SINGLE = 3
 SMOKE_LIMIT = 200
@@ -266,6 +277,7 @@ NAMES = {
     "elias_cpu": "EliasClassifier (CPU schedule)",
     "xr_transformer_cpu": "XRTransformerClassifier (CPU schedule)",
     "dual_encoder_cpu": "DualEncoderClassifier (CPU schedule)",
+    "decaf_encoder": "DecafClassifier (frozen encoder beside it)",
 }
 BOW_MODELS = ("decaf", "eclare")  # the others read text with the encoder
 
@@ -477,7 +489,11 @@ def run_model(name: str, work: Path, encoder: str, smoke: bool) -> None:
     print(f"{name}: {plan}, device {device}", flush=True)
     estimator = getattr(skxmc, NAMES[name].split()[0])
     params = {**plan["params"], "top_k": K, "device": device, "random_state": 0}
-    clf = estimator(encoder, **params) if text_model else estimator(**params)
+    if name == "decaf_encoder":  # raw text in, the encoder optional
+        params.update(encoder=encoder, vectorizer=benchmark_vectorizer())
+        clf = estimator(**params)
+    else:
+        clf = estimator(encoder, **params) if text_model else estimator(**params)
     clf.set_params(verbose=1)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
