@@ -160,3 +160,30 @@ def test_vectorizer_is_cloned_and_used(data):
     assert not hasattr(vectorizer, "vocabulary_")  # the parameter is not fitted
     assert clf.vectorizer_.ngram_range == (1, 2)
     assert any(" " in term for term in clf.vectorizer_.get_feature_names_out())
+
+
+def test_changed_encoder_weights_do_not_resume(data, tmp_path):
+    import shutil
+
+    from skxmc.utils._testing import TINY_BERT_WORDS, save_tiny_bert
+
+    texts, Y, label_text = data
+    info = LabelInfo(text=label_text)
+    encoder = tmp_path / "encoder"
+    shutil.copytree(tiny_bert_dir(), encoder)
+    params = {
+        **ENCODER_PARAMS,
+        "n_epochs": 1,
+        "encoder": str(encoder),
+        "checkpoint_dir": tmp_path / "checkpoints",
+    }
+    first = DecafClassifier(**params).fit(texts[:80], Y[:80], label_info=info)
+    DecafClassifier(**params).fit(texts[:80], Y[:80], label_info=info)
+    assert len(list((tmp_path / "checkpoints").glob("decaf-*.ckpt"))) == 1
+    # same path, new weights: another fingerprint, the first file is kept
+    save_tiny_bert(encoder, TINY_BERT_WORDS, hidden_size=16, seed=1)
+    other = DecafClassifier(**params).fit(texts[:80], Y[:80], label_info=info)
+    assert len(list((tmp_path / "checkpoints").glob("decaf-*.ckpt"))) == 2
+    assert not np.allclose(
+        first.model_.encoder.label_embeddings_, other.model_.encoder.label_embeddings_
+    )
