@@ -116,11 +116,11 @@ class EncoderComponent:
     def candidates(self, docs: np.ndarray, size: int) -> np.ndarray:
         """The ``size`` labels of highest cosine with each row of ``docs``
         (best first; ties by the lower id), shape ``(n_rows, size)``."""
+        from skxmc.utils._sparse import dense_row_topk
+
         size = min(int(size), self.label_embeddings_.shape[0])
         sims = torch.from_numpy(docs) @ torch.from_numpy(self.label_embeddings_).T
-        # a stable sort: equal cosines keep the lower label id first
-        order = torch.sort(sims, dim=1, descending=True, stable=True).indices
-        return order[:, :size].numpy().astype(np.int64)
+        return dense_row_topk(sims.numpy(), size)[1]
 
     def fusion_parts(self, ids: np.ndarray, docs: np.ndarray) -> dict:
         """The encoder's pair scores of a block, learned-fusion inputs.
