@@ -285,7 +285,7 @@ class DecafModel:
             raise ValueError(
                 "An encoder component works with reranker='xr-linear' or None: "
                 "the 'shortlist' re-ranker trains on every training row's "
-                "shortlist, which would need every row encoded twice."
+                "shortlist, which would need every training row encoded."
             )
         model._fit(
             sp.csr_matrix(X, dtype=np.float32),
