@@ -102,8 +102,8 @@ class _BaseDecaf(BaseXMCClassifier):
         if self.reranker == "shortlist":
             raise ValueError(
                 "encoder works with reranker='xr-linear' or None, not "
-                "'shortlist' (trained on every row's shortlist, it would need "
-                "every training row encoded at every step)."
+                "'shortlist' (trained on every training row's shortlist, it "
+                "would need every training row encoded)."
             )
         from skxmc.models import EncoderComponent
         from skxmc.nn._text_encoder import read_pooling
