@@ -21,7 +21,11 @@ The operating point (variant, tilt) is chosen on part B of the fusion rows
 it read on the test set. The full test curve is printed too, for the record,
 marked as not used for any choice. Embeddings: ``--embeddings`` holds
 ``labels.npy``, ``train.npy``, ``test.npy`` (unit rows of the frozen encoder,
-mean pooling, max length 64; see the command in the output).
+mean pooling, max length 64), written first by ``--write-embeddings ENCODER``
+(about 12 minutes on 2 cores for LF-DebianPackages):
+
+    PYTHONPATH=. python benchmarks/bench_decaf_encoder_fusion.py --embeddings \\
+        /tmp/minilm --write-embeddings ../shared/models/all-MiniLM-L6-v2-fp16
 
     PYTHONPATH=. python benchmarks/bench_decaf_encoder_fusion.py \\
         /work/models/decaf_runD_v2.pkl --embeddings /work/models/minilm
@@ -46,6 +50,30 @@ from _common import load_benchmark_data, machine_line
 
 TARGET_P1, TARGET_PSP1 = 78.6, 42.6
 TILTS = (0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
+
+
+def write_embeddings(encoder: str, folder: Path) -> None:
+    """``labels.npy``, ``train.npy``, ``test.npy``: float16 unit embeddings of
+    LF-DebianPackages' label texts and documents by the frozen ``encoder``."""
+    from _common import load_lf_debian
+
+    from skxmc.models import EncoderComponent
+    from skxmc.nn._text_encoder import read_pooling
+    from skxmc.nn._transformer import load_encoder
+
+    d = load_lf_debian()
+    component = EncoderComponent(
+        *load_encoder(encoder), pooling=read_pooling(encoder) or "cls", max_length=64
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, texts in (
+        ("labels", d["label_text"]),
+        ("test", d["text_test"]),
+        ("train", d["text_train"]),
+    ):
+        start = time.perf_counter()
+        np.save(folder / f"{name}.npy", component.encode(texts).astype(np.float16))
+        print(f"# {name}: {len(texts)} texts in {time.perf_counter() - start:.0f} s")
 
 
 def fit_seed(random_state: int) -> int:
@@ -139,7 +167,14 @@ def report(Y, topk, inv_p, filt):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="pickle written by bench_decaf.py --save")
+    parser.add_argument(
+        "model", nargs="?", help="pickle written by bench_decaf.py --save"
+    )
+    parser.add_argument(
+        "--write-embeddings",
+        metavar="ENCODER",
+        help="encode labels, training and test documents into --embeddings, then stop",
+    )
     parser.add_argument("--embeddings", required=True)
     parser.add_argument("--extra", type=int, default=50)
     parser.add_argument("--validation-share", type=float, default=0.3)
@@ -147,6 +182,10 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     from skxmc.indexing import ScoreFusion
     from skxmc.metrics import inverse_propensity
+
+    if args.write_embeddings:
+        write_embeddings(args.write_embeddings, Path(args.embeddings))
+        return
 
     print(f"# date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     print(f"{machine_line()}, load average {os.getloadavg()[0]:.2f} at start")
