@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 __all__ = ["EncoderComponent"]
 
@@ -47,8 +46,9 @@ class EncoderComponent:
 
     Attributes
     ----------
-    label_embeddings_ : ndarray of shape (n_labels, dim), dtype float32
-        Unit embeddings of the label texts.
+    shortlist_ : LabelShortlist
+        The exact cosine index of the label-text embeddings (the one the
+        dual encoder retrieves with).
 
     Examples
     --------
@@ -76,7 +76,7 @@ class EncoderComponent:
         self.pooling = pooling
         self.max_length = max_length
         self.batch_size = batch_size
-        self.label_embeddings_ = None
+        self.shortlist_ = None
 
     # ------------------------------------------------------------------ fit
     def fit(self, label_texts: Sequence[str], *, device="cpu") -> EncoderComponent:
@@ -92,10 +92,20 @@ class EncoderComponent:
         Returns
         -------
         self : EncoderComponent
-            With :attr:`label_embeddings_`.
+            With :attr:`shortlist_`.
         """
-        self.label_embeddings_ = self.encode(label_texts, device=device)
+        self._index(self.encode(label_texts, device=device))
         return self
+
+    def _index(self, label_embeddings: np.ndarray) -> None:
+        from skxmc.indexing import LabelShortlist
+
+        self.shortlist_ = LabelShortlist(method="exact").fit(label_embeddings)
+
+    @property
+    def label_embeddings_(self) -> np.ndarray:
+        """Unit embeddings of the label texts, shape ``(n_labels, dim)``."""
+        return self.shortlist_.labels_
 
     def encode(self, texts: Sequence[str], *, device="cpu") -> np.ndarray:
         """Unit embeddings of ``texts``, shape ``(n_texts, dim)``, float32."""
@@ -116,11 +126,8 @@ class EncoderComponent:
     def candidates(self, docs: np.ndarray, size: int) -> np.ndarray:
         """The ``size`` labels of highest cosine with each row of ``docs``
         (best first; ties by the lower id), shape ``(n_rows, size)``."""
-        from skxmc.utils._sparse import dense_row_topk
-
-        size = min(int(size), self.label_embeddings_.shape[0])
-        sims = torch.from_numpy(docs) @ torch.from_numpy(self.label_embeddings_).T
-        return dense_row_topk(sims.numpy(), size)[1]
+        size = min(int(size), self.shortlist_.n_labels_)
+        return self.shortlist_.query(docs, size)[1]
 
     def fusion_parts(self, ids: np.ndarray, docs: np.ndarray) -> dict:
         """The encoder's pair scores of a block, learned-fusion inputs.
@@ -146,4 +153,4 @@ class EncoderComponent:
     def add_labels(self, label_texts: Sequence[str], *, device="cpu") -> None:
         """Encode new labels' texts (zero-shot)."""
         new = self.encode(label_texts, device=device)
-        self.label_embeddings_ = np.vstack([self.label_embeddings_, new])
+        self._index(np.vstack([self.label_embeddings_, new]))
