@@ -15,6 +15,9 @@
 # Usage (run tool, carry .gpu_bundle, made by gpu_suite.py --prepare):
 #     bash benchmarks/gpu_session.sh "$OUT" 540
 #     ALC=1 bash benchmarks/gpu_session.sh "$OUT" 540
+#     STEPS="tests:1 decaf_encoder:5 elias_cpu:4" bash benchmarks/gpu_session.sh "$OUT" 540
+# STEPS names the suite steps (gpu_suite.py --only) and each one's thread share;
+# without it the default steps run with the shares below.
 # It leaves two files in OUT (the device tool returns only a few): summary.txt
 # (each step's table rows, also printed) and session_files.tar.gz (every
 # step's stdout, tables, logs and pytest output).
@@ -52,16 +55,23 @@ if [ "${ALC:-0}" = 1 ]; then
 else
     xrt_threads=6  # its embedding-weight choice fits XR-Linear rankers on the CPU
 fi
-suite 1 tests --only tests --pytest-limit 300 &
-suite 3 decaf --only decaf --model-limit "$budget" &
-suite 3 eclare --only eclare --model-limit "$budget" &
-suite 2 elias --only elias --model-limit "$budget" &
-suite "$xrt_threads" xr_transformer --only xr_transformer --model-limit "$budget" &
+if [ -z "${STEPS:-}" ]; then
+    STEPS="tests:1 decaf:3 eclare:3 elias:2 xr_transformer:$xrt_threads"
+fi
+for step in $STEPS; do
+    name=${step%%:*}
+    threads=${step##*:}
+    if [ "$name" = tests ]; then
+        suite "$threads" tests --only tests --pytest-limit 300 &
+    else
+        suite "$threads" "$name" --only "$name" --model-limit "$budget" &
+    fi
+done
 wait
 summary=$(mktemp)
 {
     echo "gpu_session.sh: all steps ended after $(($(date +%s) - started)) s"
-    grep -h "^pytest -m gpu:\|^| [A-Za-z]*Classifier \|^| [a-z+]* \|chosen on the held-out" \
+    grep -h "^pytest -m gpu:\|fit stages\|^| [A-Za-z]*Classifier \|^| [a-z+]* \|chosen on the held-out" \
         "$out"/*.txt | grep -v "^| model \|^| loss "
 } >"$summary"
 mv "$summary" "$out/summary.txt"
