@@ -87,6 +87,9 @@ def main(argv=None) -> None:
     parser.add_argument("--encoder", default=None, help="None: without the encoder")
     parser.add_argument("--encoder-shortlist-size", type=int, default=50)
     parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="n_epochs; default Run D's"
+    )
     parser.add_argument("--choice-fraction", type=float, default=0.1)
     parser.add_argument("--n-single", type=int, default=100)
     parser.add_argument("--verbose", type=int, default=1)
@@ -122,6 +125,7 @@ def main(argv=None) -> None:
         "encoder": args.encoder,
         "encoder_shortlist_size": args.encoder_shortlist_size,
         "max_length": args.max_length,
+        "n_epochs": args.epochs or DECAF_RUN_D["n_epochs"],
         "device": "cpu",
         "random_state": 0,
         "verbose": args.verbose,
