@@ -33,7 +33,12 @@ at 1), and the test row of that tilt is marked "chosen". The coverage columns
 are those of the untilted cosines. ``--betas`` fits each ALC loss once per
 value of ``beta_ql = beta_qb``; with ``tcm`` among the losses the script then
 names the ALC fit chosen on the held-out rows: the best held-out C@1 at 0.9
-among those whose held-out P@1 is at most 1 point below TCM's. Each fit also
+among those whose held-out P@1 is at most 1 point below the plain fit's
+(contrastive and TCM, each when run). ``--pair-reranker`` also scores each ALC
+fit with ``reranker="pair"`` (its pair classifier re-ranks the top
+``--rerank-size`` cosines; the scores, and so the thresholds, are its
+probabilities), a row of its own in the table and in that choice; ``--memory
+DIR`` caches the frozen layers' states across the fits. Each fit also
 prints the P@1 of its most confident held-out and test rows (1% to all of
 them), ranked by the top-1 cosine and by its margin over the top-2: whether
 a threshold on either could reach a target precision at all. ``--bundle``
@@ -156,7 +161,9 @@ def _confidence_line(name: str, rows: str, curve: dict) -> str:
 
 
 def run(loss: str, d: dict, fit_rows, val_rows, args, beta=1.0):
-    """Fit one loss; return its table rows and its held-out figures."""
+    """Fit one loss; return its table rows and held-out figures, one of each
+    per scoring (the cosine; with ``--pair-reranker`` and an ALC loss, also
+    ALC's pair classifier over the top ``--rerank-size``)."""
     name = loss if "alc" not in loss or beta == 1.0 else f"{loss} (beta {beta:g})"
     clf = DualEncoderClassifier(
         encoder=args.encoder,
@@ -172,6 +179,8 @@ def run(loss: str, d: dict, fit_rows, val_rows, args, beta=1.0):
         n_hard_negatives=args.hard_negatives,
         learning_rate=args.lr,
         inference_batch_size=args.inference_batch_size,
+        memory=args.memory,
+        rerank_size=args.rerank_size,
         early_stopping=args.early_stopping is not None and loss != "zero-shot",
         validation_fraction=args.early_stopping or 0.1,
         # the whole schedule runs; the best epoch on the held-out rows is kept
@@ -189,6 +198,29 @@ def run(loss: str, d: dict, fit_rows, val_rows, args, beta=1.0):
         label_info=LabelInfo(text=d["label_text"]),
     )
     fit_s = time.perf_counter() - start
+    if clf.validation_scores_:
+        scores = ", ".join(f"{100 * v:.2f}" for v in clf.validation_scores_)
+        best = int(np.argmax(clf.validation_scores_)) + 1
+        print(
+            f"# {name}: early-stopping rows' P@1 per epoch [{scores}] "
+            f"(unfiltered): epoch {best} kept",
+            flush=True,
+        )
+    losses = ", ".join(f"{v:.4f}" for v in clf.loss_curve_)
+    parts = {key: round(value, 1) for key, value in clf.fit_times_.items()}
+    print(f"# {name}: epoch losses [{losses}], fit parts (s) {parts}", flush=True)
+    results = [evaluate(clf, name, d, val_rows, args, fit_s)]
+    if args.pair_reranker and "alc" in loss:
+        clf.set_params(reranker="pair")
+        results.append(
+            evaluate(clf, f"{name} + pair re-ranker", d, val_rows, args, fit_s)
+        )
+    return results
+
+
+def evaluate(clf, name: str, d: dict, val_rows, args, fit_s: float):
+    """Table rows and held-out figures of a fitted model as it scores now."""
+    texts = d["text_train"]
     depth = 100 if args.tilts else 5
     start = time.perf_counter()
     val_deep = clf.predict_topk([texts[i] for i in val_rows], depth)
@@ -242,17 +274,6 @@ def run(loss: str, d: dict, fit_rows, val_rows, args, beta=1.0):
         f"{opis(d['Y_test'], test):.4f}",
         f"{fit_s:.0f}",
     ]
-    if clf.validation_scores_:
-        scores = ", ".join(f"{100 * v:.2f}" for v in clf.validation_scores_)
-        best = int(np.argmax(clf.validation_scores_)) + 1
-        print(
-            f"# {name}: early-stopping rows' P@1 per epoch [{scores}] "
-            f"(unfiltered): epoch {best} kept",
-            flush=True,
-        )
-    losses = ", ".join(f"{v:.4f}" for v in clf.loss_curve_)
-    parts = {key: round(value, 1) for key, value in clf.fit_times_.items()}
-    print(f"# {name}: epoch losses [{losses}], fit parts (s) {parts}", flush=True)
     rows = [cells]
     if args.tilts:
         factors = d["inv_p_fit"] / d["inv_p_fit"].max()
@@ -329,6 +350,15 @@ def main():
     )
     parser.add_argument("--encoder", default=str(ENCODER))
     parser.add_argument(
+        "--memory", default=None, help="cache the frozen layers' states there"
+    )
+    parser.add_argument(
+        "--pair-reranker",
+        action="store_true",
+        help="also score each ALC fit with reranker='pair' (no refit)",
+    )
+    parser.add_argument("--rerank-size", type=int, default=100)
+    parser.add_argument(
         "--losses",
         nargs="+",
         default=["zero-shot", "contrastive", "tcm", "alc", "alc+tcm"],
@@ -382,33 +412,37 @@ def main():
     held_out = {}
     for loss in args.losses:
         for beta in args.betas if "alc" in loss else [1.0]:
-            rows, on_val = run(loss, d, fit_rows, val_rows, args, beta)
-            held_out[rows[0][0]] = on_val
-            for row in rows:
-                print_table_row(row)
-    if "tcm" in held_out:
-        print(f"# {choose_on_held_out(held_out)}")
+            for rows, on_val in run(loss, d, fit_rows, val_rows, args, beta):
+                held_out[rows[0][0]] = on_val
+                for row in rows:
+                    print_table_row(row)
+    for plain in ("contrastive", "tcm"):
+        if plain in held_out:
+            print(f"# {choose_on_held_out(held_out, plain)}")
     print(f"# load average at end: {os.getloadavg()}")
 
 
-def choose_on_held_out(held_out: dict, target="C@1 (p=0.9)", slack=0.01) -> str:
-    """The ALC setting chosen on the held-out rows, against plain TCM.
+def choose_on_held_out(
+    held_out: dict, plain="tcm", target="C@1 (p=0.9)", slack=0.01
+) -> str:
+    """The ALC setting chosen on the held-out rows, against the ``plain`` fit.
 
-    The best held-out C@1 at the target among the ALC fits whose held-out P@1
-    is at most ``slack`` below TCM's (issue 13's rule, read on held-out rows).
+    The best held-out C@1 at the target among the ALC fits (and scorings)
+    whose held-out P@1 is at most ``slack`` below the plain fit's (issue 13's
+    rule, read on held-out rows).
     """
-    floor = held_out["tcm"]["P@1"] - slack
+    floor = held_out[plain]["P@1"] - slack
     eligible = {
         name: v for name, v in held_out.items() if "alc" in name and v["P@1"] >= floor
     }
     if not eligible:
-        return f"no ALC fit within {100 * slack:g} P@1 of tcm on the held-out rows"
+        return f"no ALC fit within {100 * slack:g} P@1 of {plain} on the held-out rows"
     best = max(eligible, key=lambda n: (eligible[n][target], eligible[n]["P@1"]))
     return (
         f"chosen on the held-out rows: {best} (held-out {target} "
-        f"{100 * eligible[best][target]:.1f} vs tcm "
-        f"{100 * held_out['tcm'][target]:.1f}; P@1 {100 * eligible[best]['P@1']:.2f} "
-        f"vs {100 * held_out['tcm']['P@1']:.2f})"
+        f"{100 * eligible[best][target]:.1f} vs {plain} "
+        f"{100 * held_out[plain][target]:.1f}; P@1 "
+        f"{100 * eligible[best]['P@1']:.2f} vs {100 * held_out[plain]['P@1']:.2f})"
     )
 
 

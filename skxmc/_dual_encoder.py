@@ -40,13 +40,19 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
     - ``"tcm"``: plus the threshold-consistent margin loss (weight
       ``tcm_weight``, margins ``tcm_margins``);
     - ``"alc"``: plus ALC's query-label and query-batch losses of a pair
-      classifier (weights ``beta_ql`` and ``beta_qb``; the classifier is a
-      training-time regulariser, scores stay cosines);
+      classifier (weights ``beta_ql`` and ``beta_qb``; a training-time
+      regulariser, and with ``reranker="pair"`` a scorer too);
     - ``"alc+tcm"``: both.
 
     Prediction embeds the queries and searches the label embeddings
     (``retrieval``: exact cosine, or pynndescent's approximate search).
-    Scores are cosines in [-1, 1]; wrap the classifier in
+    Scores are cosines in [-1, 1]; with ``reranker="pair"`` (a model trained
+    with an ALC loss) the ``rerank_size`` labels of highest cosine are
+    re-ranked by the pair classifier's probability, and the scores are those
+    probabilities: the classifier was trained to tell a query's label from
+    its hardest non-gold label, so its probability may be a better
+    confidence to put a threshold on than the cosine (measured in
+    ``benchmarks/bench_alc.py``). Wrap the classifier in
     :class:`~skxmc.TunedThresholdXMC` to pick ``threshold`` for a target
     precision.
 
@@ -115,6 +121,14 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         AdamW weight decay.
     retrieval : {"exact", "ann"}, default="exact"
         Label search in mining and prediction.
+    reranker : {"pair"} or None, default=None
+        ``"pair"``: re-rank the ``rerank_size`` labels of highest cosine by
+        ALC's pair classifier and score them by its probability (needs
+        ``loss="alc"`` or ``"alc+tcm"``). A prediction-time option: it can be
+        switched with ``set_params`` on a fitted model.
+    rerank_size : int, default=100
+        Cosine candidates per query re-ranked by the pair classifier (at
+        least the ``k`` asked for).
     n_neighbors : int, default=30
         Degree of the pynndescent graph (``"ann"``).
     inference_batch_size : int, default=256
@@ -135,7 +149,8 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
     top_k : int, default=10
         Labels kept per row by :meth:`decision_function` and :meth:`predict`.
     threshold : float, default=0.5
-        :meth:`predict` keeps the top-``top_k`` labels whose cosine is above it.
+        :meth:`predict` keeps the top-``top_k`` labels whose score (cosine,
+        or probability with ``reranker="pair"``) is above it.
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     n_jobs : int, default=None
@@ -210,7 +225,7 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
     _accepts_numeric = False
     _NEUTRAL_PARAMS = (
         *BaseXMCClassifier._NEUTRAL_PARAMS,
-        "inference_batch_size", "n_jobs", "memory",
+        "inference_batch_size", "n_jobs", "memory", "reranker", "rerank_size",
     )  # fmt: skip
 
     _parameter_constraints: dict = {
@@ -245,6 +260,8 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "retrieval": [StrOptions({"exact", "ann"})],
         "n_neighbors": [Interval(Integral, 2, None, closed="left")],
+        "reranker": [StrOptions({"pair"}), None],
+        "rerank_size": [Interval(Integral, 1, None, closed="left")],
         "inference_batch_size": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -282,6 +299,8 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         weight_decay=0.01,
         retrieval="exact",
         n_neighbors=30,
+        reranker=None,
+        rerank_size=100,
         inference_batch_size=256,
         early_stopping=False,
         validation_fraction=0.1,
@@ -319,6 +338,8 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         self.weight_decay = weight_decay
         self.retrieval = retrieval
         self.n_neighbors = n_neighbors
+        self.reranker = reranker
+        self.rerank_size = rerank_size
         self.inference_batch_size = inference_batch_size
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -337,6 +358,7 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         from skxmc.training import resolve_device
 
         label_texts = self._label_texts(label_info, Y.shape[1])
+        self._check_reranker()
         _, self.trainable_layers_ = self._encoder_options()
         config = self._config()
         device = resolve_device(self.device)
@@ -417,12 +439,31 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         self.validation_scores_ = model.validation_scores
         self.fit_times_ = model.fit_times
 
+    def _check_reranker(self):
+        if self.reranker == "pair" and "alc" not in self.loss:
+            raise ValueError(
+                f"reranker='pair' scores with ALC's pair classifier, which "
+                f"loss={self.loss!r} does not train: use loss='alc' or "
+                "'alc+tcm', or reranker=None."
+            )
+
     # -------------------------------------------------------------- predict
     def _predict_topk(self, X, k):
         from skxmc.training import resolve_device
 
         device = resolve_device(self.device, strict=False)
-        return self.model_.predict_topk(X, k, device=device)
+        rerank_size = None
+        if self.reranker == "pair":
+            if self.model_.network.objective.pair_classifier is None:
+                raise ValueError(
+                    "reranker='pair' needs ALC's pair classifier; this model was "
+                    f"fitted with loss={self.model_.config.loss!r} (refit with "
+                    "loss='alc' or 'alc+tcm', or set reranker=None)."
+                )
+            rerank_size = self.rerank_size
+        return self.model_.predict_topk(
+            X, k, device=device, pair_rerank_size=rerank_size
+        )
 
     def transform(self, X):
         """L2-normalised query embeddings of the fine-tuned encoder.

@@ -66,3 +66,20 @@ def test_the_choice_on_held_out_rows_respects_the_p_at_1_floor():
     assert line.startswith("chosen on the held-out rows: alc+tcm (beta 0.03)")
     del held_out["alc+tcm (beta 0.03)"], held_out["alc+tcm (beta 0.01)"]
     assert bench_alc.choose_on_held_out(held_out).startswith("no ALC fit")
+
+
+def test_the_choice_reads_the_named_plain_fit_and_the_pair_scorings():
+    held_out = {
+        "contrastive": {"P@1": 0.40, "C@1 (p=0.9)": 0.00},
+        "tcm": {"P@1": 0.46, "C@1 (p=0.9)": 0.00},
+        "alc+tcm (beta 0.03)": {"P@1": 0.45, "C@1 (p=0.9)": 0.00},
+        "alc+tcm (beta 0.03) + pair re-ranker": {"P@1": 0.44, "C@1 (p=0.9)": 0.02},
+    }
+    line = bench_alc.choose_on_held_out(held_out, "contrastive")
+    assert line.startswith(
+        "chosen on the held-out rows: alc+tcm (beta 0.03) + pair re-ranker"
+    )
+    assert "vs contrastive 0.0" in line
+    # against TCM the pair scoring is 2 points below: only the cosine is eligible
+    line = bench_alc.choose_on_held_out(held_out, "tcm")
+    assert line.startswith("chosen on the held-out rows: alc+tcm (beta 0.03) (")

@@ -165,6 +165,56 @@ def test_each_loss_option_trains_its_own_terms(bert, docs, loss):
     assert len(clf.loss_curve_) == 1
 
 
+def test_pair_reranker_orders_the_cosine_candidates_by_the_pair_classifier(
+    bert, docs
+):
+    train, Y, test, _ = docs
+    clf = _clf(bert, n_epochs=1, loss="alc+tcm", top_k=8).fit(
+        train[:48], Y[:48], label_info=LabelInfo(text=LABEL_TEXT)
+    )
+    cos_scores, cos_labels = clf.predict_topk(test[:10], 5)
+    clf.set_params(reranker="pair", rerank_size=5)
+    scores, labels = clf.predict_topk(test[:10], 3)
+    # brute force: the literal probability of every pair of the 5 of highest
+    # cosine, sorted (ties keep the cosine order)
+    head = clf.network_.objective.pair_classifier
+    q = clf.transform(test[:10])
+    for i in range(10):
+        with torch.no_grad():
+            logits = head(
+                torch.from_numpy(q[i : i + 1]),
+                torch.from_numpy(clf.label_embeddings_[cos_labels[i]]),
+            )[0]
+        p = torch.sigmoid(logits).numpy()
+        order = np.argsort(-p, kind="stable")[:3]
+        assert labels[i].tolist() == cos_labels[i][order].tolist()
+        np.testing.assert_allclose(scores[i], p[order], rtol=1e-5)
+    assert np.all((scores >= 0) & (scores <= 1))
+    assert np.all(np.diff(scores, axis=1) <= 0)
+    # predict's threshold reads the probabilities of the top_k
+    scores8, labels8 = clf.predict_topk(test[:10], 8)
+    clf.set_params(threshold=float(np.median(scores8[:, 0])))
+    kept = clf.predict(test[:10]).toarray()
+    expected = np.zeros_like(kept)
+    for i in range(10):
+        expected[i, labels8[i][scores8[i] > clf.threshold]] = 1
+    np.testing.assert_array_equal(kept, expected)
+    assert 0 < kept.sum() < 80
+
+
+def test_pair_reranker_needs_an_alc_loss(bert, docs):
+    train, Y, test, _ = docs
+    info = LabelInfo(text=LABEL_TEXT)
+    with pytest.raises(ValueError, match="reranker='pair'.*loss='tcm'"):
+        _clf(bert, n_epochs=0, loss="tcm", reranker="pair").fit(
+            train[:16], Y[:16], label_info=info
+        )
+    fitted = _clf(bert, n_epochs=0).fit(train[:16], Y[:16], label_info=info)
+    fitted.set_params(reranker="pair")
+    with pytest.raises(ValueError, match="no pair classifier|needs ALC's pair"):
+        fitted.predict_topk(test[:2], 2)
+
+
 @pytest.mark.slow
 def test_grid_search_over_the_loss_and_a_tuned_threshold(bert, docs):
     train, Y, _, _ = docs

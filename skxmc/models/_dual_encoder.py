@@ -376,8 +376,12 @@ class DualEncoderModel:
             self.network_on(device), self.tokenizer, ids, self.config, device
         )
 
-    def predict_topk(self, texts: Sequence[str], k: int, *, device="cpu"):
-        """The ``k`` labels of highest cosine with each query.
+    def predict_topk(
+        self, texts: Sequence[str], k: int, *, device="cpu", pair_rerank_size=None
+    ):
+        """The ``k`` labels of highest cosine with each query, or of highest
+        pair-classifier probability among the ``pair_rerank_size`` of highest
+        cosine.
 
         Parameters
         ----------
@@ -387,15 +391,67 @@ class DualEncoderModel:
             Labels per query.
         device : str or torch.device, default="cpu"
             Where the encoder runs.
+        pair_rerank_size : int or None, default=None
+            None: rank by cosine. An int: re-rank that many cosine candidates
+            (at least ``k``) by ALC's pair classifier (:meth:`pair_scores`).
 
         Returns
         -------
         scores : ndarray of shape (n_queries, k), dtype float32
-            Cosines, best first, ``-inf`` padded.
+            Cosines (or pair-classifier probabilities), best first, ``-inf``
+            padded.
         labels : ndarray of shape (n_queries, k), dtype int64
             ``-1`` padded.
         """
-        return self.shortlist.query(self.transform(texts, device=device), k)
+        embeddings = self.transform(texts, device=device)
+        if pair_rerank_size is None:
+            return self.shortlist.query(embeddings, k)
+        _, labels = self.shortlist.query(embeddings, max(k, pair_rerank_size))
+        scores = self.pair_scores(embeddings, labels)
+        # stable: equal probabilities keep their cosine order
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return (
+            np.take_along_axis(scores, order, axis=1),
+            np.take_along_axis(labels, order, axis=1),
+        )
+
+    def pair_scores(self, embeddings, labels, block_size: int = 64) -> np.ndarray:
+        """ALC's pair-classifier probability of each query's candidate labels.
+
+        Parameters
+        ----------
+        embeddings : ndarray of shape (n_queries, dim)
+            Unit query embeddings (:meth:`transform`).
+        labels : ndarray of int of shape (n_queries, m)
+            Candidate label ids, ``-1`` padded.
+        block_size : int, default=64
+            Queries per pass (the pair features are ``4 * dim`` wide).
+
+        Returns
+        -------
+        scores : ndarray of shape (n_queries, m), dtype float32
+            ``sigmoid`` of the classifier's logit, ``-inf`` on padding.
+        """
+        head = self.network.objective.pair_classifier
+        if head is None:
+            raise ValueError(
+                "This dual encoder has no pair classifier: it was trained with "
+                f"loss={self.config.loss!r}; ALC's pair classifier comes with "
+                "loss='alc' or 'alc+tcm'."
+            )
+        head = head.eval()
+        labels = np.asarray(labels)
+        out = np.full(labels.shape, -np.inf, dtype=np.float32)
+        label_embeddings = torch.from_numpy(self.label_embeddings)
+        with torch.inference_mode():
+            for start in range(0, labels.shape[0], block_size):
+                rows = slice(start, start + block_size)
+                ids = labels[rows]
+                h_q = torch.from_numpy(np.asarray(embeddings[rows], dtype=np.float32))
+                h_c = label_embeddings[torch.from_numpy(np.maximum(ids, 0))]
+                p = torch.sigmoid(head.candidate_logits(h_q, h_c)).numpy()
+                out[rows] = np.where(ids >= 0, p, -np.inf)
+        return out
 
     def add_labels(self, label_texts: Sequence[str], *, device="cpu") -> None:
         """Append labels known only by their text (zero-shot) and re-index.

@@ -104,6 +104,33 @@ class PairClassifier(nn.Module):
     def forward(self, h_q: torch.Tensor, h_l: torch.Tensor) -> torch.Tensor:
         return self.layers(pair_features(h_q, h_l)).squeeze(-1)
 
+    def candidate_logits(self, h_q: torch.Tensor, h_c: torch.Tensor) -> torch.Tensor:
+        """Logits of each query with its own candidates (not every pair).
+
+        Parameters
+        ----------
+        h_q : tensor of shape (n_queries, dim)
+            Query embeddings.
+        h_c : tensor of shape (n_queries, n_candidates, dim)
+            The embeddings of each query's candidate labels.
+
+        Returns
+        -------
+        logits : tensor of shape (n_queries, n_candidates)
+            ``logits[i, j]`` = ``self(h_q[i:i+1], h_c[i])[0, j]``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from skxmc.nn import PairClassifier
+        >>> head = PairClassifier(3)
+        >>> head.candidate_logits(torch.randn(2, 3), torch.randn(2, 4, 3)).shape
+        torch.Size([2, 4])
+        """
+        q = h_q.unsqueeze(1).expand_as(h_c)
+        gamma = torch.cat([q, h_c, (q - h_c).abs(), q * h_c], dim=-1)
+        return self.layers(gamma).squeeze(-1)
+
 
 class DualEncoderLoss(nn.Module):
     """The training objective of a dual encoder, by name.

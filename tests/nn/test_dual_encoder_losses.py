@@ -283,3 +283,15 @@ def test_dual_encoder_loss_refuses_unknown_options():
         DualEncoderLoss(3, loss="alc+xyz")
     with pytest.raises(ValueError, match="base must be"):
         DualEncoderLoss(3, base="hinge")
+
+
+@pytest.mark.parametrize("hidden_size", [None, 5])
+def test_candidate_logits_are_each_querys_own_pairs(hidden_size):
+    generator = torch.Generator().manual_seed(0)
+    head = PairClassifier(4, hidden_size, generator=generator)
+    h_q = torch.randn(3, 4, generator=generator)
+    h_c = torch.randn(3, 6, 4, generator=generator)
+    got = head.candidate_logits(h_q, h_c)
+    for i in range(3):
+        expected = head(h_q[i : i + 1], h_c[i])[0]
+        torch.testing.assert_close(got[i], expected)
