@@ -6,10 +6,11 @@
 # (results/gpu_suite_h100.md). Here every step runs in its own process with
 # its own share of the 16 cores (OpenMP, MKL, numba and joblib pools capped),
 # all on the one GPU, each under the same deadline. With ALC=1, two
-# bench_alc.py processes beside them fit the dual encoder with TCM and with
-# ALC+TCM at a few loss weights (issue 13: the weights chosen on held-out
-# training rows; session 8 ran them, with 2 threads for XR-Transformer, which
-# then did not finish its validation fits in 500 s). Timings are taken under
+# bench_alc.py processes beside them fit the dual encoder plain (contrastive),
+# with TCM and with ALC+TCM at two loss weights, each ALC fit scored by its
+# cosine and by its pair classifier (issue 13 must-show 2: every choice on
+# held-out training rows; session 8 ran an earlier set, with 2 threads for
+# XR-Transformer, which then did not finish its validation fits in 500 s). Timings are taken under
 # load: compare them within one run only.
 #
 # Usage (run tool, carry .gpu_bundle, made by gpu_suite.py --prepare):
@@ -50,8 +51,10 @@ alc() {  # alc NAME ARGS...: bench_alc.py on the full data set
 started=$(date +%s)
 if [ "${ALC:-0}" = 1 ]; then
     xrt_threads=2
-    alc alc_a --losses tcm alc+tcm --betas 0.03 &
-    alc alc_b --losses alc+tcm --betas 0.01 0.1 &
+    # issue 13 must-show 2: the plain (contrastive) fit against ALC+TCM, each
+    # ALC fit also scored by its pair classifier (reranker="pair")
+    alc alc_a --losses contrastive alc+tcm --betas 0.03 --pair-reranker &
+    alc alc_b --losses tcm alc+tcm --betas 0.01 --pair-reranker &
 else
     xrt_threads=6  # its embedding-weight choice fits XR-Linear rankers on the CPU
 fi
