@@ -10,8 +10,8 @@
 # with TCM and with ALC+TCM at two loss weights, each ALC fit scored by its
 # cosine and by its pair classifier (issue 13 must-show 2: every choice on
 # held-out training rows; session 8 ran an earlier set, with 2 threads for
-# XR-Transformer, which then did not finish its validation fits in 500 s). Timings are taken under
-# load: compare them within one run only.
+# XR-Transformer, which then did not finish its validation fits in 500 s).
+# Timings are taken under load: compare them within one run only.
 #
 # Usage (run tool, carry .gpu_bundle, made by gpu_suite.py --prepare):
 #     bash benchmarks/gpu_session.sh "$OUT" 540
