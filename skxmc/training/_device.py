@@ -200,8 +200,10 @@ def is_oom_error(exc: BaseException) -> bool:
 def deterministic_algorithms(enabled: bool = True) -> Iterator[None]:
     """Run a block with torch's deterministic algorithms (restored afterwards).
 
-    On the CPU, skxmc's training is reproducible without this switch: the same
-    seed gives the same model. On CUDA, some kernels (atomic adds in
+    :class:`~skxmc.training.Trainer` runs every CPU training step inside it:
+    on the CPU the backward of advanced indexing sums in thread order
+    otherwise, and the same seed would not give the same model. On CUDA,
+    some kernels (atomic adds in
     ``index_add``/``embedding_bag`` backward, cuBLAS split-K reductions) sum
     in a nondeterministic order, so two fits with the same seed differ in the
     last bits and then drift apart. With ``enabled``, torch uses deterministic

@@ -17,7 +17,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from skxmc.training._device import amp_dtype, is_oom_error
+from skxmc.training._device import (
+    amp_dtype,
+    deterministic_algorithms,
+    is_oom_error,
+)
 from skxmc.training._distributed import (
     LossModule,
     all_reduce_sparse_grads,
@@ -437,6 +441,16 @@ class Trainer:
         loss : float
             The mean loss of the batch, before the step.
         """
+        # On the CPU the backward of advanced indexing (index_put_ with
+        # accumulate) sums in thread order: two DECAF fits with the same seed
+        # on LF-FOLDOC (2 threads) differed in the last bits of every weight,
+        # and at full scale in their rankings. torch's deterministic kernels
+        # cost no measurable time there; on CUDA they stay opt-in
+        # (deterministic_algorithms), as some CUDA ops have none.
+        with deterministic_algorithms(self.device.type == "cpu"):
+            return self._train_step(loss_fn, rows)
+
+    def _train_step(self, loss_fn, rows) -> float:
         self.module.train()
         if self._ddp is not None:
             self._zero_grad()
@@ -458,7 +472,7 @@ class Trainer:
                 f"{self.state.micro_batch_size} rows per forward pass "
                 "(gradients are accumulated).",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         if self.scaler is not None:
             for optimizer in self.optimizers:

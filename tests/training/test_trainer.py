@@ -265,3 +265,34 @@ def test_resume_from_state_dict_equals_an_uninterrupted_fit(tmp_path):
     )
     run(model, trainer, 4)
     assert torch.equal(model.weight, expected)
+
+
+def test_cpu_steps_do_not_depend_on_the_thread_order():
+    # the backward of advanced indexing (index_put_ with accumulate) sums in
+    # thread order on the CPU; the same seed must still give the same weights
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        g = torch.Generator().manual_seed(0)
+        idx = torch.randint(0, 500, (400_000,), generator=g)
+        target = torch.randn(400_000, 16, generator=g)
+
+        def fit_once():
+            with torch.random.fork_rng(devices=[]):
+                table = torch.nn.Embedding(500, 16)
+            with torch.no_grad():
+                table.weight.copy_(torch.randn(500, 16, generator=g.manual_seed(1)))
+
+            def loss_fn(rows):
+                return ((table.weight[idx[rows]] - target[rows]) ** 2).mean()
+
+            Trainer(table, learning_rate=0.01).fit(
+                loss_fn, lambda epoch: [np.arange(400_000)] * 3, n_epochs=1
+            )
+            return table.weight.detach().clone()
+
+        first = fit_once()
+        assert all(torch.equal(fit_once(), first) for _ in range(3))
+        assert not torch.are_deterministic_algorithms_enabled()  # restored
+    finally:
+        torch.set_num_threads(previous)
