@@ -121,6 +121,8 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         AdamW weight decay.
     retrieval : {"exact", "ann"}, default="exact"
         Label search in mining and prediction.
+    n_neighbors : int, default=30
+        Degree of the pynndescent graph (``"ann"``).
     reranker : {"pair"} or None, default=None
         ``"pair"``: re-rank the ``rerank_size`` labels of highest cosine by
         ALC's pair classifier and score them by its probability (needs
@@ -129,8 +131,6 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
     rerank_size : int, default=100
         Cosine candidates per query re-ranked by the pair classifier (at
         least the ``k`` asked for).
-    n_neighbors : int, default=30
-        Degree of the pynndescent graph (``"ann"``).
     inference_batch_size : int, default=256
         Texts per forward pass without gradients.
     early_stopping : bool, default=False

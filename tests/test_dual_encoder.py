@@ -165,14 +165,12 @@ def test_each_loss_option_trains_its_own_terms(bert, docs, loss):
     assert len(clf.loss_curve_) == 1
 
 
-def test_pair_reranker_orders_the_cosine_candidates_by_the_pair_classifier(
-    bert, docs
-):
+def test_pair_reranker_orders_the_cosine_candidates_by_the_pair_classifier(bert, docs):
     train, Y, test, _ = docs
     clf = _clf(bert, n_epochs=1, loss="alc+tcm", top_k=8).fit(
         train[:48], Y[:48], label_info=LabelInfo(text=LABEL_TEXT)
     )
-    cos_scores, cos_labels = clf.predict_topk(test[:10], 5)
+    _, cos_labels = clf.predict_topk(test[:10], 5)
     clf.set_params(reranker="pair", rerank_size=5)
     scores, labels = clf.predict_topk(test[:10], 3)
     # brute force: the literal probability of every pair of the 5 of highest
@@ -205,13 +203,13 @@ def test_pair_reranker_orders_the_cosine_candidates_by_the_pair_classifier(
 def test_pair_reranker_needs_an_alc_loss(bert, docs):
     train, Y, test, _ = docs
     info = LabelInfo(text=LABEL_TEXT)
-    with pytest.raises(ValueError, match="reranker='pair'.*loss='tcm'"):
+    with pytest.raises(ValueError, match=r"reranker='pair'.*loss='tcm'"):
         _clf(bert, n_epochs=0, loss="tcm", reranker="pair").fit(
             train[:16], Y[:16], label_info=info
         )
     fitted = _clf(bert, n_epochs=0).fit(train[:16], Y[:16], label_info=info)
     fitted.set_params(reranker="pair")
-    with pytest.raises(ValueError, match="no pair classifier|needs ALC's pair"):
+    with pytest.raises(ValueError, match=r"no pair classifier|needs ALC's pair"):
         fitted.predict_topk(test[:2], 2)
 
 
