@@ -452,15 +452,8 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         from skxmc.training import resolve_device
 
         device = resolve_device(self.device, strict=False)
-        rerank_size = None
-        if self.reranker == "pair":
-            if self.model_.network.objective.pair_classifier is None:
-                raise ValueError(
-                    "reranker='pair' needs ALC's pair classifier; this model was "
-                    f"fitted with loss={self.model_.config.loss!r} (refit with "
-                    "loss='alc' or 'alc+tcm', or set reranker=None)."
-                )
-            rerank_size = self.rerank_size
+        # a model without the pair classifier refuses in pair_scores
+        rerank_size = self.rerank_size if self.reranker == "pair" else None
         return self.model_.predict_topk(
             X, k, device=device, pair_rerank_size=rerank_size
         )

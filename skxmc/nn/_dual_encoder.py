@@ -61,6 +61,11 @@ def pair_features(h_q: torch.Tensor, h_l: torch.Tensor) -> torch.Tensor:
     """
     q = h_q.unsqueeze(1).expand(-1, h_l.shape[0], -1)
     lab = h_l.unsqueeze(0).expand(h_q.shape[0], -1, -1)
+    return _gamma(q, lab)
+
+
+def _gamma(q: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
+    """``[q; lab; |q - lab|; q * lab]`` of tensors of the same shape."""
     return torch.cat([q, lab, (q - lab).abs(), q * lab], dim=-1)
 
 
@@ -127,9 +132,7 @@ class PairClassifier(nn.Module):
         >>> head.candidate_logits(torch.randn(2, 3), torch.randn(2, 4, 3)).shape
         torch.Size([2, 4])
         """
-        q = h_q.unsqueeze(1).expand_as(h_c)
-        gamma = torch.cat([q, h_c, (q - h_c).abs(), q * h_c], dim=-1)
-        return self.layers(gamma).squeeze(-1)
+        return self.layers(_gamma(h_q.unsqueeze(1).expand_as(h_c), h_c)).squeeze(-1)
 
 
 class DualEncoderLoss(nn.Module):
