@@ -16,6 +16,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from skxmc.datasets import load_xc_repo
+from skxmc.utils import fit_stable_vocabulary
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SKXMC_SHARED_DIR", ROOT.parent / "shared"))
@@ -68,8 +69,10 @@ def tfidf_features(d: dict) -> dict:
     fitted on the train documents and the label texts; ``feature_names``: the
     terms of the columns.
     """
-    vectorizer = benchmark_vectorizer()
-    vectorizer.fit(list(d["text_train"]) + list(d["label_text"]))
+    # the 200,000-term cut through tied counts, the same on every machine
+    vectorizer = fit_stable_vocabulary(
+        benchmark_vectorizer(), list(d["text_train"]) + list(d["label_text"])
+    )
     return {
         **d,
         "X_train": vectorizer.transform(d["text_train"]),

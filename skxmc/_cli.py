@@ -115,6 +115,7 @@ def _cmd_features(args) -> None:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     from skxmc.datasets import dump_xc_matrix, load_xc_repo
+    from skxmc.utils import fit_stable_vocabulary
 
     data = load_xc_repo(args.data)
     if data.text_train is None:
@@ -133,7 +134,8 @@ def _cmd_features(args) -> None:
     )
     corpus = list(data.text_train) + list(data.label_text or [])
     start = time.perf_counter()
-    vectorizer.fit(corpus)
+    # the same terms on every machine (ties at the max_features cut)
+    vectorizer = fit_stable_vocabulary(vectorizer, corpus)
     _info(
         args,
         f"TF-IDF: {len(vectorizer.vocabulary_)} features from {len(corpus)} "

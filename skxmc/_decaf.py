@@ -191,17 +191,20 @@ class _BaseDecaf(BaseXMCClassifier):
                     "label_info=LabelInfo(text=label_texts)) with one text per "
                     "label (or numeric X with LabelInfo(features=Z))."
                 )
-            from sklearn.base import clone
             from sklearn.feature_extraction.text import TfidfVectorizer
 
-            if self.vectorizer is not None:
-                self.vectorizer_ = clone(self.vectorizer)
-            else:
-                self.vectorizer_ = TfidfVectorizer(
+            from skxmc.utils import fit_stable_vocabulary
+
+            vectorizer = self.vectorizer
+            if vectorizer is None:
+                vectorizer = TfidfVectorizer(
                     sublinear_tf=True, max_features=self.max_features, dtype=np.float32
                 )
             with named_vocabulary_error("X or the label text"):
-                self.vectorizer_.fit(list(X) + list(text))
+                # the same terms on every machine (see fit_stable_vocabulary)
+                self.vectorizer_ = fit_stable_vocabulary(
+                    vectorizer, list(X) + list(text)
+                )
             X = as_float32_csr(self.vectorizer_.transform(X))
             Z = self.vectorizer_.transform(text)
         else:
@@ -496,7 +499,10 @@ class DecafClassifier(_BaseDecaf):
         An unfitted scikit-learn text vectorizer (cloned at fit) that turns
         raw-text documents and label texts into the features of the network;
         None: ``TfidfVectorizer(sublinear_tf=True, max_features=max_features)``.
-        For example the benchmarks' 1-2-gram TF-IDF.
+        For example the benchmarks' 1-2-gram TF-IDF. A ``max_features`` cut
+        breaks ties between equal counts alphabetically
+        (:func:`~skxmc.utils.fit_stable_vocabulary`), so the vocabulary does
+        not depend on the machine.
     encoder : None, str or path-like, default=None
         A local transformers / sentence-transformers folder (e.g. the
         packaged all-MiniLM-L6-v2) whose frozen sentence embeddings work

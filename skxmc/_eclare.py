@@ -105,7 +105,10 @@ class EclareClassifier(_BaseDecaf):
         An unfitted scikit-learn text vectorizer (cloned at fit) that turns
         raw-text documents and label texts into the features of the network;
         None: ``TfidfVectorizer(sublinear_tf=True, max_features=max_features)``.
-        For example the benchmarks' 1-2-gram TF-IDF.
+        For example the benchmarks' 1-2-gram TF-IDF. A ``max_features`` cut
+        breaks ties between equal counts alphabetically
+        (:func:`~skxmc.utils.fit_stable_vocabulary`), so the vocabulary does
+        not depend on the machine.
     encoder : None, str or path-like, default=None
         A local transformers / sentence-transformers folder (e.g. the
         packaged all-MiniLM-L6-v2) whose frozen sentence embeddings work

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from skxmc.utils._text import fit_stable_vocabulary
 from skxmc.utils._validation import named_vocabulary_error
 
 
@@ -13,7 +14,8 @@ def fit_tfidf(texts, params: dict | None = None):
 
     :class:`~sklearn.feature_extraction.text.TfidfVectorizer` with
     ``sublinear_tf=True`` and ``dtype=np.float32``, updated by ``params``; an
-    empty vocabulary is reported as a problem of ``X``.
+    empty vocabulary is reported as a problem of ``X``; a ``max_features`` cut
+    keeps the same terms on every machine (:func:`fit_stable_vocabulary`).
 
     Parameters
     ----------
@@ -40,5 +42,10 @@ def fit_tfidf(texts, params: dict | None = None):
         **{"sublinear_tf": True, "dtype": np.float32, **(params or {})}
     )
     with named_vocabulary_error("X"):
-        X = vectorizer.fit_transform(texts).astype(np.float32)
-    return vectorizer, X
+        if vectorizer.max_features is None:
+            X = vectorizer.fit_transform(texts)
+        else:  # the same terms on every machine
+            texts = list(texts)
+            vectorizer = fit_stable_vocabulary(vectorizer, texts)
+            X = vectorizer.transform(texts)
+    return vectorizer, X.astype(np.float32)
