@@ -92,7 +92,10 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--n-epochs", type=int, default=1)
     args = parser.parse_args(argv)
-    from numpy._core._multiarray_umath import __cpu_features__ as cpu
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as cpu
+    except ImportError:  # NumPy 1.x
+        from numpy.core._multiarray_umath import __cpu_features__ as cpu
 
     simd = [name for name in ("AVX512_SKX", "AVX2") if cpu.get(name)]
     print(f"# date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}")
