@@ -31,7 +31,6 @@ import numpy as np
 from sklearn.feature_extraction.text import CountVectorizer
 
 from skxmc import DecafClassifier, LabelInfo
-from skxmc.utils import fit_stable_vocabulary
 
 from _common import (  # isort: skip (benchmarks/ is the script's own folder)
     DECAF_RUN_D,
@@ -39,6 +38,7 @@ from _common import (  # isort: skip (benchmarks/ is the script's own folder)
     benchmark_vectorizer,
     load_lf_debian,
     protocol_report,
+    tfidf_features,
 )
 
 LIMIT = 200_000
@@ -68,20 +68,15 @@ def tie_report(corpus) -> None:
 
 
 def features(d: dict, vocabulary: str) -> dict:
-    corpus = list(d["text_train"]) + list(d["label_text"])
+    """The benchmark TF-IDF of ``d`` with one tie order at the cut."""
     if vocabulary == "stable":
-        vectorizer = fit_stable_vocabulary(benchmark_vectorizer(), corpus)
-    else:
-        vectorizer = benchmark_vectorizer().fit(corpus)
-    names = vectorizer.get_feature_names_out()
+        d = tfidf_features(d)
+    else:  # scikit-learn's own cut: this machine's tie order
+        d = tfidf_features(d, fit=lambda vectorizer, texts: vectorizer.fit(texts))
+    names = d["feature_names"]
     digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
     print(f"vocabulary {vocabulary}: {len(names)} terms, sha256 {digest}", flush=True)
-    return {
-        **d,
-        "X_train": vectorizer.transform(d["text_train"]),
-        "X_test": vectorizer.transform(d["text_test"]),
-        "label_features": vectorizer.transform(d["label_text"]),
-    }
+    return d
 
 
 def main(argv=None) -> None:
