@@ -13,8 +13,18 @@ A CPU smoke run on a subset (about a minute on 2 cores)::
     python benchmarks/bench_elias.py --max-train 500 --max-test 200 \
         --epochs 1 1 --device cpu
 
-``--reranker`` also trains the sparse re-ranker and prints one row per
-``--rerank-weights`` value (0 is ELIAS's own ranking of the same fit).
+``--reranker`` also trains the sparse re-ranker (``--reranker xr-linear``:
+an XR-Linear ranker on the TF-IDF) and prints one row per ``--rerank-weights``
+value (0 is ELIAS's own ranking of the same fit). ``--fusion learned`` holds
+``--fusion-fraction`` of the training rows out of the fit and learns the
+fusion of the pair scores on them (rows: ELIAS's own ranking of the same fit,
+then the fused one); ``--benchmark-tfidf`` gives ELIAS (its clustering and
+re-ranker) the BENCHMARKS.md TF-IDF recipe instead of its default unigrams.
+The schedule a CPU affords (issue 12 must-show 2; 2 cores)::
+
+    python benchmarks/bench_elias.py --device cpu --max-length 64 \
+        --epochs 3 3 --trainable-layers 2 --reranker xr-linear \
+        --fusion learned --benchmark-tfidf --memory /tmp/elias_mem
 """
 
 from __future__ import annotations
@@ -43,9 +53,21 @@ ENCODER = SHARED / "models" / "all-MiniLM-L6-v2-fp16"
 RECALL_K = 100
 
 
+#: ``--benchmark-tfidf``: BENCHMARKS.md's TF-IDF (_common.benchmark_vectorizer)
+#: as ELIAS's ``tfidf_params`` (sublinear tf and float32 are its defaults).
+BENCHMARK_TFIDF = {"ngram_range": (1, 2), "min_df": 2, "max_features": 200_000}
+
+
 def run_elias(d: dict, args) -> dict:
     import torch
 
+    from skxmc.nn._transformer import tokenize
+
+    optional = {}
+    if args.trainable_layers is not None:
+        optional["trainable_layers"] = args.trainable_layers
+    if args.benchmark_tfidf:
+        optional["tfidf_params"] = BENCHMARK_TFIDF
     clf = EliasClassifier(
         encoder=args.encoder,
         max_length=args.max_length,
@@ -59,12 +81,16 @@ def run_elias(d: dict, args) -> dict:
         learning_rate=tuple(args.lr),
         head_learning_rate=args.head_lr,
         swa=args.swa,
-        reranker="shortlist" if args.reranker else None,
+        reranker=args.reranker,
         rerank_size=RECALL_K,
+        fusion=args.fusion,
+        fusion_fraction=args.fusion_fraction,
+        memory=args.memory,
         top_k=args.k,
         device=args.device,
         random_state=0,
         verbose=args.verbose,
+        **optional,
     )
     cuda = torch.cuda.is_available() and args.device != "cpu"
     if cuda:
@@ -73,14 +99,27 @@ def run_elias(d: dict, args) -> dict:
     clf.fit(d["text_train"], d["Y_train"])
     fit_s = time.perf_counter() - start
     rows = {}
+    texts = list(d["text_test"])
+    if args.fusion == "learned":
+        start = time.perf_counter()
+        token_ids = tokenize(clf.tokenizer_, texts, clf.max_length)
+        rows["ELIAS alone (same fit)"] = {
+            "topk": clf.model_.elias_topk(token_ids, RECALL_K),
+            "fit_s": fit_s,
+            "predict_s": time.perf_counter() - start,
+        }
     weights = args.rerank_weights if args.reranker else [None]
+    if args.fusion == "learned":
+        weights = [f"{args.reranker} re-ranker, learned fusion"]
     for weight in weights:
         title = "EliasClassifier"
-        if weight is not None:
+        if isinstance(weight, str):
+            title += f" + {weight}"
+        elif weight is not None:
             clf.set_params(rerank_weight=weight)
-            title += f" + re-ranker (weight {weight})" if weight else ""
+            title += f" + {args.reranker} re-ranker (weight {weight})" if weight else ""
         start = time.perf_counter()
-        topk = clf.predict_topk(list(d["text_test"]), k=RECALL_K)
+        topk = clf.predict_topk(texts, k=RECALL_K)
         rows[title] = {
             "topk": topk,
             "fit_s": fit_s,
@@ -123,8 +162,19 @@ def main() -> None:
     parser.add_argument("--swa", action="store_true")
     parser.add_argument(
         "--reranker",
-        action="store_true",
-        help=f"train the sparse re-ranker on the top {RECALL_K} labels",
+        nargs="?",
+        const="shortlist",
+        default=None,
+        choices=["shortlist", "xr-linear"],
+        help=f"train a sparse re-ranker (alone: 'shortlist', on the top {RECALL_K} "
+        "labels)",
+    )
+    parser.add_argument("--fusion", choices=["weights", "learned"], default="weights")
+    parser.add_argument("--fusion-fraction", type=float, default=0.1)
+    parser.add_argument("--benchmark-tfidf", action="store_true")
+    parser.add_argument("--trainable-layers", type=int, default=None)
+    parser.add_argument(
+        "--memory", default=None, help="cache the frozen layers' states there"
     )
     parser.add_argument(
         "--rerank-weights",
@@ -145,7 +195,7 @@ def main() -> None:
         f"# LF-DebianPackages: {d['Y_train'].shape[0]} train, "
         f"{d['Y_test'].shape[0]} test, {d['Y_train'].shape[1]} labels; "
         f"encoder {args.encoder}, max_length {args.max_length}, "
-        f"device {args.device}",
+        f"device {args.device}; {vars(args)}",
         flush=True,
     )
     n_test = d["Y_test"].shape[0]

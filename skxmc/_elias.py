@@ -130,27 +130,50 @@ class EliasClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         Stochastic weight averaging
         (:class:`torch.optim.swa_utils.AveragedModel`) over the second half
         of stage 2; the averaged weights are kept.
-    reranker : {"shortlist"} or None, default="shortlist"
-        ``"shortlist"``: after stage 2, train the paper's optional sparse
-        re-ranker: one sparse
-        linear model per label (:class:`~skxmc.indexing.ShortlistReranker`,
-        squared hinge, ``l3-hinge`` scores) on ``[normalised embedding,
-        TF-IDF]`` features, trained on the ``rerank_size`` best labels that
-        the fitted model returns for every training document. Prediction then
-        re-scores those labels with ``(1 - rerank_weight) * ELIAS score +
-        rerank_weight * re-ranker score``. On by default: with the other
-        new defaults it raised validation P@1 from 50.83 to 52.50 on a slice
-        of the LF-DebianPackages sample (``benchmarks/results/
-        defaults_cpu.txt``; without it 57.0, with it 66.5 on a smoke run's
-        test split, ``elias_cpu_smoke.txt``). ``None`` skips it.
+    reranker : {"shortlist", "xr-linear"} or None, default="shortlist"
+        A sparse re-ranker trained after stage 2. ``"shortlist"``: the
+        paper's optional re-ranker, one sparse linear model per label
+        (:class:`~skxmc.indexing.ShortlistReranker`, squared hinge,
+        ``l3-hinge`` scores) on ``[normalised embedding, TF-IDF]`` features,
+        trained on the ``rerank_size`` best labels that the fitted model
+        returns for every training document; it re-scores those labels. On
+        by default: with the other new defaults it raised validation P@1
+        from 50.83 to 52.50 on a slice of the LF-DebianPackages sample
+        (``benchmarks/results/defaults_cpu.txt``; without it 57.0, with it
+        66.5 on a smoke run's test split, ``elias_cpu_smoke.txt``).
+        ``"xr-linear"``: an addition to ELIAS, an XR-Linear ranker
+        (:class:`~skxmc.indexing.XRLinearModel`; 16-way PIFA tree with
+        leaves of at most 100 labels, beam 20) on the TF-IDF alone, a model
+        of other features than the encoder's; its ``rerank_size`` best
+        labels join ELIAS's and it scores every candidate (as
+        ``DecafClassifier``'s re-ranker of the same name). ``None`` skips
+        it. How the scores are combined: ``fusion``.
     rerank_size : int, default=100
         Labels per document passed to the re-ranker (training and prediction).
     rerank_weight : float, default=0.5
-        Weight of the re-ranker score in the final score.
+        ``fusion="weights"``: the final score is ``(1 - rerank_weight) *
+        ELIAS score + rerank_weight * re-ranker score`` (an ELIAS score of 0
+        for a label only the XR-Linear re-ranker proposed).
     reranker_params : dict, default=None
         Keyword arguments of :meth:`ShortlistReranker.train
-        <skxmc.indexing.ShortlistReranker.train>` (``C``, ``loss``,
+        <skxmc.indexing.ShortlistReranker.train>` or :meth:`XRLinearModel.train
+        <skxmc.indexing.XRLinearModel.train>` (``C``, ``loss``,
         ``weight_threshold``, ...).
+    fusion : {"weights", "learned"}, default="weights"
+        How the scores of a (document, candidate label) pair are combined.
+        ``"weights"``: ``rerank_weight`` (above). ``"learned"``: an addition
+        to ELIAS, as ``DecafClassifier``'s: ``fusion_fraction`` of the
+        training rows are held out of everything else (TF-IDF, clustering,
+        both stages, re-ranker) and a gradient-boosted
+        :class:`~skxmc.indexing.ScoreFusion` learns from them the
+        probability that a candidate is relevant from ELIAS's score, the
+        label classifier's ``sigmoid(w_l . emb)`` (which rates every
+        candidate), the label's training frequency and the re-ranker's
+        score (and their ranks among the row's candidates); that probability
+        is the prediction score. How much to trust each model is then
+        learned on rows none of them trained on instead of set by hand.
+    fusion_fraction : float, default=0.1
+        Share of the training rows held out for ``fusion="learned"``.
     kmeans_max_iter : int, default=20
         Iterations of each 2-means split of the clustering.
     tfidf_params : dict, default=None
@@ -218,8 +241,10 @@ class EliasClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
     loss_curve_ : list of float
         Mean training loss of every epoch: the ``n_epochs[0]`` epochs of
         stage 1, then those of stage 2.
-    reranker_ : ShortlistReranker or None
-        The sparse re-ranker (``reranker="shortlist"``).
+    reranker_ : ShortlistReranker, XRLinearModel or None
+        The sparse re-ranker (``reranker``).
+    fusion_ : ScoreFusion or None
+        The learned fusion (``fusion="learned"``).
     pooling_ : {"cls", "mean"}
         The pooling used (``pooling`` with ``"auto"`` resolved).
     trainable_layers_ : int or None
@@ -227,7 +252,7 @@ class EliasClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         resolved).
     fit_times_ : dict
         Seconds per part: ``"tfidf"``, ``"clustering"``, ``"stage1"``,
-        ``"reestimate"``, ``"stage2"`` and ``"reranker"``.
+        ``"reestimate"``, ``"stage2"``, ``"reranker"`` and ``"fusion"``.
 
     See Also
     --------
@@ -314,10 +339,12 @@ class EliasClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         "warmup": [Interval(Real, 0, 1, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "swa": ["boolean"],
-        "reranker": [None, StrOptions({"shortlist"})],
+        "reranker": [None, StrOptions({"shortlist", "xr-linear"})],
         "rerank_size": [Interval(Integral, 1, None, closed="left")],
         "rerank_weight": [Interval(Real, 0, 1, closed="both")],
         "reranker_params": [dict, None],
+        "fusion": [StrOptions({"weights", "learned"})],
+        "fusion_fraction": [Interval(Real, 0, 1, closed="neither")],
         "kmeans_max_iter": [Interval(Integral, 1, None, closed="left")],
         "tfidf_params": [dict, None],
         "inference_batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -353,6 +380,8 @@ class EliasClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         rerank_size=100,
         rerank_weight=0.5,
         reranker_params=None,
+        fusion="weights",
+        fusion_fraction=0.1,
         kmeans_max_iter=20,
         tfidf_params=None,
         inference_batch_size=256,
@@ -388,6 +417,8 @@ class EliasClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         self.rerank_size = rerank_size
         self.rerank_weight = rerank_weight
         self.reranker_params = reranker_params
+        self.fusion = fusion
+        self.fusion_fraction = fusion_fraction
         self.kmeans_max_iter = kmeans_max_iter
         self.tfidf_params = tfidf_params
         self.inference_batch_size = inference_batch_size
@@ -442,6 +473,7 @@ class EliasClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         self.kappa_ = model.kappa
         self.loss_curve_ = model.loss_curve
         self.reranker_ = model.reranker
+        self.fusion_ = model.fusion
         self.fit_times_ = model.fit_times
         return self
 
@@ -476,6 +508,8 @@ class EliasClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
             rerank_size=self.rerank_size,
             rerank_weight=self.rerank_weight,
             reranker_params=self.reranker_params,
+            fusion=self.fusion,
+            fusion_fraction=self.fusion_fraction,
             kmeans_max_iter=self.kmeans_max_iter,
             tfidf_params=self.tfidf_params,
             inference_batch_size=self.inference_batch_size,

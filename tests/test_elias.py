@@ -405,6 +405,22 @@ def test_reranker_alone_reads_the_keywords(reranked, data):
     assert precision_at_k(Y, clf.predict_topk(docs, k=1), k=1) >= 0.9
 
 
+def test_learned_fusion_with_the_xr_linear_reranker(tiny_bert, data):
+    from skxmc.indexing import ScoreFusion, XRLinearModel
+
+    (docs, Y), (test_docs, Y_test) = data
+    clf = _clf(
+        tiny_bert, reranker="xr-linear", rerank_size=4, fusion="learned",
+        fusion_fraction=0.25, reranker_params={"C": 10.0},
+    ).fit(docs, Y)  # fmt: skip
+    assert isinstance(clf.fusion_, ScoreFusion)
+    assert isinstance(clf.reranker_, XRLinearModel)
+    assert "fusion" in clf.fit_times_
+    scores, labels = clf.predict_topk(test_docs, k=3)
+    assert ((scores >= 0) & (scores <= 1)).all()  # probabilities of relevance
+    assert precision_at_k(Y_test, (scores, labels), k=1) >= 0.9
+
+
 def test_training_halves_its_forward_batch_on_oom(tiny_bert, data, monkeypatch):
     import skxmc.models._elias as module
 
@@ -448,6 +464,9 @@ def test_bad_encoder_path_gives_a_clear_error(tmp_path, data):
         ({"alpha": 0.0}, "alpha"),
         ({"dropout": 1.0}, "dropout"),
         ({"device": "tpu"}, "device must be"),
+        ({"fusion": "mean"}, "fusion"),
+        ({"fusion_fraction": 1.0}, "fusion_fraction"),
+        ({"reranker": "dense"}, "reranker"),
     ],
 )
 def test_invalid_params(tiny_bert, data, params, match):

@@ -25,7 +25,9 @@ from skxmc.nn._text_encoder import DEFAULT_CACHE_BYTES
 __all__ = ["EliasConfig", "EliasModel"]
 
 #: Re-rankers an :class:`EliasModel` can train (``EliasConfig.reranker``).
-RERANKERS = ("shortlist",)
+RERANKERS = ("shortlist", "xr-linear")
+#: How an :class:`EliasModel` combines its pair scores (``EliasConfig.fusion``).
+FUSIONS = ("weights", "learned")
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,11 @@ class EliasConfig:
         weight decay, weight averaging over the second half of stage 2.
     reranker, rerank_size, rerank_weight, reranker_params : str or None, \
 int, float, dict
-        The sparse re-ranker (``"shortlist"`` or None).
+        The sparse re-ranker (``"shortlist"``, ``"xr-linear"`` or None).
+    fusion, fusion_fraction : str, float
+        ``"weights"`` (``rerank_weight``) or ``"learned"`` (a
+        :class:`~skxmc.indexing.ScoreFusion` fitted on ``fusion_fraction``
+        of the training rows, held out of everything else).
     inference_batch_size, n_jobs : int, int or None
         Documents per forward pass without gradients; clustering threads.
     trainable_layers, cache_bytes : int or None, int
@@ -87,6 +93,8 @@ int, float, dict
     rerank_size: int = 100
     rerank_weight: float = 0.5
     reranker_params: dict | None = None
+    fusion: str = "weights"
+    fusion_fraction: float = 0.1
     inference_batch_size: int = 256
     n_jobs: int | None = None
     trainable_layers: int | None = None
@@ -112,8 +120,13 @@ class EliasModel:
         The k-means cluster of every label (the stage-1 index).
     config : EliasConfig
         The hyper-parameters (prediction defaults).
-    reranker : ShortlistReranker, default=None
+    reranker : ShortlistReranker, XRLinearModel or None, default=None
         The sparse re-ranker.
+    fusion : ScoreFusion or None, default=None
+        The learned fusion of the pair scores (``config.fusion="learned"``).
+    log_frequency : ndarray of shape (n_labels,), default=None
+        ``log(1 + training count)`` of every label (a fusion feature;
+        required with ``fusion``).
     loss_curve : list of float, default=()
         Mean training loss of every epoch, stage 1 then stage 2.
     fit_times : dict, default=None
@@ -122,7 +135,7 @@ class EliasModel:
     Attributes
     ----------
     network, tokenizer, vectorizer, cluster_of_label, config, reranker, \
-loss_curve, fit_times
+fusion, log_frequency, loss_curve, fit_times
         The parameters.
     """
 
@@ -135,15 +148,21 @@ loss_curve, fit_times
         config: EliasConfig,
         *,
         reranker=None,
+        fusion=None,
+        log_frequency: np.ndarray | None = None,
         loss_curve: Sequence[float] = (),
         fit_times: dict | None = None,
     ):
+        if fusion is not None and log_frequency is None:
+            raise ValueError("A fusion needs the labels' log_frequency.")
         self.network = network
         self.tokenizer = tokenizer
         self.vectorizer = vectorizer
         self.cluster_of_label = np.asarray(cluster_of_label)
         self.config = config
         self.reranker = reranker
+        self.fusion = fusion
+        self.log_frequency = log_frequency
         self.loss_curve = [float(v) for v in loss_curve]
         self.fit_times = dict(fit_times or {})
         self._device_cache: tuple[torch.device, torch.nn.Module] | None = None
@@ -178,6 +197,12 @@ loss_curve, fit_times
         log: Callable[[str], None] | None = None,
     ) -> EliasModel:
         """Cluster the labels, train both stages, re-estimate the index between them.
+
+        Then, as ``config`` asks, the sparse re-ranker and the learned
+        fusion; with ``config.fusion="learned"``, ``config.fusion_fraction``
+        of the rows are held out of everything but the fusion (TF-IDF,
+        clustering, both stages, the re-ranker), so that the fusion learns
+        how the models score rows they did not train on.
 
         Parameters
         ----------
@@ -232,6 +257,22 @@ loss_curve, fit_times
         tree_seed, torch_seed, *order_seeds = (int(s) for s in seeds)
         n_labels = Y.shape[1]
         times = {}
+        if config.reranker is not None and config.reranker not in RERANKERS:
+            raise ValueError(
+                f"reranker must be None or one of {RERANKERS}, got {config.reranker!r}."
+            )
+        if config.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {config.fusion!r}.")
+        fusion_texts = Y_fusion = None
+        if config.fusion == "learned":
+            from skxmc.training._data import hold_out_rows
+
+            held, kept = hold_out_rows(
+                np.arange(len(texts)), config.fusion_fraction, seed + 1,
+                "fusion_fraction",
+            )  # fmt: skip
+            fusion_texts, Y_fusion = [texts[i] for i in held], Y[held]
+            texts, Y = [texts[i] for i in kept], Y[kept]
 
         start = time.perf_counter()
         vectorizer, X_tfidf = fit_tfidf(texts, config.tfidf_params)
@@ -345,6 +386,9 @@ loss_curve, fit_times
             vectorizer,
             cluster_of_label,
             config,
+            log_frequency=np.log1p(np.bincount(Y.indices, minlength=n_labels)).astype(
+                np.float32
+            ),
             loss_curve=loss_curve,
             fit_times=times,
         )
@@ -357,17 +401,43 @@ loss_curve, fit_times
                 cache=stage_args["cache"],
             )  # fmt: skip
             model.fit_times["reranker"] = time.perf_counter() - start
+        if fusion_texts is not None:
+            from skxmc.indexing import ScoreFusion
+
+            start = time.perf_counter()
+            log(f"fusion on {len(fusion_texts)} held-out rows")
+            ids, parts = model._scored_candidates(
+                fusion_texts, config.rerank_size, {"device": device}, for_fusion=True
+            )
+            model.fusion = ScoreFusion(random_state=torch_seed).fit(
+                model._fusion_inputs(ids, parts), ids, Y_fusion
+            )
+            model.fit_times["fusion"] = time.perf_counter() - start
         return model
 
     def _train_reranker(self, token_ids, X_tfidf, Y, *, seed, device, log, cache):
-        """The sparse re-ranker, trained on the fitted model's own shortlists."""
-        from skxmc.indexing import ShortlistReranker
+        """The sparse re-ranker: an XR-Linear ranker on the TF-IDF, or one
+        model per label trained on the fitted model's own shortlists."""
+        from skxmc.indexing import (
+            ShortlistReranker,
+            XRLinearModel,
+            hierarchical_kmeans,
+            pifa_embedding,
+        )
 
-        if self.config.reranker not in RERANKERS:
-            raise ValueError(
-                f"reranker must be None or one of {RERANKERS}, got "
-                f"{self.config.reranker!r}."
-            )
+        if self.config.reranker == "xr-linear":
+            log("XR-Linear re-ranker on the TF-IDF")
+            # XR-Linear's own recipe (16-way PIFA tree, leaves of <= 100
+            # labels): a model of other features than ELIAS's, which is what
+            # a fusion gains from
+            tree = hierarchical_kmeans(
+                pifa_embedding(X_tfidf, Y), branching_factor=16, max_leaf_size=100,
+                random_state=seed, n_jobs=self.config.n_jobs,
+            )  # fmt: skip
+            return XRLinearModel.train(
+                X_tfidf, Y, tree, beam_size=20, seed=seed, n_jobs=self.config.n_jobs,
+                **(self.config.reranker_params or {}),
+            )  # fmt: skip
         size = self.config.rerank_size
         log(f"re-ranker on the top {size} labels of each row")
         _, candidates, emb = self.elias_topk(
@@ -419,11 +489,15 @@ loss_curve, fit_times
         rerank_weight: float | None = None,
         batch_size: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` best labels of each document (re-ranked with a re-ranker).
+        """The ``k`` best labels of each document.
 
-        With a re-ranker, the ``max(k, rerank_size)`` best labels of ELIAS
-        are re-scored ``(1 - rerank_weight) * ELIAS score + rerank_weight *
-        re-ranker score``. Omitted keywords default to :attr:`config`.
+        Without a re-ranker or fusion, ELIAS's own ranking. With a re-ranker,
+        the candidates are ELIAS's ``max(k, rerank_size)`` best labels (and,
+        for an XR-Linear re-ranker, as many of its own); with
+        ``fusion="weights"`` they are scored ``(1 - rerank_weight) * ELIAS
+        score + rerank_weight * re-ranker score`` (an ELIAS score of 0 for
+        the labels ELIAS did not return), with a learned fusion by its
+        probability of relevance. Omitted keywords default to :attr:`config`.
 
         Parameters
         ----------
@@ -434,7 +508,8 @@ loss_curve, fit_times
         device : str or torch.device, default="cpu"
             Where the network runs.
         beam_size, shortlist_size, rerank_weight : default=None
-            Search and fusion knobs.
+            Search and fusion knobs (``rerank_weight``: ``fusion="weights"``
+            only).
         batch_size : int, default=None
             Documents per forward pass (``config.inference_batch_size``).
 
@@ -445,35 +520,104 @@ loss_curve, fit_times
         labels : ndarray of shape (n_documents, k), dtype int64
             ``-1`` pads.
         """
-        from skxmc.nn._transformer import tokenize
+        from skxmc.utils import dense_row_topk
 
-        token_ids = tokenize(self.tokenizer, texts, self.config.max_length)
         search = {
             "device": device,
             "beam_size": beam_size,
             "shortlist_size": shortlist_size,
             "batch_size": batch_size,
         }
-        if self.reranker is None:
-            return self.elias_topk(token_ids, k, **search)
-        from skxmc.utils import dense_row_topk
+        if self.reranker is None and self.fusion is None:
+            from skxmc.nn._transformer import tokenize
 
-        scores, candidates, emb = self.elias_topk(
-            token_ids,
-            max(k, self.config.rerank_size),
-            with_embeddings=True,
-            **search,
+            token_ids = tokenize(self.tokenizer, texts, self.config.max_length)
+            return self.elias_topk(token_ids, k, **search)
+        ids, parts = self._scored_candidates(
+            texts, max(k, self.config.rerank_size), search
         )
-        rerank = self.reranker.score(
-            _rerank_features(emb, self.vectorizer.transform(texts)), candidates
-        )
-        w = self.config.rerank_weight if rerank_weight is None else rerank_weight
-        valid = candidates >= 0
-        fused = np.full(scores.shape, -np.inf, dtype=np.float32)
-        fused[valid] = (1 - w) * scores[valid] + w * rerank[valid]
+        valid = ids >= 0
+        if self.fusion is not None:
+            fused = self.fusion.predict(self._fusion_inputs(ids, parts), ids, k=k)
+        else:
+            w = self.config.rerank_weight if rerank_weight is None else rerank_weight
+            fused = np.full(ids.shape, -np.inf, dtype=np.float32)
+            fused[valid] = (1 - w) * parts["elias"][valid] + w * parts["rerank"][valid]
         top_scores, pos = dense_row_topk(fused, k)
-        labels = np.take_along_axis(candidates, np.maximum(pos, 0), 1)
+        labels = np.take_along_axis(ids, np.maximum(pos, 0), 1)
         return top_scores, np.where(pos >= 0, labels, -1)
+
+    def _scored_candidates(
+        self, texts, size: int, search: dict, *, for_fusion: bool = False
+    ):
+        """Candidate labels of every document and their pair scores.
+
+        Returns ``(ids, parts)``: ``ids`` of shape ``(n, m)`` (``-1`` pads),
+        ELIAS's ``size`` best labels joined by an XR-Linear re-ranker's
+        ``size`` best; ``parts`` a dict of float32 arrays of that shape:
+        ``"elias"`` (ELIAS's score, 0 where it did not return the label),
+        ``"rerank"`` with a re-ranker (its score of every pair) and, with a
+        learned fusion (or ``for_fusion``: its training), ``"label"`` (the
+        sigmoid of the label classifier, which rates every candidate, reached
+        by ELIAS's search or not).
+        """
+        from skxmc.indexing import XRLinearModel
+        from skxmc.nn._transformer import tokenize
+        from skxmc.training import dedup_rows
+
+        token_ids = tokenize(self.tokenizer, texts, self.config.max_length)
+        scores, candidates, emb = self.elias_topk(
+            token_ids, size, with_embeddings=True, **search
+        )
+        ids, pair_scorer, X_tfidf = candidates, None, None
+        if self.reranker is not None:
+            X_tfidf = self.vectorizer.transform(texts)
+        if isinstance(self.reranker, XRLinearModel):
+            _, proposed, pair_scorer = self.reranker.predict_topk(
+                X_tfidf, k=min(size, self.n_labels), return_pair_scorer=True
+            )
+            ids = dedup_rows(np.concatenate([candidates, proposed], axis=1))
+        valid = ids >= 0
+        parts = {"elias": _scores_of(ids, candidates, scores, self.n_labels)}
+        if pair_scorer is not None:
+            parts["rerank"] = pair_scorer(ids)
+        elif self.reranker is not None:
+            rerank = self.reranker.score(_rerank_features(emb, X_tfidf), ids)
+            parts["rerank"] = np.where(valid, rerank, 0.0).astype(np.float32)
+        if for_fusion or self.fusion is not None:
+            parts["label"] = self._label_scores(emb, ids)
+        return ids, parts
+
+    def _label_scores(self, emb: np.ndarray, ids: np.ndarray, block: int = 256):
+        """``sigmoid(w_l . emb + b_l)`` of every pair (0 on ``-1`` slots),
+        on the CPU copy of the network, a block of rows at a time (the
+        gathered label weights of a block are ``block x m x hidden``)."""
+        out = np.zeros(ids.shape, dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, ids.shape[0], block):
+                rows = slice(start, start + block)
+                logits = self.network.label_logits(
+                    torch.from_numpy(np.ascontiguousarray(emb[rows])),
+                    torch.from_numpy(ids[rows]),
+                )
+                out[rows] = torch.sigmoid(logits).numpy()
+        out[ids < 0] = 0.0
+        return out
+
+    def _fusion_inputs(self, ids, parts) -> np.ndarray:
+        """The ``(n, m, f)`` features of the learned fusion: ELIAS's score,
+        the label classifier's, ``log(1 + training count)`` of the label
+        and, with a re-ranker, its score (0 on ``-1`` slots)."""
+        columns = [
+            parts["elias"],
+            parts["label"],
+            self.log_frequency[np.maximum(ids, 0)],
+        ]
+        if "rerank" in parts:
+            columns.append(parts["rerank"])
+        features = np.stack(columns, axis=-1).astype(np.float32)
+        features[ids < 0] = 0.0
+        return features
 
     def elias_topk(
         self,
@@ -588,7 +732,8 @@ loss_curve, fit_times
         return state
 
     def __setstate__(self, state):
-        vars(self).update(state)
+        # models saved before the learned fusion have neither attribute
+        vars(self).update({"fusion": None, "log_frequency": None, **state})
         self._device_cache = None
 
 
@@ -787,6 +932,25 @@ def _embed_rows(net, token_ids, cache, start, stop, pad_id, device):
 
     input_ids, mask = collate(token_ids[start:stop], pad_id, device)
     return _embed(net, input_ids, mask).float()
+
+
+def _scores_of(ids, candidates, scores, n_labels: int) -> np.ndarray:
+    """The score of each ``ids[i, j]`` among row ``i``'s ``candidates`` (0
+    where the row's candidates do not hold it, and on ``-1`` slots)."""
+    rows = np.arange(ids.shape[0], dtype=np.int64)[:, None]
+    listed = candidates >= 0
+    keys = (rows * (n_labels + 1) + candidates + 1)[listed]
+    values = scores[listed]
+    order = np.argsort(keys, kind="stable")
+    keys, values = keys[order], values[order]
+    wanted = rows * (n_labels + 1) + ids + 1
+    pos = np.minimum(np.searchsorted(keys, wanted), max(keys.size - 1, 0))
+    found = (ids >= 0) & (keys.size > 0)
+    if keys.size:
+        found &= keys[pos] == wanted
+    out = np.zeros(ids.shape, dtype=np.float32)
+    out[found] = values[pos[found]]
+    return out
 
 
 def _rerank_features(emb: np.ndarray, X_tfidf) -> sp.csr_matrix:

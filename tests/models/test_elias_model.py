@@ -281,3 +281,159 @@ def test_batched_outputs_of_no_documents_are_empty(trained):
         np.float32,
     )
     assert trained.elias_topk([], 3)[0].shape == (0, 3)
+
+
+# ------------------------------------------------- re-rankers and fusion
+def _elias_lists(model, docs, size):
+    from skxmc.nn._transformer import tokenize
+
+    token_ids = tokenize(model.tokenizer, docs, model.config.max_length)
+    return model.elias_topk(token_ids, size, with_embeddings=True)
+
+
+def _union(a, b):
+    return [sorted(set(r) | set(s)) for r, s in zip(a.tolist(), b.tolist())]
+
+
+def test_scores_of_equals_a_dictionary_lookup():
+    from skxmc.models._elias import _scores_of
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n, m, n_labels = rng.integers(1, 6), rng.integers(1, 7), rng.integers(1, 9)
+        candidates = np.full((n, m), -1, dtype=np.int64)
+        scores = np.full((n, m), -np.inf, dtype=np.float32)
+        for i in range(n):
+            size = rng.integers(0, min(m, n_labels) + 1)
+            candidates[i, :size] = rng.choice(n_labels, size, replace=False)
+            scores[i, :size] = rng.random(size)
+        ids = rng.integers(-1, n_labels, size=(n, rng.integers(1, 9)))
+        out = _scores_of(ids, candidates, scores, int(n_labels))
+        for i in range(n):
+            table = {c: s for c, s in zip(candidates[i], scores[i]) if c >= 0}
+            expected = [table.get(j, 0.0) if j >= 0 else 0.0 for j in ids[i]]
+            np.testing.assert_array_equal(out[i], np.float32(expected))
+
+
+@pytest.fixture(scope="module")
+def xr_reranked(tiny_bert, data):
+    (docs, Y), _ = data
+    return _train(
+        tiny_bert, docs, Y, seed=11, reranker="xr-linear", rerank_size=3,
+        reranker_params={"C": 10.0},
+    )  # fmt: skip
+
+
+def test_xr_linear_reranker_leaves_the_elias_fit_unchanged(xr_reranked, trained):
+    from skxmc.indexing import XRLinearModel
+
+    assert isinstance(xr_reranked.reranker, XRLinearModel)
+    assert xr_reranked.fusion is None and "reranker" in xr_reranked.fit_times
+    for p, q in zip(
+        xr_reranked.network.state_dict().values(),
+        trained.network.state_dict().values(),
+    ):
+        assert torch.equal(p, q)
+
+
+def test_xr_linear_weights_fusion_is_the_literal_sum_over_both_lists(xr_reranked, data):
+    _, (docs, _) = data
+    model, size, w = xr_reranked, 4, 0.3  # max(k, rerank_size)
+    elias, candidates, _ = _elias_lists(model, docs, size)
+    X = model.vectorizer.transform(docs)
+    _, proposed = model.reranker.predict_topk(X, k=size)
+    union = _union(candidates, proposed)
+    scores, labels = model.predict_topk(docs, 4, rerank_weight=w)
+    for i, ids in enumerate(union):
+        ids = [j for j in ids if j >= 0]
+        own = dict(zip(candidates[i].tolist(), elias[i].tolist()))
+        xr = model.reranker.score_pairs(X[i], np.array([ids]))[0]
+        fused = {j: (1 - w) * own.get(j, 0.0) + w * x for j, x in zip(ids, xr)}
+        best = sorted(fused.values(), reverse=True)[:4]
+        np.testing.assert_allclose(scores[i, : len(best)], best, rtol=1e-5)
+        assert all(np.isclose(fused[j], s, rtol=1e-5) for j, s in
+                   zip(labels[i], scores[i]) if j >= 0)  # fmt: skip
+        assert set(labels[i][labels[i] >= 0]) <= set(ids)
+
+
+@pytest.fixture(scope="module")
+def fused(tiny_bert, data):
+    (docs, Y), _ = data
+    return _train(
+        tiny_bert, docs, Y, seed=11, reranker="xr-linear", rerank_size=3,
+        reranker_params={"C": 10.0}, fusion="learned", fusion_fraction=0.25,
+    )  # fmt: skip
+
+
+def test_learned_fusion_rows_are_held_out_of_everything_else(fused, tiny_bert, data):
+    from skxmc.training._data import hold_out_rows
+
+    (docs, Y), (test_docs, _) = data
+    _, kept = hold_out_rows(np.arange(len(docs)), 0.25, 12, "fusion_fraction")
+    alone = _train(
+        tiny_bert, [docs[i] for i in kept], Y[kept], seed=11, reranker="xr-linear",
+        rerank_size=3, reranker_params={"C": 10.0},
+    )  # fmt: skip
+    assert fused.loss_curve == alone.loss_curve
+    for p, q in zip(
+        fused.network.state_dict().values(), alone.network.state_dict().values()
+    ):
+        assert torch.equal(p, q)
+    assert fused.vectorizer.vocabulary_ == alone.vectorizer.vocabulary_
+    X = alone.vectorizer.transform(test_docs)
+    np.testing.assert_array_equal(
+        fused.reranker.predict_topk(X, k=3)[1], alone.reranker.predict_topk(X, k=3)[1]
+    )
+    np.testing.assert_allclose(
+        np.expm1(fused.log_frequency), np.asarray(Y[kept].sum(0)).ravel(), rtol=1e-5
+    )
+    assert "fusion" in fused.fit_times
+
+
+def test_learned_fusion_scores_its_literal_features(fused, data):
+    _, (docs, _) = data
+    model, size = fused, 4  # max(k, rerank_size)
+    elias, candidates, emb = _elias_lists(model, docs, size)
+    X = model.vectorizer.transform(docs)
+    _, proposed = model.reranker.predict_topk(X, k=size)
+    union = _union(candidates, proposed)
+    width = max(len(u) for u in union)
+    ids = np.full((len(docs), width), -1, dtype=np.int64)
+    features = np.zeros((len(docs), width, 4), dtype=np.float32)
+    W = model.network.label_weight.detach().numpy()
+    b = model.network.label_bias.detach().numpy()
+    for i, row in enumerate(union):
+        own = dict(zip(candidates[i].tolist(), elias[i].tolist()))
+        ids[i, width - len(row) :] = row  # dedup_rows pads at the front
+        xr = model.reranker.score_pairs(X[i], np.array([row]))[0]
+        for slot, (j, x) in enumerate(zip(row, xr), start=width - len(row)):
+            label = 1 / (1 + np.exp(-(W[j] @ emb[i] + b[j])))
+            features[i, slot] = [own.get(j, 0.0), label, model.log_frequency[j], x]
+    expected = model.fusion.predict(features, ids)
+    scores, labels = model.predict_topk(docs, 4)
+    for i in range(len(docs)):
+        order = np.argsort(-expected[i], kind="stable")[:4]
+        np.testing.assert_allclose(scores[i], expected[i][order], rtol=1e-4, atol=1e-6)
+        assert set(labels[i]) <= set(ids[i]) | {-1}
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.predict_topk(docs, 4)[1], labels)
+
+
+def test_a_model_pickled_before_the_fusion_loads(trained, data):
+    _, (docs, _) = data
+    state = trained.__getstate__()
+    del state["fusion"], state["log_frequency"]
+    old = EliasModel.__new__(EliasModel)
+    old.__setstate__(state)
+    assert old.fusion is None
+    np.testing.assert_array_equal(
+        old.predict_topk(docs, 4)[1], trained.predict_topk(docs, 4)[1]
+    )
+
+
+def test_unknown_reranker_or_fusion_is_an_error(tiny_bert, data):
+    (docs, Y), _ = data
+    with pytest.raises(ValueError, match="reranker must be None or one of"):
+        _train(tiny_bert, docs, Y, seed=0, reranker="dense")
+    with pytest.raises(ValueError, match="fusion must be one of"):
+        _train(tiny_bert, docs, Y, seed=0, fusion="mean")
