@@ -11,7 +11,8 @@ step cannot eat the others' time:
    time, peak GPU memory (``torch.cuda.max_memory_allocated``; fresh process per
    model, reset at its start), batch and single-query latency, P@1/3/5,
    nDCG@5, PSP@1/3/5 (BENCHMARKS.md protocol: test filter pairs removed, PSP
-   with A=0.55, B=1.5 on the training labels). A model still running at its
+   with A=0.55, B=1.5 on the training labels), and R@100 for the text
+   models (one more prediction, k=100). A model still running at its
    limit is stopped (its Python stack is dumped into its log first) and its
    row says "timed out".
 
@@ -20,7 +21,9 @@ Steps run only when named in ``--only`` (together they outlast one call):
 epochs, 64 tokens) and the encoder options at the schedule a CPU affords,
 previewed on the GPU: ``elias_cpu`` and ``xr_transformer_cpu``
 (``trainable_layers=2``, the CPU value of ``"auto"``) and
-``dual_encoder_cpu`` (top layer only, 2 epochs); ``decaf_encoder`` (DECAF Run D
+``dual_encoder_cpu`` (top layer only, 2 epochs); ``elias_fused`` (``elias_cpu``
+with the XR-Linear re-ranker and the learned fusion on 10% held-out rows, on
+the BENCHMARKS.md TF-IDF recipe); ``decaf_encoder`` (DECAF Run D
 with the frozen encoder beside it: ``encoder``, the benchmarks' TF-IDF as its
 ``vectorizer``, raw text in). Cached-state fine-tuning is
 the same computation on either device, so their accuracy is the CPU's; their
@@ -162,6 +165,7 @@ TREE_LIMIT = 64 * MIB  # what the device tool carries
 ENCODER_NAME = "all-MiniLM-L6-v2-fp16"
 WHEELS = ["pynndescent"]  # pure-python dependencies the GPU image lacks
 K = 10
+RECALL_K = 100
 
 # DECAF "Run D" of results/decaf_cpu.txt, with the 5+5 epochs a GPU affords.
 RUN_D = {**DECAF_RUN_D, "n_epochs": 5}
@@ -226,6 +230,26 @@ PLAN = {
         "n_single": 50,
         "limit": 150,
     },
+    # issue 12 must-show 2: ELIAS + XR-Linear with the fusion learned on
+    # held-out rows (as DECAF's), at the CPU schedule
+    "elias_fused": {
+        "params": {
+            **TEXT,
+            "n_epochs": (3, 3),
+            "batch_size": 128,
+            "trainable_layers": 2,
+            "reranker": "xr-linear",
+            "fusion": "learned",
+            "tfidf_params": {
+                "ngram_range": (1, 2),
+                "min_df": 2,
+                "max_features": 200_000,
+            },
+        },
+        "settings": [{}],
+        "n_single": 50,
+        "limit": 240,
+    },
     "xr_transformer_cpu": {
         "params": {**TEXT, "trainable_layers": 2},
         "settings": [{}],
@@ -259,6 +283,7 @@ SMOKE = {
     "xr_transformer": {"params": {}},
     "dual_encoder": {"params": {"n_epochs": 1, "max_length": 32}},
     "elias_cpu": {"params": {"n_epochs": (1, 1), "batch_size": 64}},
+    "elias_fused": {"params": {"n_epochs": (1, 1), "batch_size": 64}},
     "xr_transformer_cpu": {"params": {}},
     "dual_encoder_cpu": {"params": {"n_epochs": 1, "max_length": 32}},
     "decaf_encoder": {"params": {"n_epochs": 1, "embedding_dim": 64}},
@@ -275,6 +300,7 @@ NAMES = {
     "xr_transformer": "XRTransformerClassifier",
     "dual_encoder": "DualEncoderClassifier",
     "elias_cpu": "EliasClassifier (CPU schedule)",
+    "elias_fused": "EliasClassifier (CPU schedule, XR-Linear, learned fusion)",
     "xr_transformer_cpu": "XRTransformerClassifier (CPU schedule)",
     "dual_encoder_cpu": "DualEncoderClassifier (CPU schedule)",
     "decaf_encoder": "DecafClassifier (frozen encoder beside it)",
@@ -536,10 +562,18 @@ def run_model(name: str, work: Path, encoder: str, smoke: bool) -> None:
         clf.set_params(**setting)
         timed = time_predictions(clf, X_test, k=K, n_single=plan["n_single"])
         report = protocol_report(d, timed["topk"])
+        metrics = {c: float(report[c]) for c in METRIC_COLUMNS}
+        if text_model:  # issue 12 compares the text models' recall
+            from skxmc.metrics import recall_at_k
+
+            topk = clf.predict_topk(X_test, k=RECALL_K)
+            metrics[f"R@{RECALL_K}"] = float(
+                recall_at_k(d["Y_test"], topk, k=RECALL_K, filter=d["filter_test"])
+            )
         result["rows"].append(
             {
                 "setting": setting,
-                "metrics": {c: float(report[c]) for c in METRIC_COLUMNS},
+                "metrics": metrics,
                 "batch_ms": timed["batch_ms"],
                 "single_ms": timed["single_ms"],
             }
@@ -659,6 +693,7 @@ def report(header: list[str], tests: dict, results: dict, smoke: bool) -> str:
         "model",
         "setting",
         *METRIC_COLUMNS,
+        f"R@{RECALL_K}",
         "fit s",
         "peak GPU GiB (fit / all)",
         "predict ms/query (batch)",
@@ -677,6 +712,9 @@ def report(header: list[str], tests: dict, results: dict, smoke: bool) -> str:
                     NAMES[name],
                     setting or "-",
                     *(f"{100 * row['metrics'][c]:.2f}" for c in METRIC_COLUMNS),
+                    fmt(100 * row["metrics"][f"R@{RECALL_K}"], ".2f")
+                    if f"R@{RECALL_K}" in row["metrics"]
+                    else "-",
                     f"{r['fit_s']:.1f}",
                     f"{fmt(r['peak_gib_fit'])} / {fmt(r['peak_gib_all'])}",
                     f"{row['batch_ms']:.3f}",
@@ -686,7 +724,7 @@ def report(header: list[str], tests: dict, results: dict, smoke: bool) -> str:
                 lines.append("| " + " | ".join(cells) + " |")
         else:
             # stopped before its first setting: the fit's figures, if it ended
-            cells = [NAMES[name], "-", *["-"] * len(METRIC_COLUMNS)]
+            cells = [NAMES[name], "-", *["-"] * (len(METRIC_COLUMNS) + 1)]
             cells.append(fmt(r.get("fit_s"), ".1f"))
             cells.append(
                 f"{fmt(r.get('peak_gib_fit'))} / {fmt(r.get('peak_gib_all'))}"
