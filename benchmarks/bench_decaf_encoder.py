@@ -16,11 +16,16 @@ test set read, at that tilt (and at tilt 0, the P@1-first setting). XR-Linear
 
     PYTHONPATH=. python benchmarks/bench_decaf_encoder.py --data debian \\
         --model decaf --encoder ../shared/models/all-MiniLM-L6-v2-fp16
+
+``--encoder-training '{}'`` fine-tunes the encoder first, as a dual encoder on
+the network's training rows (``encoder_training``; ``{}`` keeps the
+estimator's CPU schedule, a JSON dict overrides its keys).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import sys
@@ -86,6 +91,12 @@ def main(argv=None) -> None:
     parser.add_argument("--model", choices=("decaf", "eclare"), default="decaf")
     parser.add_argument("--encoder", default=None, help="None: without the encoder")
     parser.add_argument("--encoder-shortlist-size", type=int, default=50)
+    parser.add_argument(
+        "--encoder-training",
+        type=json.loads,
+        default=None,
+        help="JSON dict: fine-tune the encoder (encoder_training); None: frozen",
+    )
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument(
         "--epochs", type=int, default=None, help="n_epochs; default Run D's"
@@ -124,6 +135,7 @@ def main(argv=None) -> None:
         "vectorizer": benchmark_vectorizer(),
         "encoder": args.encoder,
         "encoder_shortlist_size": args.encoder_shortlist_size,
+        "encoder_training": args.encoder_training,
         "max_length": args.max_length,
         "n_epochs": args.epochs or DECAF_RUN_D["n_epochs"],
         "device": "cpu",

@@ -23,6 +23,17 @@ from skxmc.utils._validation import DEVICE_CONSTRAINT, named_vocabulary_error
 __all__ = ["DecafClassifier"]
 
 
+#: The fine-tuning of ``encoder_training`` unless its dict says otherwise: the
+#: dual encoder's CPU schedule of benchmarks/results/alc_cpu.txt.
+ENCODER_TRAINING_DEFAULTS = {
+    "loss": "tcm",
+    "trainable_layers": 1,
+    "n_epochs": 2,
+    "learning_rate": 2e-4,
+    "batch_size": 64,
+}
+
+
 class _BaseDecaf(BaseXMCClassifier):
     """The facade shared by DecafClassifier and EclareClassifier.
 
@@ -115,7 +126,31 @@ class _BaseDecaf(BaseXMCClassifier):
         if pooling == "auto":
             pooling = read_pooling(self.encoder) or "cls"
         return EncoderComponent(
-            model, tokenizer, pooling=pooling, max_length=self.max_length
+            model,
+            tokenizer,
+            pooling=pooling,
+            max_length=self.max_length,
+            training=self._encoder_training_config(),
+        )
+
+    def _encoder_training_config(self):
+        """``encoder_training`` as a DualEncoderConfig (None: frozen)."""
+        if self.encoder_training is None:
+            return None
+        from dataclasses import fields
+
+        from skxmc.models import DualEncoderConfig
+
+        own = {"max_length", "label_max_length", "pooling", "inference_batch_size"}
+        allowed = {f.name for f in fields(DualEncoderConfig)} - own
+        unknown = sorted(set(self.encoder_training) - allowed)
+        if unknown:
+            raise ValueError(
+                f"encoder_training has unknown keys {unknown}; allowed: "
+                f"{sorted(allowed)}."
+            )
+        return DualEncoderConfig(
+            **{**ENCODER_TRAINING_DEFAULTS, **self.encoder_training}
         )
 
     def _token_embeddings(self, n_features: int, seed: int):
@@ -525,6 +560,21 @@ class DecafClassifier(_BaseDecaf):
     encoder_shortlist_size : int, default=50
         Labels of highest encoder cosine added to every shortlist (with
         ``encoder``).
+    encoder_training : dict or None, default=None
+        None: the encoder stays frozen. A dict: before its label texts are
+        encoded, the encoder is fine-tuned as a dual encoder
+        (:class:`~skxmc.DualEncoderClassifier`'s engine) on the network's
+        training rows, never on the fusion's held-out rows, so that the
+        fusion learns how far to trust its cosine on rows it did not see.
+        Keys: the training parameters of ``DualEncoderClassifier``
+        (:class:`~skxmc.models.DualEncoderConfig` fields: ``loss``,
+        ``n_epochs``, ``trainable_layers``, ``learning_rate``,
+        ``batch_size``, ...; the length and pooling are ``max_length`` and
+        ``pooling``), over the schedule measured on 2 CPU cores in
+        ``benchmarks/results/alc_cpu.txt``: ``{"loss": "tcm",
+        "trainable_layers": 1, "n_epochs": 2, "learning_rate": 2e-4,
+        "batch_size": 64}``. Not checkpointed: a resumed fit fine-tunes the
+        encoder again (after the network's training).
     max_label_tokens : int, default=None
         If set, keep only the ``max_label_tokens`` largest TF-IDF entries of
         every label's (and cluster's) features: label vectors get cheaper to
@@ -645,6 +695,7 @@ class DecafClassifier(_BaseDecaf):
         "pooling": [StrOptions({"auto", "cls", "mean"})],
         "max_length": [Interval(Integral, 2, None, closed="left")],
         "encoder_shortlist_size": [Interval(Integral, 0, None, closed="left")],
+        "encoder_training": [dict, None],
         "max_label_tokens": [Interval(Integral, 1, None, closed="left"), None],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -679,6 +730,7 @@ class DecafClassifier(_BaseDecaf):
         pooling="auto",
         max_length=64,
         encoder_shortlist_size=50,
+        encoder_training=None,
         max_label_tokens=None,
         early_stopping=False,
         validation_fraction=0.1,
@@ -713,6 +765,7 @@ class DecafClassifier(_BaseDecaf):
         self.pooling = pooling
         self.max_length = max_length
         self.encoder_shortlist_size = encoder_shortlist_size
+        self.encoder_training = encoder_training
         self.max_label_tokens = max_label_tokens
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction

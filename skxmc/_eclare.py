@@ -131,6 +131,21 @@ class EclareClassifier(_BaseDecaf):
     encoder_shortlist_size : int, default=50
         Labels of highest encoder cosine added to every shortlist (with
         ``encoder``).
+    encoder_training : dict or None, default=None
+        None: the encoder stays frozen. A dict: before its label texts are
+        encoded, the encoder is fine-tuned as a dual encoder
+        (:class:`~skxmc.DualEncoderClassifier`'s engine) on the network's
+        training rows, never on the fusion's held-out rows, so that the
+        fusion learns how far to trust its cosine on rows it did not see.
+        Keys: the training parameters of ``DualEncoderClassifier``
+        (:class:`~skxmc.models.DualEncoderConfig` fields: ``loss``,
+        ``n_epochs``, ``trainable_layers``, ``learning_rate``,
+        ``batch_size``, ...; the length and pooling are ``max_length`` and
+        ``pooling``), over the schedule measured on 2 CPU cores in
+        ``benchmarks/results/alc_cpu.txt``: ``{"loss": "tcm",
+        "trainable_layers": 1, "n_epochs": 2, "learning_rate": 2e-4,
+        "batch_size": 64}``. Not checkpointed: a resumed fit fine-tunes the
+        encoder again (after the network's training).
     max_label_tokens : int, default=None
         Keep only this many largest TF-IDF entries per label.
     early_stopping : bool, default=False
@@ -260,6 +275,7 @@ class EclareClassifier(_BaseDecaf):
         pooling="auto",
         max_length=64,
         encoder_shortlist_size=50,
+        encoder_training=None,
         max_label_tokens=None,
         early_stopping=False,
         validation_fraction=0.1,
@@ -294,6 +310,7 @@ class EclareClassifier(_BaseDecaf):
         self.pooling = pooling
         self.max_length = max_length
         self.encoder_shortlist_size = encoder_shortlist_size
+        self.encoder_training = encoder_training
         self.max_label_tokens = max_label_tokens
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction

@@ -419,7 +419,11 @@ class DecafModel:
             start = self._stage_done("reranker", start, verbose)
         docs = None
         if self.encoder is not None:
-            self.encoder.fit(label_texts, device=device)  # frozen: once
+            # fine-tuned (if it is) on the network's rows: not the fusion's
+            self.encoder.fit(
+                label_texts, device=device, texts=[texts[i] for i in rows],
+                Y=Y[rows], seed=seed, verbose=verbose,
+            )  # fmt: skip
             docs = self.encoder.encode([texts[i] for i in fusion_rows], device=device)
             start = self._stage_done("encoder", start, verbose)
         if fusion_rows is not None:

@@ -1,4 +1,4 @@
-"""A frozen pretrained text encoder as a component of the DECAF engine."""
+"""A pretrained text encoder, frozen or fine-tuned, as a DECAF engine component."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ __all__ = ["EncoderComponent"]
 
 
 class EncoderComponent:
-    """A frozen sentence encoder beside DECAF's bag-of-words network.
+    """A sentence encoder beside DECAF's bag-of-words network.
 
     DECAF reads documents and label texts as bags of words; a pretrained
     sentence encoder (for example all-MiniLM-L6-v2) reads them as sentences
@@ -24,8 +24,15 @@ class EncoderComponent:
     - the learned fusion (:meth:`fusion_parts`): each pair's cosine of
       document and label text (``"encoder"``).
 
-    The encoder is never trained: label texts are encoded once in
-    :meth:`fit`, documents at each prediction (:meth:`encode`). (A second
+    By default the encoder is not trained: label texts are encoded once in
+    :meth:`fit`, documents at each prediction (:meth:`encode`). With
+    ``training``, :meth:`fit` first fine-tunes it as a dual encoder
+    (:class:`~skxmc.models.DualEncoderModel`: the same encoder for documents
+    and label texts, cosine scores, the loss and schedule of ``training``)
+    on the documents and labels it is given, which DECAF takes from the
+    network's own training rows, never from the fusion's held-out rows (the
+    fusion must learn how far to trust the cosine on rows the encoder did
+    not see). (A second
     fusion feature, the cosine with the centroid of each label's encoded
     training documents, was measured and not kept: on held-out training
     rows of LF-DebianPackages it did not help, and it costs an encoding of
@@ -43,12 +50,18 @@ class EncoderComponent:
         Tokens per text, special tokens included.
     batch_size : int, default=256
         Texts per forward pass.
+    training : DualEncoderConfig or None, default=None
+        Fine-tune the encoder in :meth:`fit` with these hyper-parameters
+        (its ``max_length``, ``label_max_length`` and ``pooling`` are this
+        component's); None: frozen.
 
     Attributes
     ----------
     shortlist_ : LabelShortlist
         The exact cosine index of the label-text embeddings (the one the
         dual encoder retrieves with).
+    loss_curve_ : list of float
+        With ``training``: the fine-tuning's mean loss per epoch.
 
     Examples
     --------
@@ -70,17 +83,29 @@ class EncoderComponent:
         pooling: str = "mean",
         max_length: int = 64,
         batch_size: int = 256,
+        training=None,
     ):
         self.model = model
         self.tokenizer = tokenizer
         self.pooling = pooling
         self.max_length = max_length
         self.batch_size = batch_size
+        self.training = training
         self.shortlist_ = None
+        self.loss_curve_ = []
 
     # ------------------------------------------------------------------ fit
-    def fit(self, label_texts: Sequence[str], *, device="cpu") -> EncoderComponent:
-        """Encode the label texts.
+    def fit(
+        self,
+        label_texts: Sequence[str],
+        *,
+        device="cpu",
+        texts: Sequence[str] | None = None,
+        Y=None,
+        seed: int = 0,
+        verbose: int = 0,
+    ) -> EncoderComponent:
+        """Fine-tune the encoder (with ``training``), then encode the label texts.
 
         Parameters
         ----------
@@ -88,13 +113,45 @@ class EncoderComponent:
             One text per label.
         device : str or torch.device, default="cpu"
             Where the encoder runs.
+        texts : sequence of str, default=None
+            The documents to fine-tune on (required with ``training``).
+        Y : sparse matrix of shape (n_texts, n_labels), default=None
+            Their labels (required with ``training``).
+        seed : int, default=0
+            Seeds the fine-tuning.
+        verbose : int, default=0
+            The fine-tuning's progress output.
 
         Returns
         -------
         self : EncoderComponent
             With :attr:`shortlist_`.
         """
-        self._index(self.encode(label_texts, device=device))
+        if self.training is None:
+            self._index(self.encode(label_texts, device=device))
+            return self
+        if texts is None or Y is None:
+            raise ValueError("A fine-tuned encoder needs the documents and Y.")
+        from dataclasses import replace
+
+        from skxmc.models._dual_encoder import DualEncoderModel
+
+        config = replace(
+            self.training,
+            max_length=self.max_length,
+            label_max_length=self.max_length,
+            pooling=self.pooling,
+            inference_batch_size=self.batch_size,
+        )
+        dual = DualEncoderModel.train(
+            list(texts), Y, list(label_texts), encoder=self.model,
+            tokenizer=self.tokenizer, config=config, seed=seed, device=device,
+            verbose=verbose,
+        )  # fmt: skip
+        self.model = dual.network.encoder  # the fine-tuned weights, on the CPU
+        self.loss_curve_ = list(dual.loss_curve)
+        # the label texts encoded by the final weights, as encode() would
+        self._index(dual.label_embeddings)
         return self
 
     def _index(self, label_embeddings: np.ndarray) -> None:

@@ -187,3 +187,60 @@ def test_changed_encoder_weights_do_not_resume(data, tmp_path):
     assert not np.allclose(
         first.model_.encoder.label_embeddings_, other.model_.encoder.label_embeddings_
     )
+
+
+# ------------------------------------------------------ fine-tuned encoder
+def test_fine_tuned_encoder_learns_on_the_network_rows_only(data, monkeypatch):
+    import torch
+    from sklearn.utils import check_random_state
+
+    from skxmc.models._dual_encoder import DualEncoderModel
+    from skxmc.training._data import hold_out_rows
+
+    texts, Y, label_text = data
+    seen = []
+    real = DualEncoderModel.train.__func__
+
+    def spy(cls, texts, Y, label_texts, **kwargs):
+        seen.append((list(texts), Y.copy()))
+        return real(cls, texts, Y, label_texts, **kwargs)
+
+    monkeypatch.setattr(DualEncoderModel, "train", classmethod(spy))
+    params = {**ENCODER_PARAMS, "encoder": tiny_bert_dir()}
+    training = {"n_epochs": 2, "batch_size": 16, "learning_rate": 1e-3}
+    tuned = DecafClassifier(**params, encoder_training=training).fit(
+        texts[:120], Y[:120], label_info=LabelInfo(text=label_text)
+    )
+    # the fusion's held-out rows (seed + 1 of the drawn seed) are not seen
+    seed = int(check_random_state(0).randint(np.iinfo(np.int32).max))
+    _, kept = hold_out_rows(np.arange(120), 0.25, seed + 1, "fusion_fraction")
+    assert len(seen) == 1
+    assert seen[0][0] == [texts[i] for i in kept]
+    assert (seen[0][1] != Y[kept]).nnz == 0
+    component = tuned.model_.encoder
+    assert len(component.loss_curve_) == 2
+    frozen, _ = load_encoder(tiny_bert_dir())
+    changed = [
+        not torch.equal(p, q)
+        for p, q in zip(component.model.parameters(), frozen.parameters())
+    ]
+    assert any(changed)
+    # the label index holds the fine-tuned encoder's embeddings of the texts
+    np.testing.assert_allclose(
+        component.label_embeddings_, component.encode(label_text), atol=2e-3
+    )
+    frozen_fit = DecafClassifier(**params).fit(
+        texts[:120], Y[:120], label_info=LabelInfo(text=label_text)
+    )
+    assert not np.allclose(
+        frozen_fit.model_.encoder.label_embeddings_, component.label_embeddings_
+    )
+
+
+def test_encoder_training_rejects_unknown_keys(data):
+    texts, Y, label_text = data
+    params = {**ENCODER_PARAMS, "encoder": tiny_bert_dir()}
+    with pytest.raises(ValueError, match="unknown keys \\['max_length'\\]"):
+        DecafClassifier(**params, encoder_training={"max_length": 8}).fit(
+            texts[:60], Y[:60], label_info=LabelInfo(text=label_text)
+        )
