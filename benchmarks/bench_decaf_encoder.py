@@ -19,7 +19,11 @@ test set read, at that tilt (and at tilt 0, the P@1-first setting). XR-Linear
 
 ``--encoder-training '{}'`` fine-tunes the encoder first, as a dual encoder on
 the network's training rows (``encoder_training``; ``{}`` keeps the
-estimator's CPU schedule, a JSON dict overrides its keys).
+estimator's CPU schedule, a JSON dict overrides its keys). On the GPU machine,
+from a ``gpu_suite.py --prepare`` bundle::
+
+    PYTHONPATH=. python benchmarks/bench_decaf_encoder.py --bundle .gpu_bundle \\
+        --device cuda --encoder bundle --encoder-training '{}'
 """
 
 from __future__ import annotations
@@ -57,9 +61,9 @@ TILTS = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
 METRICS = ("P@1", "P@3", "P@5", "nDCG@5", "PSP@1", "PSP@3", "PSP@5")
 
 
-def load(name: str) -> dict:
+def load(name: str, bundle=None) -> dict:
     if name == "debian":
-        return load_lf_debian()
+        return load_lf_debian(bundle)
     if name == "debian-sample":
         return load_debian_sample()
     from skxmc.datasets import load_xc_repo
@@ -102,6 +106,13 @@ def main(argv=None) -> None:
         "--epochs", type=int, default=None, help="n_epochs; default Run D's"
     )
     parser.add_argument("--choice-fraction", type=float, default=0.1)
+    parser.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'auto'")
+    parser.add_argument(
+        "--bundle",
+        default=None,
+        help="LF-DebianPackages from a gpu_suite.py --prepare bundle (GPU "
+        "machine); with --encoder bundle, its MiniLM",
+    )
     parser.add_argument("--n-single", type=int, default=100)
     parser.add_argument("--verbose", type=int, default=1)
     args = parser.parse_args(argv)
@@ -115,7 +126,19 @@ def main(argv=None) -> None:
     print(
         "# command: python benchmarks/bench_decaf_encoder.py " + " ".join(sys.argv[1:])
     )
-    d = load(args.data)
+    if args.bundle and args.data != "debian":
+        parser.error("--bundle carries LF-DebianPackages only (--data debian)")
+    if args.bundle and args.encoder == "bundle":
+        import tempfile
+
+        from gpu_suite import unpack_bundle
+
+        work = Path(tempfile.mkdtemp(prefix="bench_decaf_encoder_"))
+        unpacked = unpack_bundle(Path(args.bundle), work)
+        args.encoder = str(unpacked["encoder"])
+        if unpacked["site"] is not None:  # the wheels the GPU image lacks
+            sys.path.insert(0, str(unpacked["site"]))
+    d = load(args.data, args.bundle)
     texts, Y = list(d["text_train"]), d["Y_train"].tocsr()
     choice, fit_rows = hold_out_rows(
         np.arange(len(texts)), args.choice_fraction, 0, "choice_fraction"
@@ -138,7 +161,7 @@ def main(argv=None) -> None:
         "encoder_training": args.encoder_training,
         "max_length": args.max_length,
         "n_epochs": args.epochs or DECAF_RUN_D["n_epochs"],
-        "device": "cpu",
+        "device": args.device,
         "random_state": 0,
         "verbose": args.verbose,
     }
