@@ -96,8 +96,12 @@ class _BaseDecaf(BaseXMCClassifier):
         return self
 
     def _encoder_component(self, texts):
-        """The frozen ``encoder`` as an engine component (None without one)."""
+        """The ``encoder`` as an engine component (None without one)."""
         if self.encoder is None:
+            if self.encoder_training is not None:
+                raise ValueError(
+                    "encoder_training fine-tunes the encoder: set encoder too."
+                )
             return None
         if texts is None:
             raise ValueError(
@@ -149,6 +153,15 @@ class _BaseDecaf(BaseXMCClassifier):
                 f"encoder_training has unknown keys {unknown}; allowed: "
                 f"{sorted(allowed)}."
             )
+        from skxmc import DualEncoderClassifier
+
+        # the dual encoder's own checks, before the network trains for nothing
+        try:
+            DualEncoderClassifier(
+                encoder=self.encoder, **self.encoder_training
+            )._validate_params()
+        except ValueError as error:
+            raise ValueError(f"encoder_training: {error}") from None
         return DualEncoderConfig(
             **{**ENCODER_TRAINING_DEFAULTS, **self.encoder_training}
         )

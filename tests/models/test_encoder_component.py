@@ -240,7 +240,16 @@ def test_fine_tuned_encoder_learns_on_the_network_rows_only(data, monkeypatch):
 def test_encoder_training_rejects_unknown_keys(data):
     texts, Y, label_text = data
     params = {**ENCODER_PARAMS, "encoder": tiny_bert_dir()}
+    info = LabelInfo(text=label_text)
     with pytest.raises(ValueError, match="unknown keys \\['max_length'\\]"):
         DecafClassifier(**params, encoder_training={"max_length": 8}).fit(
-            texts[:60], Y[:60], label_info=LabelInfo(text=label_text)
+            texts[:60], Y[:60], label_info=info
         )
+    with pytest.raises(ValueError, match=r"encoder_training: .*'loss'"):
+        DecafClassifier(**params, encoder_training={"loss": "hinge"}).fit(
+            texts[:60], Y[:60], label_info=info
+        )
+    with pytest.raises(ValueError, match="set encoder too"):
+        DecafClassifier(
+            **{**ENCODER_PARAMS, "fusion": "weights"}, encoder_training={}
+        ).fit(texts[:60], Y[:60], label_info=info)
