@@ -50,11 +50,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import sys
-import tempfile
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
@@ -372,13 +369,9 @@ def main():
         d = load_lf_debian(args.bundle)
         d = subset(d, args.max_train, args.max_test)
         if args.bundle and args.encoder == str(ENCODER):
-            from gpu_suite import unpack_bundle
+            from gpu_suite import bundle_encoder
 
-            work = Path(tempfile.mkdtemp(prefix="bench_alc_"))
-            unpacked = unpack_bundle(Path(args.bundle), work)
-            args.encoder = str(unpacked["encoder"])
-            if unpacked["site"] is not None:  # the wheels the GPU image lacks
-                sys.path.insert(0, str(unpacked["site"]))
+            args.encoder = bundle_encoder(args.bundle, "bench_alc_")
     else:
         d = restrict(load_debian_sample(), args.max_train or 600, args.max_test or 300)
     d["inv_p"] = inverse_propensity(d["Y_train"], A=0.55, B=1.5)

@@ -129,15 +129,9 @@ def main(argv=None) -> None:
     if args.bundle and args.data != "debian":
         parser.error("--bundle carries LF-DebianPackages only (--data debian)")
     if args.bundle and args.encoder == "bundle":
-        import tempfile
+        from gpu_suite import bundle_encoder
 
-        from gpu_suite import unpack_bundle
-
-        work = Path(tempfile.mkdtemp(prefix="bench_decaf_encoder_"))
-        unpacked = unpack_bundle(Path(args.bundle), work)
-        args.encoder = str(unpacked["encoder"])
-        if unpacked["site"] is not None:  # the wheels the GPU image lacks
-            sys.path.insert(0, str(unpacked["site"]))
+        args.encoder = bundle_encoder(args.bundle, "bench_decaf_encoder_")
     d = load(args.data, args.bundle)
     texts, Y = list(d["text_train"]), d["Y_train"].tocsr()
     choice, fit_rows = hold_out_rows(

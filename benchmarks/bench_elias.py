@@ -38,6 +38,7 @@ from skxmc import EliasClassifier
 from skxmc.metrics import recall_at_k
 
 from _common import (  # isort: skip (benchmarks/ is the script's own folder)
+    BENCHMARK_TFIDF_PARAMS,
     METRIC_COLUMNS,
     SHARED,
     load_benchmark_data,
@@ -53,11 +54,6 @@ ENCODER = SHARED / "models" / "all-MiniLM-L6-v2-fp16"
 RECALL_K = 100
 
 
-#: ``--benchmark-tfidf``: BENCHMARKS.md's TF-IDF (_common.benchmark_vectorizer)
-#: as ELIAS's ``tfidf_params`` (sublinear tf and float32 are its defaults).
-BENCHMARK_TFIDF = {"ngram_range": (1, 2), "min_df": 2, "max_features": 200_000}
-
-
 def run_elias(d: dict, args) -> dict:
     import torch
 
@@ -67,7 +63,7 @@ def run_elias(d: dict, args) -> dict:
     if args.trainable_layers is not None:
         optional["trainable_layers"] = args.trainable_layers
     if args.benchmark_tfidf:
-        optional["tfidf_params"] = BENCHMARK_TFIDF
+        optional["tfidf_params"] = BENCHMARK_TFIDF_PARAMS
     clf = EliasClassifier(
         encoder=args.encoder,
         max_length=args.max_length,
@@ -108,16 +104,26 @@ def run_elias(d: dict, args) -> dict:
             "fit_s": fit_s,
             "predict_s": time.perf_counter() - start,
         }
-    weights = args.rerank_weights if args.reranker else [None]
+    # (title, rerank_weight to set or None) of each scoring of the fit
+    scorings = [("EliasClassifier", None)]
     if args.fusion == "learned":
-        weights = [f"{args.reranker} re-ranker, learned fusion"]
-    for weight in weights:
-        title = "EliasClassifier"
-        if isinstance(weight, str):
-            title += f" + {weight}"
-        elif weight is not None:
+        title = "EliasClassifier + learned fusion"
+        if args.reranker:
+            title += f" ({args.reranker} re-ranker)"
+        scorings = [(title, None)]
+    elif args.reranker:
+        scorings = [
+            (
+                f"EliasClassifier + {args.reranker} re-ranker (weight {weight})"
+                if weight
+                else "EliasClassifier",
+                weight,
+            )
+            for weight in args.rerank_weights
+        ]
+    for title, weight in scorings:
+        if weight is not None:
             clf.set_params(rerank_weight=weight)
-            title += f" + {args.reranker} re-ranker (weight {weight})" if weight else ""
         start = time.perf_counter()
         topk = clf.predict_topk(texts, k=RECALL_K)
         rows[title] = {

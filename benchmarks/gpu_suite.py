@@ -145,6 +145,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from _common import (  # noqa: E402  isort: skip (benchmarks/ is the script's own folder)
+    BENCHMARK_TFIDF_PARAMS,
     DECAF_RUN_D,
     METRIC_COLUMNS,
     SHARED,
@@ -240,11 +241,7 @@ PLAN = {
             "trainable_layers": 2,
             "reranker": "xr-linear",
             "fusion": "learned",
-            "tfidf_params": {
-                "ngram_range": (1, 2),
-                "min_df": 2,
-                "max_features": 200_000,
-            },
+            "tfidf_params": BENCHMARK_TFIDF_PARAMS,
         },
         "settings": [{}],
         "n_single": 50,
@@ -456,6 +453,16 @@ def unpack_bundle(bundle: Path, work: Path) -> dict:
         "encoder": work / "models" / ENCODER_NAME,
         "wheels": [Path(w).name for w in wheels],
     }
+
+
+def bundle_encoder(bundle, prefix: str) -> str:
+    """A benchmark script's encoder on the GPU machine: the bundle's wheels
+    installed and put on ``sys.path``, its model unpacked into a new temporary
+    folder (``prefix``); returns the model's folder."""
+    unpacked = unpack_bundle(Path(bundle), Path(tempfile.mkdtemp(prefix=prefix)))
+    if unpacked["site"] is not None:  # the wheels the GPU image lacks
+        sys.path.insert(0, str(unpacked["site"]))
+    return str(unpacked["encoder"])
 
 
 def tiny_bert(folder: Path, d: dict) -> Path:
