@@ -52,7 +52,9 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
     probabilities: the classifier was trained to tell a query's label from
     its hardest non-gold label, so its probability may be a better
     confidence to put a threshold on than the cosine (measured in
-    ``benchmarks/bench_alc.py``). Wrap the classifier in
+    ``benchmarks/bench_alc.py``). With ``refine_epochs`` the labels also get
+    NGAME's refined per-label classifiers, and ``reranker="refined"`` fuses
+    their probability with the cosine (scores in [0, 1]). Wrap the classifier in
     :class:`~skxmc.TunedThresholdXMC` to pick ``threshold`` for a target
     precision.
 
@@ -123,14 +125,34 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         Label search in mining and prediction.
     n_neighbors : int, default=30
         Degree of the pynndescent graph (``"ann"``).
-    reranker : {"pair"} or None, default=None
-        ``"pair"``: re-rank the ``rerank_size`` labels of highest cosine by
-        ALC's pair classifier and score them by its probability (needs
-        ``loss="alc"`` or ``"alc+tcm"``). A prediction-time option: it can be
-        switched with ``set_params`` on a fitted model.
+    refine_epochs : int, default=0
+        Epochs of NGAME's per-label refinement after the encoder's training
+        (0: none): every label gets a classifier ``w_l = z_l + eta_l`` on its
+        fixed label embedding ``z_l`` plus a free vector and a bias
+        (:class:`~skxmc.nn.LabelEmbeddingClassifier`), trained by binary
+        cross-entropy on each training query's ``rerank_size`` labels of
+        highest cosine and its gold labels. The encoder is not touched: on
+        top of the query embeddings it costs seconds to minutes on a CPU.
+        Free vectors learn what the label text does not say (a head label's
+        many phrasings); a label with few or no training rows keeps its text
+        embedding. Used by ``reranker="refined"``.
+    refine_learning_rate : float, default=0.01
+        Adam learning rate of the refinement (free vectors, biases, scale).
+    reranker : {"pair", "refined"} or None, default=None
+        Re-rank the ``rerank_size`` labels of highest cosine. ``"pair"``:
+        by ALC's pair classifier, scored by its probability (needs
+        ``loss="alc"`` or ``"alc+tcm"``). ``"refined"``: by the fusion
+        ``(1 - refine_weight) * (1 + cos) / 2 + refine_weight * p`` of the
+        cosine and the refined classifier's probability ``p`` (needs
+        ``refine_epochs > 0``). A prediction-time option: it can be switched
+        with ``set_params`` on a fitted model.
     rerank_size : int, default=100
-        Cosine candidates per query re-ranked by the pair classifier (at
-        least the ``k`` asked for).
+        Cosine candidates per query re-ranked (at least the ``k`` asked
+        for), and the candidates the refinement trains on.
+    refine_weight : float, default=0.5
+        Weight of the refined classifiers in the ``"refined"`` score (0: the
+        cosine's order; 1: the classifiers' alone). A prediction-time option,
+        to be chosen on held-out rows.
     inference_batch_size : int, default=256
         Texts per forward pass without gradients.
     early_stopping : bool, default=False
@@ -191,9 +213,10 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
 
     Notes
     -----
-    Not implemented from NGAME: the per-label free-vector refinement
-    (module M4) and its score fusion, and growing the cluster size during
-    training. No checkpoints.
+    Not implemented from NGAME: growing the cluster size during training,
+    and its learned score fusion (the refinement's fusion weight
+    ``refine_weight`` is a parameter to choose on held-out rows). No
+    checkpoints.
 
     References
     ----------
@@ -225,7 +248,7 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
     _accepts_numeric = False
     _NEUTRAL_PARAMS = (
         *BaseXMCClassifier._NEUTRAL_PARAMS,
-        "inference_batch_size", "n_jobs", "memory", "reranker", "rerank_size",
+        "inference_batch_size", "n_jobs", "memory", "reranker", "refine_weight",
     )  # fmt: skip
 
     _parameter_constraints: dict = {
@@ -260,8 +283,11 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "retrieval": [StrOptions({"exact", "ann"})],
         "n_neighbors": [Interval(Integral, 2, None, closed="left")],
-        "reranker": [StrOptions({"pair"}), None],
+        "refine_epochs": [Interval(Integral, 0, None, closed="left")],
+        "refine_learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "reranker": [StrOptions({"pair", "refined"}), None],
         "rerank_size": [Interval(Integral, 1, None, closed="left")],
+        "refine_weight": [Interval(Real, 0, 1, closed="both")],
         "inference_batch_size": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -299,8 +325,11 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         weight_decay=0.01,
         retrieval="exact",
         n_neighbors=30,
+        refine_epochs=0,
+        refine_learning_rate=0.01,
         reranker=None,
         rerank_size=100,
+        refine_weight=0.5,
         inference_batch_size=256,
         early_stopping=False,
         validation_fraction=0.1,
@@ -338,8 +367,11 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
         self.weight_decay = weight_decay
         self.retrieval = retrieval
         self.n_neighbors = n_neighbors
+        self.refine_epochs = refine_epochs
+        self.refine_learning_rate = refine_learning_rate
         self.reranker = reranker
         self.rerank_size = rerank_size
+        self.refine_weight = refine_weight
         self.inference_batch_size = inference_batch_size
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -424,6 +456,9 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
             retrieval=self.retrieval,
             n_neighbors=self.n_neighbors,
             inference_batch_size=self.inference_batch_size,
+            refine_epochs=self.refine_epochs,
+            refine_learning_rate=self.refine_learning_rate,
+            rerank_size=self.rerank_size,
             early_stopping=self.early_stopping,
             validation_fraction=self.validation_fraction,
             n_iter_no_change=self.n_iter_no_change,
@@ -446,16 +481,27 @@ class DualEncoderClassifier(_PretrainedEncoderMixin, BaseXMCClassifier):
                 f"loss={self.loss!r} does not train: use loss='alc' or "
                 "'alc+tcm', or reranker=None."
             )
+        if self.reranker == "refined" and self.refine_epochs == 0:
+            raise ValueError(
+                "reranker='refined' scores with the per-label classifiers of "
+                "the refinement, which refine_epochs=0 does not train: set "
+                "refine_epochs > 0, or reranker=None."
+            )
 
     # -------------------------------------------------------------- predict
     def _predict_topk(self, X, k):
         from skxmc.training import resolve_device
 
         device = resolve_device(self.device, strict=False)
-        # a model without the pair classifier refuses in pair_scores
-        rerank_size = self.rerank_size if self.reranker == "pair" else None
+        # a model without the pair classifier (or the refinement) refuses
+        # in pair_scores (refined_scores)
         return self.model_.predict_topk(
-            X, k, device=device, pair_rerank_size=rerank_size
+            X,
+            k,
+            device=device,
+            reranker=self.reranker,
+            rerank_size=self.rerank_size,
+            refine_weight=self.refine_weight,
         )
 
     def transform(self, X):

@@ -406,3 +406,112 @@ def test_early_stopping_keeps_the_best_epoch_without_training_on_its_rows(
         not torch.equal(final[name], value)
         for name, value in seen["states"][-1].items()
     )
+
+
+# ------------------------------------------------ per-label refinement (M4)
+def test_refined_reranker_is_the_literal_fusion(bert, docs):
+    train, Y, test, _ = docs
+    clf = _clf(bert, n_epochs=1, refine_epochs=3, top_k=8).fit(
+        train[:64], Y[:64], label_info=LabelInfo(text=LABEL_TEXT)
+    )
+    head = clf.model_.refinement
+    assert head is not None and float(head.free.weight.detach().abs().sum()) > 0
+    cosines, cos_labels = clf.predict_topk(test[:10], 5)
+    q = clf.transform(test[:10])
+    z = clf.label_embeddings_
+    eta = head.free.weight.detach().numpy()
+    b = head.bias.weight.detach().numpy()[:, 0]
+    scale, offset = float(head.log_scale.detach().exp()), float(head.offset.detach())
+    for weight in (0.0, 0.3, 1.0):
+        clf.set_params(reranker="refined", rerank_size=5, refine_weight=weight)
+        scores, labels = clf.predict_topk(test[:10], 3)
+        for i in range(10):
+            ids = cos_labels[i]
+            logits = scale * ((z[ids] + eta[ids]) @ q[i]) + b[ids] + offset
+            fused = (1 - weight) * (1 + cosines[i]) / 2 + weight / (1 + np.exp(-logits))
+            order = np.argsort(-fused, kind="stable")[:3]
+            assert labels[i].tolist() == ids[order].tolist()
+            np.testing.assert_allclose(scores[i], fused[order], rtol=1e-5, atol=1e-6)
+        if weight == 0.0:  # the cosine's own order
+            np.testing.assert_array_equal(labels, cos_labels[:, :3])
+    clf.set_params(reranker=None)
+    np.testing.assert_array_equal(clf.predict_topk(test[:10], 5)[1], cos_labels)
+
+
+def test_refinement_learns_labels_their_text_does_not_describe(bert, docs):
+    """With every label text moved to another label, the cosine ranks the
+    wrong labels; the free vectors learn the right ones from the training
+    rows (frozen encoder, so only the refinement can)."""
+    train, Y, test, Y_test = docs
+    shifted = LABEL_TEXT[1:] + LABEL_TEXT[:1]
+    clf = _clf(
+        bert, n_epochs=0, refine_epochs=30, refine_learning_rate=0.1, rerank_size=8
+    ).fit(train, Y, label_info=LabelInfo(text=shifted))
+    cosine = precision_at_k(Y_test, clf.predict_topk(test, 1), k=1)
+    clf.set_params(reranker="refined", refine_weight=1.0)
+    refined = precision_at_k(Y_test, clf.predict_topk(test, 1), k=1)
+    assert refined >= cosine + 0.3, (cosine, refined)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), n_rows=st.integers(1, 6), n_labels=st.integers(2, 12))
+def test_refinement_candidates_keep_the_shortlist_and_add_the_gold(
+    data, n_rows, n_labels
+):
+    from skxmc.models._dual_encoder import _refinement_candidates
+
+    width = data.draw(st.integers(1, n_labels))
+    dense = np.array(
+        data.draw(
+            st.lists(
+                st.lists(st.booleans(), min_size=n_labels, max_size=n_labels),
+                min_size=n_rows,
+                max_size=n_rows,
+            )
+        ),
+        dtype=np.float32,
+    )
+    Y = sp.csr_matrix(dense)
+    rng = np.random.default_rng(data.draw(st.integers(0, 99)))
+    shortlist = np.stack([rng.permutation(n_labels)[:width] for _ in range(n_rows)])
+    out = _refinement_candidates(shortlist, Y)
+    np.testing.assert_array_equal(out[:, :width], shortlist)
+    assert out.shape[1] - width <= width
+    for i in range(n_rows):
+        extra = [j for j in out[i, width:] if j >= 0]
+        gold = set(np.flatnonzero(dense[i]).tolist())
+        missing = sorted(gold - set(shortlist[i].tolist()))
+        # the first missing gold labels by id, as many as the shortlist is wide
+        assert extra == missing[:width]
+
+
+def test_refined_reranker_needs_the_refinement(bert, docs):
+    train, Y, test, _ = docs
+    info = LabelInfo(text=LABEL_TEXT)
+    with pytest.raises(ValueError, match=r"reranker='refined'.*refine_epochs"):
+        _clf(bert, n_epochs=0, reranker="refined").fit(
+            train[:16], Y[:16], label_info=info
+        )
+    fitted = _clf(bert, n_epochs=0).fit(train[:16], Y[:16], label_info=info)
+    fitted.set_params(reranker="refined")
+    with pytest.raises(ValueError, match="no per-label classifiers"):
+        fitted.predict_topk(test[:2], 2)
+
+
+def test_zero_shot_labels_join_the_refinement_without_a_free_vector(bert, docs):
+    train, Y, test, _ = docs
+    clf = _clf(bert, n_epochs=0, refine_epochs=2, reranker="refined").fit(
+        train[:48], Y[:48], label_info=LabelInfo(text=LABEL_TEXT)
+    )
+    head = clf.model_.refinement
+    median_bias = float(head.bias.weight.detach()[:, 0].median())
+    clf.add_labels([LABEL_TEXT[0]], labels=[8])
+    head = clf.model_.refinement
+    assert head.n_labels == 9 and head.free.weight.shape[0] == 9
+    assert float(head.free.weight.detach()[8].abs().sum()) == 0.0
+    assert float(head.bias.weight.detach()[8, 0]) == pytest.approx(median_bias)
+    np.testing.assert_allclose(
+        head.label_embeddings[8].numpy(), clf.label_embeddings_[8], rtol=1e-6
+    )
+    _, labels = clf.predict_topk(test[:5], 9)
+    assert 8 in labels

@@ -55,6 +55,12 @@ class DualEncoderConfig:
         AdamW (encoder, pair classifier) with a linear schedule.
     retrieval, n_neighbors, inference_batch_size : str, int, int
         Label search (``"exact"`` or ``"ann"``) in mining and prediction.
+    refine_epochs, refine_learning_rate : int, float
+        Epochs and Adam learning rate of the per-label refinement
+        (:meth:`DualEncoderModel.refine`; 0 epochs: none).
+    rerank_size : int
+        Cosine candidates per query the refinement trains on (and the
+        re-rankers score at prediction).
     early_stopping, validation_fraction, n_iter_no_change : bool, float, int
         Hold out a share of the training rows, score their P@1 after every
         epoch, keep the best epoch's weights and stop after that many
@@ -88,6 +94,9 @@ class DualEncoderConfig:
     retrieval: str = "exact"
     n_neighbors: int = 30
     inference_batch_size: int = 256
+    refine_epochs: int = 0
+    refine_learning_rate: float = 0.01
+    rerank_size: int = 100
     early_stopping: bool = False
     validation_fraction: float = 0.1
     n_iter_no_change: int = 3
@@ -123,6 +132,8 @@ class DualEncoderModel:
     ----------
     shortlist : LabelShortlist
         The index of :attr:`label_embeddings` searched by :meth:`predict_topk`.
+    refinement : LabelEmbeddingClassifier or None
+        The per-label classifiers of :meth:`refine` (None before it).
     """
 
     def __init__(
@@ -145,6 +156,7 @@ class DualEncoderModel:
         self.validation_scores = [float(v) for v in validation_scores]
         self.seed = int(seed)
         self._device_cache = None
+        self.refinement = None
         self.set_label_embeddings(label_embeddings)
 
     @property
@@ -337,7 +349,110 @@ class DualEncoderModel:
         )
         if device.type != "cpu":
             model._device_cache = (device, net)
+        if config.refine_epochs > 0:
+            start = time.perf_counter()
+            labelled = np.flatnonzero(np.diff(Y.indptr) > 0)
+            with seeded_torch(torch_seed, device):
+                queries = texts_of.queries(labelled)
+            model.fit_times["refine_embeddings"] = time.perf_counter() - start
+            start = time.perf_counter()
+            model.refine(
+                queries, Y[labelled], seed=torch_seed, device=device, verbose=verbose
+            )
+            model.fit_times["refine"] = time.perf_counter() - start
+            log(f"refined the label classifiers in {model.fit_times['refine']:.1f}s")
         return model
+
+    def refine(
+        self,
+        query_embeddings: np.ndarray,
+        Y,
+        *,
+        seed: int,
+        device: str | torch.device = "cpu",
+        batch_size: int = 256,
+        verbose: int = 0,
+    ) -> DualEncoderModel:
+        """Train per-label classifiers on the fixed embeddings (NGAME's M4).
+
+        Each label gets ``w_l = z_l + eta_l`` on its label embedding ``z_l``
+        and a bias (:class:`~skxmc.nn.LabelEmbeddingClassifier`), trained by
+        binary cross-entropy on every query's ``config.rerank_size`` labels of
+        highest cosine plus its gold labels missing from them (the
+        candidates the re-ranker scores at prediction), for
+        ``config.refine_epochs`` epochs of Adam (sparse for the free vectors
+        and biases) at ``config.refine_learning_rate``, through the one
+        :class:`~skxmc.training.Trainer`. The encoder is not touched, so the
+        refinement costs no transformer pass beyond the query embeddings.
+
+        Parameters
+        ----------
+        query_embeddings : ndarray of shape (n_queries, dim)
+            Unit embeddings of training queries (:meth:`transform`).
+        Y : sparse matrix of shape (n_queries, n_labels)
+            Their labels.
+        seed : int
+            Seeds the batches (global RNGs untouched).
+        device : str or torch.device, default="cpu"
+            Where the classifiers train (kept on the CPU afterwards).
+        batch_size : int, default=256
+            Queries per step.
+        verbose : int, default=0
+            Progress bar.
+
+        Returns
+        -------
+        self : DualEncoderModel
+            With :attr:`refinement` set.
+        """
+        from skxmc.indexing import candidate_relevance
+        from skxmc.nn import LabelEmbeddingClassifier
+        from skxmc.training import Trainer, seeded_torch
+
+        config = self.config
+        Y = sp.csr_matrix(Y, dtype=np.float32)
+        if Y.shape != (len(query_embeddings), self.n_labels):
+            raise ValueError(
+                f"Y has shape {Y.shape}, expected ({len(query_embeddings)}, "
+                f"{self.n_labels})."
+            )
+        device = torch.device(device)
+        x = torch.from_numpy(np.ascontiguousarray(query_embeddings, np.float32))
+        candidates = _refinement_candidates(
+            self.shortlist.query(query_embeddings, config.rerank_size)[1], Y
+        )
+        targets = candidate_relevance(candidates, Y).astype(np.float32)
+        head = LabelEmbeddingClassifier(self.label_embeddings)
+        rng = np.random.default_rng(seed)
+        n = x.shape[0]
+
+        def batches(epoch):
+            order = rng.permutation(n)
+            return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+        def loss_fn(rows):
+            rows = torch.from_numpy(np.asarray(rows))
+            ids = torch.from_numpy(candidates[rows]).to(device)
+            logits = head(x[rows].to(device), ids)
+            kept = ids >= 0
+            return torch.nn.functional.binary_cross_entropy_with_logits(
+                logits[kept], torch.from_numpy(targets[rows]).to(device)[kept]
+            )
+
+        with seeded_torch(seed, device):
+            head.to(device)
+            trainer = Trainer(
+                head,
+                learning_rate=config.refine_learning_rate,
+                optimizer="adam",
+                device=device,
+                verbose=verbose,
+                desc="label refinement",
+            )
+            if n > 0 and config.refine_epochs > 0:
+                trainer.fit(loss_fn, batches, n_epochs=config.refine_epochs)
+        self.refinement = head.cpu().eval()
+        return self
 
     # ---------------------------------------------------------- prediction
     def network_on(self, device) -> torch.nn.Module:
@@ -377,11 +492,17 @@ class DualEncoderModel:
         )
 
     def predict_topk(
-        self, texts: Sequence[str], k: int, *, device="cpu", pair_rerank_size=None
+        self,
+        texts: Sequence[str],
+        k: int,
+        *,
+        device="cpu",
+        reranker=None,
+        rerank_size=100,
+        refine_weight=0.5,
     ):
         """The ``k`` labels of highest cosine with each query, or of highest
-        pair-classifier probability among the ``pair_rerank_size`` of highest
-        cosine.
+        re-ranker score among the ``rerank_size`` of highest cosine.
 
         Parameters
         ----------
@@ -391,29 +512,106 @@ class DualEncoderModel:
             Labels per query.
         device : str or torch.device, default="cpu"
             Where the encoder runs.
-        pair_rerank_size : int or None, default=None
-            None: rank by cosine. An int: re-rank that many cosine candidates
-            (at least ``k``) by ALC's pair classifier (:meth:`pair_scores`).
+        reranker, rerank_size, refine_weight : str or None, int, float
+            As in :meth:`rank`.
 
         Returns
         -------
         scores : ndarray of shape (n_queries, k), dtype float32
-            Cosines (or pair-classifier probabilities), best first, ``-inf``
-            padded.
+            Cosines or re-ranker scores, best first, ``-inf`` padded.
         labels : ndarray of shape (n_queries, k), dtype int64
             ``-1`` padded.
         """
-        embeddings = self.transform(texts, device=device)
-        if pair_rerank_size is None:
+        return self.rank(
+            self.transform(texts, device=device),
+            k,
+            reranker=reranker,
+            rerank_size=rerank_size,
+            refine_weight=refine_weight,
+        )
+
+    def rank(
+        self, embeddings, k: int, *, reranker=None, rerank_size=100, refine_weight=0.5
+    ):
+        """:meth:`predict_topk` of queries already embedded by :meth:`transform`.
+
+        Parameters
+        ----------
+        embeddings : ndarray of shape (n_queries, dim)
+            Unit query embeddings.
+        k : int
+            Labels per query.
+        reranker : {"pair", "refined"} or None, default=None
+            None: rank by cosine. ``"pair"``: re-rank the ``rerank_size``
+            candidates of highest cosine by ALC's pair classifier
+            (:meth:`pair_scores`). ``"refined"``: by ``(1 - refine_weight) *
+            (1 + cos) / 2 + refine_weight * p``, ``p`` the probability of the
+            per-label classifiers of :meth:`refine`
+            (:meth:`refined_scores`).
+        rerank_size : int, default=100
+            Cosine candidates re-ranked (at least ``k`` are).
+        refine_weight : float, default=0.5
+            Weight of the per-label classifiers in the ``"refined"`` score.
+
+        Returns
+        -------
+        scores, labels : ndarray of shape (n_queries, k)
+            As in :meth:`predict_topk`.
+        """
+        if reranker is None:
             return self.shortlist.query(embeddings, k)
-        _, labels = self.shortlist.query(embeddings, max(k, pair_rerank_size))
-        scores = self.pair_scores(embeddings, labels)
-        # stable: equal probabilities keep their cosine order
+        cosines, labels = self.shortlist.query(embeddings, max(k, rerank_size))
+        if reranker == "pair":
+            scores = self.pair_scores(embeddings, labels)
+        elif reranker == "refined":
+            probabilities = self.refined_scores(embeddings, labels)
+            scores = (1 - refine_weight) * (1 + cosines) / 2
+            scores = (scores + refine_weight * probabilities).astype(np.float32)
+            scores[labels < 0] = -np.inf
+        else:
+            raise ValueError(
+                f"reranker must be 'pair', 'refined' or None, got {reranker!r}."
+            )
+        # stable: equal scores keep their cosine order
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return (
             np.take_along_axis(scores, order, axis=1),
             np.take_along_axis(labels, order, axis=1),
         )
+
+    def refined_scores(self, embeddings, labels, block_size: int = 1024):
+        """The per-label classifiers' probability of each query's candidates.
+
+        Parameters
+        ----------
+        embeddings : ndarray of shape (n_queries, dim)
+            Unit query embeddings (:meth:`transform`).
+        labels : ndarray of int of shape (n_queries, m)
+            Candidate label ids, ``-1`` padded.
+        block_size : int, default=1024
+            Queries per pass.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_queries, m), dtype float32
+            ``sigmoid`` of the classifier's logit, ``-inf`` on padding.
+        """
+        if self.refinement is None:
+            raise ValueError(
+                "This dual encoder has no per-label classifiers: fit it with "
+                "refine_epochs > 0 (or call refine) to use reranker='refined'."
+            )
+        head = self.refinement.eval()
+        labels = np.asarray(labels, dtype=np.int64)
+        out = np.full(labels.shape, -np.inf, dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, labels.shape[0], block_size):
+                rows = slice(start, start + block_size)
+                x = torch.from_numpy(np.asarray(embeddings[rows], dtype=np.float32))
+                ids = torch.from_numpy(labels[rows])
+                p = torch.sigmoid(head(x, ids)).numpy()
+                out[rows] = np.where(labels[rows] >= 0, p, -np.inf)
+        return out
 
     def pair_scores(self, embeddings, labels, block_size: int = 64) -> np.ndarray:
         """ALC's pair-classifier probability of each query's candidate labels.
@@ -467,6 +665,8 @@ class DualEncoderModel:
             label_texts, device=device, max_length=self.config.label_max_length
         )
         self.set_label_embeddings(np.vstack([self.label_embeddings, new]))
+        if self.refinement is not None:
+            self.refinement.extend(new)
 
     # ------------------------------------------------------------ pickling
     def __getstate__(self):
@@ -475,11 +675,29 @@ class DualEncoderModel:
         return state
 
     def __setstate__(self, state):
+        state.setdefault("refinement", None)  # models pickled before it
         vars(self).update(state)
         self._device_cache = None
 
 
 # -------------------------------------------------------------- training
+def _refinement_candidates(shortlisted: np.ndarray, Y: sp.csr_matrix) -> np.ndarray:
+    """Each row's shortlisted labels followed by its gold labels missing from
+    them (at most as many as the shortlist is wide, the first by id), ``-1``
+    padded: the refinement's candidates."""
+    from skxmc.indexing import candidate_relevance
+
+    shortlisted = np.asarray(shortlisted, dtype=np.int64)
+    n, width = shortlisted.shape
+    missing = np.diff(Y.indptr) - candidate_relevance(shortlisted, Y).sum(1)
+    extra = np.full((n, min(int(missing.max(initial=0)), width)), -1, np.int64)
+    for i in np.flatnonzero(missing > 0):
+        gold = np.unique(Y.indices[Y.indptr[i] : Y.indptr[i + 1]])
+        absent = gold[~np.isin(gold, shortlisted[i])][: extra.shape[1]]
+        extra[i, : absent.size] = absent
+    return np.hstack([shortlisted, extra])
+
+
 def _encode(net, tokenizer, token_ids, config, device) -> np.ndarray:
     from skxmc.nn._transformer import encode
 

@@ -18,6 +18,7 @@ from skxmc.nn._dual_encoder import (
 from skxmc.nn._encoders import BagOfWordsEncoder, ResidualBlock, SpectralNormLinear
 from skxmc.nn._heads import (
     DecafNetwork,
+    LabelEmbeddingClassifier,
     LabelTextClassifier,
     gather_rows,
     score_pairs,
@@ -45,6 +46,7 @@ __all__ = [
     "triplet_loss",
     "BagOfWordsEncoder",
     "DecafNetwork",
+    "LabelEmbeddingClassifier",
     "LabelTextClassifier",
     "ResidualBlock",
     "SpectralNormLinear",

@@ -10,7 +10,13 @@ from torch import nn
 
 from skxmc.nn._encoders import BagOfWordsEncoder, ResidualBlock
 
-__all__ = ["DecafNetwork", "LabelTextClassifier", "gather_rows", "score_pairs"]
+__all__ = [
+    "DecafNetwork",
+    "LabelEmbeddingClassifier",
+    "LabelTextClassifier",
+    "gather_rows",
+    "score_pairs",
+]
 
 
 def gather_rows(
@@ -295,6 +301,95 @@ class LabelTextClassifier(nn.Module):
         self.free = nn.Embedding.from_pretrained(free, freeze=False, sparse=sparse)
         self.bias = nn.Embedding.from_pretrained(biases, freeze=False, sparse=sparse)
         return np.arange(n_old, n_old + new.shape[0])
+
+
+class LabelEmbeddingClassifier(nn.Module):
+    """Per-label classifiers on fixed label embeddings: NGAME's refinement.
+
+    Label ``l`` has the weight vector ``w_l = z_l + eta_l``, where ``z_l`` is
+    its (fixed, unit) label-text embedding and ``eta_l`` a free vector
+    initialised to 0, and a bias ``b_l`` (initialised to 0). The logit of a
+    query embedding ``x`` is ``exp(s) * (x . w_l) + b_l + c`` with a scale
+    ``s`` and an offset ``c`` shared by every label. Untrained, the logit is an
+    increasing function of the cosine, so a label never seen in training
+    keeps the ranking of the label embedding it starts from. ``eta`` and the
+    biases are sparse-gradient embeddings: a step touches only the labels of
+    its candidates.
+
+    Parameters
+    ----------
+    label_embeddings : array-like of shape (n_labels, dim)
+        The label embeddings ``z`` (a buffer, not trained).
+    init_scale : float, default=10.0
+        Initial ``exp(s)``.
+    sparse : bool, default=True
+        Sparse gradients for ``eta`` and the biases.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skxmc.nn import LabelEmbeddingClassifier
+    >>> head = LabelEmbeddingClassifier(torch.eye(3))
+    >>> x = torch.tensor([[1.0, 0.0, 0.0]])
+    >>> head(x, torch.tensor([[0, 2]])).tolist()  # 10 * cosine, untrained
+    [[10.0, 0.0]]
+    """
+
+    def __init__(self, label_embeddings, *, init_scale: float = 10.0, sparse=True):
+        super().__init__()
+        z = torch.as_tensor(np.asarray(label_embeddings, dtype=np.float32))
+        n_labels, dim = z.shape
+        self.register_buffer("label_embeddings", z.clone())
+        self.free = nn.Embedding(n_labels, dim, sparse=sparse)
+        nn.init.zeros_(self.free.weight)
+        self.bias = nn.Embedding(n_labels, 1, sparse=sparse)
+        nn.init.zeros_(self.bias.weight)
+        self.log_scale = nn.Parameter(torch.tensor(float(np.log(init_scale))))
+        self.offset = nn.Parameter(torch.zeros(()))
+
+    @property
+    def n_labels(self) -> int:
+        return self.label_embeddings.shape[0]
+
+    def forward(self, x: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """Logits of each row's candidate labels.
+
+        Parameters
+        ----------
+        x : tensor of shape (n_rows, dim)
+            Query embeddings.
+        candidates : int64 tensor of shape (n_rows, m)
+            Label ids per row; ``-1`` pads (their logits are meaningless:
+            mask them with ``candidates >= 0``).
+
+        Returns
+        -------
+        logits : tensor of shape (n_rows, m)
+        """
+        ids = candidates.clamp_min(0)
+        w = self.label_embeddings[ids] + self.free(ids)
+        dot = torch.einsum("nd,nmd->nm", x, w)
+        return self.log_scale.exp() * dot + self.bias(ids).squeeze(-1) + self.offset
+
+    @torch.no_grad()
+    def extend(self, label_embeddings) -> None:
+        """Append labels known only by their embedding (zero-shot labels):
+        no free vector, and the median trained bias."""
+        new = torch.as_tensor(np.asarray(label_embeddings, dtype=np.float32))
+        n_old = self.n_labels
+        bias = float(self.bias.weight.median()) if n_old else 0.0
+        self.label_embeddings = torch.cat([self.label_embeddings, new])
+        sparse = self.free.sparse
+        self.free = nn.Embedding.from_pretrained(
+            torch.cat([self.free.weight, torch.zeros_like(new)]),
+            freeze=False,
+            sparse=sparse,
+        )
+        self.bias = nn.Embedding.from_pretrained(
+            torch.cat([self.bias.weight, torch.full((new.shape[0], 1), bias)]),
+            freeze=False,
+            sparse=sparse,
+        )
 
 
 class DecafNetwork(nn.Module):
