@@ -186,7 +186,7 @@ def run(loss: str, d: dict, fit_rows, val_rows, args, beta=1.0):
         inference_batch_size=args.inference_batch_size,
         memory=args.memory,
         rerank_size=args.rerank_size,
-        refine_epochs=args.refine_epochs,
+        refine_epochs=args.refine_epochs[0],
         early_stopping=args.early_stopping is not None and loss != "zero-shot",
         validation_fraction=args.early_stopping or 0.1,
         # the whole schedule runs; the best epoch on the held-out rows is kept
@@ -231,11 +231,14 @@ def run(loss: str, d: dict, fit_rows, val_rows, args, beta=1.0):
     return score_all(clf, name, d, embeddings, val_rows, args, fit_s)
 
 
-def score_all(clf, name: str, d: dict, embeddings: dict, val_rows, args, fit_s):
+def score_all(
+    clf, name: str, d: dict, embeddings: dict, val_rows, args, fit_s, refine=None
+):
     """Every scoring of a fitted model: the cosine; ALC's pair classifier
     (``--pair-reranker``, ALC losses); with a refinement, the fused score at
-    each ``--refine-weights`` (the weight chosen on the held-out rows is
-    named)."""
+    each ``--refine-weights``. ``refine(epochs)`` (``--load-dir``) refines the
+    model anew for each of ``--refine-epochs``; a fresh fit has its own. The
+    refined scoring chosen on the held-out rows is named."""
     clf.set_params(reranker=None)
     results = [evaluate(clf, name, d, embeddings, val_rows, args, fit_s)]
     if args.pair_reranker and "alc" in clf.loss:
@@ -245,19 +248,23 @@ def score_all(clf, name: str, d: dict, embeddings: dict, val_rows, args, fit_s):
                 clf, f"{name} + pair re-ranker", d, embeddings, val_rows, args, fit_s
             )
         )
-    if clf.model_.refinement is not None:
-        refined = {}
+    refined = {}
+    for epochs in args.refine_epochs if refine else [clf.refine_epochs]:
+        if not epochs:
+            continue
+        refine_s = refine(epochs) if refine else 0.0
         for weight in args.refine_weights:
             clf.set_params(reranker="refined", refine_weight=weight)
-            refined[weight] = evaluate(
-                clf, f"{name} + refined (w {weight:g})", d, embeddings, val_rows,
-                args, fit_s,
-            )  # fmt: skip
+            label = f"{name} + refined ({epochs} ep, w {weight:g})"
+            refined[label] = evaluate(
+                clf, label, d, embeddings, val_rows, args, fit_s + refine_s
+            )
+    if refined:
         results += refined.values()
-        chosen = max(refined, key=lambda w: _coverage_first(refined[w][1]))
+        chosen = max(refined, key=lambda n: _coverage_first(refined[n][1]))
         print(
-            f"# {name}: refine_weight chosen on the held-out rows (best C@1 at "
-            f"0.9, then 0.8, then P@1): {chosen:g}",
+            f"# {name}: refined scoring chosen on the held-out rows (best C@1 at "
+            f"0.9, then 0.8, then P@1): {chosen}",
             flush=True,
         )
     clf.set_params(reranker=None)
@@ -288,20 +295,20 @@ def load(name: str, d: dict, fit_rows, val_rows, args):
     fit_s = sum(clf.fit_times_.values())
     parts = {key: round(value, 1) for key, value in clf.fit_times_.items()}
     print(f"# {name}: loaded from {folder}; fit parts (s) {parts}", flush=True)
-    if args.refine_epochs:
+
+    def refine(epochs: int) -> float:
         clf.model_.config = dataclasses.replace(
-            clf.model_.config,
-            refine_epochs=args.refine_epochs,
-            rerank_size=args.rerank_size,
+            clf.model_.config, refine_epochs=epochs, rerank_size=args.rerank_size
         )
-        clf.set_params(refine_epochs=args.refine_epochs, rerank_size=args.rerank_size)
+        clf.set_params(refine_epochs=epochs, rerank_size=args.rerank_size)
         start = time.perf_counter()
         clf.model_.refine(saved["fit"], d["Y_train"][fit_rows], seed=args.seed)
         refine_s = time.perf_counter() - start
-        fit_s += refine_s
-        print(f"# {name}: refined in {refine_s:.0f} s", flush=True)
+        print(f"# {name}: refined ({epochs} epochs) in {refine_s:.0f} s", flush=True)
+        return refine_s
+
     embeddings = {"held_out": saved["held_out"], "test": saved["test"]}
-    return score_all(clf, name, d, embeddings, val_rows, args, fit_s)
+    return score_all(clf, name, d, embeddings, val_rows, args, fit_s, refine)
 
 
 def _folder_name(name: str) -> str:
@@ -481,9 +488,11 @@ def main():
     parser.add_argument(
         "--refine-epochs",
         type=int,
-        default=0,
+        nargs="+",
+        default=[0],
         help="NGAME's per-label refinement (refine_epochs); scored with "
-        "reranker='refined' at each --refine-weights",
+        "reranker='refined' at each --refine-weights (several values: "
+        "--load-dir only)",
     )
     parser.add_argument(
         "--refine-weights", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0]
@@ -506,6 +515,8 @@ def main():
         default=["zero-shot", "contrastive", "tcm", "alc", "alc+tcm"],
     )
     args = parser.parse_args()
+    if len(args.refine_epochs) > 1 and not args.load_dir:
+        parser.error("several --refine-epochs need --load-dir (a fit has one)")
     # labels of the test rows only: kept, reachable through their text
     warnings.simplefilter("ignore", XMCDataWarning)
     if args.full or args.bundle:
