@@ -1,6 +1,8 @@
 """DualEncoderClassifier and its engine: learning, mining, batches, retrieval,
 zero-shot labels, the loss options."""
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -436,6 +438,13 @@ def test_refined_reranker_is_the_literal_fusion(bert, docs):
             np.testing.assert_array_equal(labels, cos_labels[:, :3])
     clf.set_params(reranker=None)
     np.testing.assert_array_equal(clf.predict_topk(test[:10], 5)[1], cos_labels)
+    # more candidates asked than labels: padding stays -inf / -1, no NaN
+    clf.set_params(reranker="refined", rerank_size=20, refine_weight=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores, labels = clf.predict_topk(test[:3], 12)
+    assert np.all(labels[:, 8:] == -1) and np.all(np.isneginf(scores[:, 8:]))
+    assert np.all(np.isfinite(scores[:, :8]))
 
 
 def test_refinement_learns_labels_their_text_does_not_describe(bert, docs):

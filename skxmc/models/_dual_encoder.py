@@ -565,9 +565,10 @@ class DualEncoderModel:
             scores = self.pair_scores(embeddings, labels)
         elif reranker == "refined":
             probabilities = self.refined_scores(embeddings, labels)
-            scores = (1 - refine_weight) * (1 + cosines) / 2
-            scores = (scores + refine_weight * probabilities).astype(np.float32)
-            scores[labels < 0] = -np.inf
+            found = labels >= 0  # padding (fewer labels than asked) is -inf
+            fused = (1 - refine_weight) * (1 + np.where(found, cosines, 0.0)) / 2
+            fused += refine_weight * np.where(found, probabilities, 0.0)
+            scores = np.where(found, fused, -np.inf).astype(np.float32)
         else:
             raise ValueError(
                 f"reranker must be 'pair', 'refined' or None, got {reranker!r}."
