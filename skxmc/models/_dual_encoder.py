@@ -406,7 +406,7 @@ class DualEncoderModel:
             With :attr:`refinement` set.
         """
         from skxmc.indexing import candidate_relevance
-        from skxmc.nn import LabelEmbeddingClassifier
+        from skxmc.nn import LabelEmbeddingClassifier, shortlist_bce_loss
         from skxmc.training import Trainer, seeded_torch
 
         config = self.config
@@ -434,9 +434,8 @@ class DualEncoderModel:
             rows = torch.from_numpy(np.asarray(rows))
             ids = torch.from_numpy(candidates[rows]).to(device)
             logits = head(x[rows].to(device), ids)
-            kept = ids >= 0
-            return torch.nn.functional.binary_cross_entropy_with_logits(
-                logits[kept], torch.from_numpy(targets[rows]).to(device)[kept]
+            return shortlist_bce_loss(
+                logits, torch.from_numpy(targets[rows]).to(device), ids >= 0
             )
 
         with seeded_torch(seed, device):

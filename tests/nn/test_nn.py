@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from skxmc.nn import (
     BagOfWordsEncoder,
     DecafNetwork,
+    LabelEmbeddingClassifier,
     LabelTextClassifier,
     ResidualBlock,
     SpectralNormLinear,
@@ -279,3 +280,35 @@ def test_shortlist_bce_loss_masks_padding():
         F.binary_cross_entropy_with_logits(scores, targets),
     )
     assert float(shortlist_bce_loss(scores, targets, torch.zeros_like(mask))) == 0.0
+
+
+def test_label_embedding_classifier_formula_gradients_and_extend():
+    z = F.normalize(torch.randn(5, 4), dim=1)
+    head = LabelEmbeddingClassifier(z)
+    with torch.no_grad():
+        head.free.weight.normal_()
+        head.bias.weight.normal_()
+        head.log_scale.fill_(0.5)
+        head.offset.fill_(-0.3)
+    x = torch.randn(2, 4)
+    candidates = torch.tensor([[4, 0, -1], [2, 2, 1]])
+    logits = head(x, candidates)
+    free, bias = head.free.weight.detach(), head.bias.weight.detach()
+    for i in range(2):
+        for j in range(3):
+            label = max(int(candidates[i, j]), 0)
+            w = z[label] + free[label]
+            expected = np.exp(0.5) * float(x[i] @ w) + float(bias[label, 0]) - 0.3
+            assert float(logits[i, j]) == pytest.approx(expected, rel=1e-5)
+    # sparse gradients touch only the candidates' rows; z is not trained
+    logits[candidates >= 0].sum().backward()
+    touched = set(head.free.weight.grad.coalesce().indices()[0].tolist())
+    assert touched == {0, 1, 2, 4}
+    assert not head.label_embeddings.requires_grad
+    # zero-shot labels: their embedding, no free vector, the median bias
+    median = float(head.bias.weight.detach().median())
+    head.extend(z[:2].numpy())
+    assert head.n_labels == 7
+    np.testing.assert_allclose(head.label_embeddings[5:].numpy(), z[:2].numpy())
+    assert float(head.free.weight.detach()[5:].abs().sum()) == 0.0
+    np.testing.assert_allclose(head.bias.weight.detach()[5:, 0].numpy(), median)
