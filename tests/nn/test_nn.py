@@ -299,7 +299,7 @@ def test_label_embedding_classifier_formula_gradients_and_extend():
             label = max(int(candidates[i, j]), 0)
             w = z[label] + free[label]
             expected = np.exp(0.5) * float(x[i] @ w) + float(bias[label, 0]) - 0.3
-            assert float(logits[i, j]) == pytest.approx(expected, rel=1e-5)
+            assert float(logits.detach()[i, j]) == pytest.approx(expected, rel=1e-5)
     # sparse gradients touch only the candidates' rows; z is not trained
     logits[candidates >= 0].sum().backward()
     touched = set(head.free.weight.grad.coalesce().indices()[0].tolist())
