@@ -366,10 +366,14 @@ class LabelEmbeddingClassifier(nn.Module):
         -------
         logits : tensor of shape (n_rows, m)
         """
-        ids = candidates.clamp_min(0)
+        # each distinct label once: the sparse gradients then hold one row
+        # per label, not one per (row, candidate) pair (Adam's update of a
+        # gradient with repeated rows is dominated by merging them)
+        ids, inverse = torch.unique(candidates.clamp_min(0), return_inverse=True)
         w = self.label_embeddings[ids] + self.free(ids)
-        dot = torch.einsum("nd,nmd->nm", x, w)
-        return self.log_scale.exp() * dot + self.bias(ids).squeeze(-1) + self.offset
+        dot = torch.einsum("nd,nmd->nm", x, w[inverse])
+        bias = self.bias(ids).squeeze(-1)[inverse]
+        return self.log_scale.exp() * dot + bias + self.offset
 
     @torch.no_grad()
     def extend(self, label_embeddings) -> None:
