@@ -57,10 +57,14 @@ def test_confident_precision_equals_a_literal_loop(seed):
 
 def test_the_choice_on_held_out_rows_respects_the_p_at_1_floor():
     held_out = {
-        "tcm": {"P@1": 0.50, "C@1 (p=0.9)": 0.00},
-        "alc+tcm (beta 0.1)": {"P@1": 0.45, "C@1 (p=0.9)": 0.30},  # too low
-        "alc+tcm (beta 0.03)": {"P@1": 0.495, "C@1 (p=0.9)": 0.10},
-        "alc+tcm (beta 0.01)": {"P@1": 0.50, "C@1 (p=0.9)": 0.05},
+        "tcm": {"P@1": 0.50, "C@1 (p=0.8)": 0.0, "C@1 (p=0.9)": 0.00},
+        "alc+tcm (beta 0.1)": {
+            "P@1": 0.45,
+            "C@1 (p=0.8)": 0.0,
+            "C@1 (p=0.9)": 0.30,
+        },  # too low
+        "alc+tcm (beta 0.03)": {"P@1": 0.495, "C@1 (p=0.8)": 0.0, "C@1 (p=0.9)": 0.10},
+        "alc+tcm (beta 0.01)": {"P@1": 0.50, "C@1 (p=0.8)": 0.0, "C@1 (p=0.9)": 0.05},
     }
     line = bench_alc.choose_on_held_out(held_out)
     assert line.startswith("chosen on the held-out rows: alc+tcm (beta 0.03)")
@@ -70,10 +74,14 @@ def test_the_choice_on_held_out_rows_respects_the_p_at_1_floor():
 
 def test_the_choice_reads_the_named_plain_fit_and_the_pair_scorings():
     held_out = {
-        "contrastive": {"P@1": 0.40, "C@1 (p=0.9)": 0.00},
-        "tcm": {"P@1": 0.46, "C@1 (p=0.9)": 0.00},
-        "alc+tcm (beta 0.03)": {"P@1": 0.45, "C@1 (p=0.9)": 0.00},
-        "alc+tcm (beta 0.03) + pair re-ranker": {"P@1": 0.44, "C@1 (p=0.9)": 0.02},
+        "contrastive": {"P@1": 0.40, "C@1 (p=0.8)": 0.0, "C@1 (p=0.9)": 0.00},
+        "tcm": {"P@1": 0.46, "C@1 (p=0.8)": 0.0, "C@1 (p=0.9)": 0.00},
+        "alc+tcm (beta 0.03)": {"P@1": 0.45, "C@1 (p=0.8)": 0.0, "C@1 (p=0.9)": 0.00},
+        "alc+tcm (beta 0.03) + pair re-ranker": {
+            "P@1": 0.44,
+            "C@1 (p=0.8)": 0.0,
+            "C@1 (p=0.9)": 0.02,
+        },
     }
     line = bench_alc.choose_on_held_out(held_out, "contrastive")
     assert line.startswith(
@@ -83,3 +91,16 @@ def test_the_choice_reads_the_named_plain_fit_and_the_pair_scorings():
     # against TCM the pair scoring is 2 points below: only the cosine is eligible
     line = bench_alc.choose_on_held_out(held_out, "tcm")
     assert line.startswith("chosen on the held-out rows: alc+tcm (beta 0.03) (")
+    # the plain fit's reference is its own best held-out scoring (coverage first)
+    held_out["contrastive + refined (1 ep, w 1)"] = {
+        "P@1": 0.445, "C@1 (p=0.8)": 0.2, "C@1 (p=0.9)": 0.01,
+    }  # fmt: skip
+    line = bench_alc.choose_on_held_out(held_out, "contrastive")
+    assert "vs contrastive + refined (1 ep, w 1) 1.0" in line
+    assert line.startswith(
+        "chosen on the held-out rows: alc+tcm (beta 0.03) + pair re-ranker"
+    )
+    held_out["contrastive + refined (1 ep, w 1)"]["P@1"] = 0.47  # floor 0.46
+    assert bench_alc.choose_on_held_out(held_out, "contrastive").startswith(
+        "no ALC fit"
+    )
