@@ -602,16 +602,10 @@ class DualEncoderModel:
                 "refine_epochs > 0 (or call refine) to use reranker='refined'."
             )
         head = self.refinement.eval()
-        labels = np.asarray(labels, dtype=np.int64)
-        out = np.full(labels.shape, -np.inf, dtype=np.float32)
-        with torch.inference_mode():
-            for start in range(0, labels.shape[0], block_size):
-                rows = slice(start, start + block_size)
-                x = torch.from_numpy(np.asarray(embeddings[rows], dtype=np.float32))
-                ids = torch.from_numpy(labels[rows])
-                p = torch.sigmoid(head(x, ids)).numpy()
-                out[rows] = np.where(labels[rows] >= 0, p, -np.inf)
-        return out
+        return _candidate_probabilities(
+            lambda h_q, ids: head(h_q, torch.from_numpy(ids)),
+            embeddings, labels, block_size,
+        )  # fmt: skip
 
     def pair_scores(self, embeddings, labels, block_size: int = 64) -> np.ndarray:
         """ALC's pair-classifier probability of each query's candidate labels.
@@ -638,18 +632,13 @@ class DualEncoderModel:
                 "loss='alc' or 'alc+tcm'."
             )
         head = head.eval()
-        labels = np.asarray(labels)
-        out = np.full(labels.shape, -np.inf, dtype=np.float32)
         label_embeddings = torch.from_numpy(self.label_embeddings)
-        with torch.inference_mode():
-            for start in range(0, labels.shape[0], block_size):
-                rows = slice(start, start + block_size)
-                ids = labels[rows]
-                h_q = torch.from_numpy(np.asarray(embeddings[rows], dtype=np.float32))
-                h_c = label_embeddings[torch.from_numpy(np.maximum(ids, 0))]
-                p = torch.sigmoid(head.candidate_logits(h_q, h_c)).numpy()
-                out[rows] = np.where(ids >= 0, p, -np.inf)
-        return out
+        return _candidate_probabilities(
+            lambda h_q, ids: head.candidate_logits(
+                h_q, label_embeddings[torch.from_numpy(np.maximum(ids, 0))]
+            ),
+            embeddings, labels, block_size,
+        )  # fmt: skip
 
     def add_labels(self, label_texts: Sequence[str], *, device="cpu") -> None:
         """Append labels known only by their text (zero-shot) and re-index.
@@ -678,6 +667,22 @@ class DualEncoderModel:
         state.setdefault("refinement", None)  # models pickled before it
         vars(self).update(state)
         self._device_cache = None
+
+
+def _candidate_probabilities(logits_of, embeddings, labels, block_size: int):
+    """``sigmoid(logits_of(h_q, ids))`` of each query's candidates, computed
+    ``block_size`` queries at a time (``h_q`` a float32 tensor of the block's
+    embeddings, ``ids`` its int64 candidate array), ``-inf`` on padding."""
+    labels = np.asarray(labels, dtype=np.int64)
+    out = np.full(labels.shape, -np.inf, dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, labels.shape[0], block_size):
+            rows = slice(start, start + block_size)
+            ids = labels[rows]
+            h_q = torch.from_numpy(np.asarray(embeddings[rows], dtype=np.float32))
+            p = torch.sigmoid(logits_of(h_q, ids)).numpy()
+            out[rows] = np.where(ids >= 0, p, -np.inf)
+    return out
 
 
 # -------------------------------------------------------------- training
